@@ -1,0 +1,145 @@
+/*
+ * bitsandbytes C ABI.
+ *
+ * Plain C (C99), no C++ or torch types. Every function that can fail returns a
+ * bnb_status; on failure bnb_last_error() returns a message (thread-local) that
+ * names the offending argument. Pointers are raw host or device pointers of the
+ * device passed in; element counts are int64_t; a stream is a void* (NULL = the
+ * default stream of the device; ignored on the CPU).
+ */
+#ifndef BITSANDBYTES_BITSANDBYTES_H
+#define BITSANDBYTES_BITSANDBYTES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(_WIN32)
+#  if defined(BNB_BUILDING_LIBRARY)
+#    define BNB_API __declspec(dllexport)
+#  else
+#    define BNB_API __declspec(dllimport)
+#  endif
+#else
+#  define BNB_API __attribute__((visibility("default")))
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bumped whenever a declaration below changes incompatibly. */
+#define BNB_ABI_VERSION 1
+
+typedef enum bnb_status {
+    BNB_STATUS_SUCCESS = 0,
+    BNB_STATUS_INVALID_ARGUMENT = 1, /* a value, pointer or size is not acceptable */
+    BNB_STATUS_UNSUPPORTED = 2,      /* the backend lacks this op or this combination */
+    BNB_STATUS_BACKEND_UNAVAILABLE = 3, /* backend not built, or no such device */
+    BNB_STATUS_BACKEND_ERROR = 4,    /* the device runtime reported an error */
+    BNB_STATUS_OUT_OF_MEMORY = 5,
+    BNB_STATUS_INTERNAL = 6
+} bnb_status;
+
+typedef enum bnb_dtype {
+    BNB_DTYPE_FLOAT32 = 0,
+    BNB_DTYPE_FLOAT16 = 1,
+    BNB_DTYPE_BFLOAT16 = 2,
+    BNB_DTYPE_UINT8 = 3,
+    BNB_DTYPE_INT8 = 4,
+    BNB_DTYPE_INT32 = 5
+} bnb_dtype;
+
+typedef enum bnb_device_type {
+    BNB_DEVICE_CPU = 0,
+    BNB_DEVICE_CUDA = 1,
+    BNB_DEVICE_HIP = 2,
+    BNB_DEVICE_METAL = 3
+} bnb_device_type;
+#define BNB_DEVICE_TYPE_COUNT 4
+
+typedef struct bnb_device {
+    bnb_device_type type;
+    int32_t index; /* ordinal of the device; 0 on the CPU */
+} bnb_device;
+
+typedef enum bnb_quant_type {
+    BNB_QUANT_NF4 = 0,
+    BNB_QUANT_FP4 = 1
+} bnb_quant_type;
+
+typedef enum bnb_codebook {
+    BNB_CODEBOOK_DYNAMIC_SIGNED = 0,   /* 256 entries, create_dynamic_map(signed=True) */
+    BNB_CODEBOOK_DYNAMIC_UNSIGNED = 1, /* 256 entries, create_dynamic_map(signed=False) */
+    BNB_CODEBOOK_NF4 = 2,              /* 16 entries, get_4bit_type("nf4") */
+    BNB_CODEBOOK_FP4 = 3               /* 16 entries, get_4bit_type("fp4") */
+} bnb_codebook;
+
+/* ---- library ----------------------------------------------------------- */
+
+/* Semantic version of the library, e.g. "0.50.2". */
+BNB_API const char* bnb_version(void);
+/* BNB_ABI_VERSION of the loaded library. */
+BNB_API int bnb_abi_version(void);
+/* Message of the last failed call on this thread ("" if none). */
+BNB_API const char* bnb_last_error(void);
+/* Name of a status code, e.g. "BNB_STATUS_INVALID_ARGUMENT". */
+BNB_API const char* bnb_status_name(bnb_status status);
+/* 1 if the backend is built and at least one device of that type is usable. */
+BNB_API int bnb_backend_available(bnb_device_type type);
+/* 1 if the backend was compiled into this library (devices may still be absent). */
+BNB_API int bnb_backend_built(bnb_device_type type);
+/* Human-readable backend name ("cpu", "cuda", "hip", "metal"). */
+BNB_API const char* bnb_backend_name(bnb_device_type type);
+
+/* ---- codebooks --------------------------------------------------------- */
+
+/* Number of float32 entries of a codebook (256 or 16); 0 for an unknown one. */
+BNB_API int64_t bnb_codebook_size(bnb_codebook which);
+/* Copies the codebook into out[0..capacity); capacity must be >= its size. */
+BNB_API bnb_status bnb_codebook_copy(bnb_codebook which, float* out, int64_t capacity);
+
+/* ---- blockwise 8-bit --------------------------------------------------- */
+
+/*
+ * Quantizes n elements of A (dtype fp32/fp16/bf16) in blocks of `blocksize`
+ * against the 256-entry float32 `code`: out[i] = uint8 code index,
+ * absmax[b] = max |A| of block b (ceil(n / blocksize) entries).
+ * blocksize: 64, 128, 256, 512, 1024, 2048 or 4096.
+ */
+BNB_API bnb_status bnb_quantize_blockwise(bnb_device device, void* stream, bnb_dtype dtype,
+                                          const void* A, const float* code, int64_t n,
+                                          int64_t blocksize, uint8_t* out, float* absmax);
+
+/*
+ * out[i] = dtype(code[A[i]] * absmax[i / blocksize]) for n elements.
+ * blocksize: a power of two >= 16 (every blocksize quantize accepts, and those of 4-bit).
+ */
+BNB_API bnb_status bnb_dequantize_blockwise(bnb_device device, void* stream, bnb_dtype dtype,
+                                            const uint8_t* A, const float* code,
+                                            const float* absmax, int64_t n, int64_t blocksize,
+                                            void* out);
+
+/* ---- 4-bit NF4 / FP4 --------------------------------------------------- */
+
+/*
+ * Quantizes n elements of A (fp32/fp16/bf16) to 4-bit codes of `quant_type`,
+ * two per byte, the lower flat index in the high nibble: packed has
+ * (n + 1) / 2 bytes (any storage dtype of the caller, reinterpreted).
+ * absmax has ceil(n / blocksize) entries.
+ * blocksize: 32, 64, 128, 256, 512, 1024, 2048 or 4096.
+ */
+BNB_API bnb_status bnb_quantize_4bit(bnb_device device, void* stream, bnb_quant_type quant_type,
+                                     bnb_dtype dtype, const void* A, int64_t n, int64_t blocksize,
+                                     uint8_t* packed, float* absmax);
+
+/* out[i] = dtype(codebook[nibble i] * absmax[i / blocksize]) for n elements. */
+BNB_API bnb_status bnb_dequantize_4bit(bnb_device device, void* stream,
+                                       bnb_quant_type quant_type, bnb_dtype dtype,
+                                       const uint8_t* packed, const float* absmax, int64_t n,
+                                       int64_t blocksize, void* out);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* BITSANDBYTES_BITSANDBYTES_H */

@@ -1,0 +1,3 @@
+from . import _C
+
+__version__ = _C.version()

@@ -1,0 +1,64 @@
+#include "glue.h"
+
+#include <c10/core/impl/DeviceGuardImplInterface.h>
+
+namespace bnb::glue {
+
+void check_status(bnb_status status, const char* op) {
+    if (status == BNB_STATUS_SUCCESS) return;
+    const std::string message = std::string("bitsandbytes.") + op + ": " + bnb_last_error();
+    switch (status) {
+        case BNB_STATUS_INVALID_ARGUMENT: TORCH_CHECK_VALUE(false, message);
+        case BNB_STATUS_UNSUPPORTED: TORCH_CHECK_NOT_IMPLEMENTED(false, message);
+        default: TORCH_CHECK(false, message, " (", bnb_status_name(status), ")");
+    }
+}
+
+bool is_float_dtype(c10::ScalarType dtype) {
+    return dtype == c10::kFloat || dtype == c10::kHalf || dtype == c10::kBFloat16;
+}
+
+bnb_dtype to_bnb_dtype(c10::ScalarType dtype) {
+    switch (dtype) {
+        case c10::kFloat: return BNB_DTYPE_FLOAT32;
+        case c10::kHalf: return BNB_DTYPE_FLOAT16;
+        case c10::kBFloat16: return BNB_DTYPE_BFLOAT16;
+        case c10::kByte: return BNB_DTYPE_UINT8;
+        case c10::kChar: return BNB_DTYPE_INT8;
+        case c10::kInt: return BNB_DTYPE_INT32;
+        default: TORCH_CHECK_TYPE(false, "bitsandbytes: unsupported dtype ", dtype);
+    }
+}
+
+bnb_device to_bnb_device(const c10::Device& device) {
+    switch (device.type()) {
+        case c10::DeviceType::CPU: return {BNB_DEVICE_CPU, 0};
+        // ROCm builds of torch present HIP devices as CUDA.
+        case c10::DeviceType::CUDA:
+            return {bnb_backend_built(BNB_DEVICE_HIP) ? BNB_DEVICE_HIP : BNB_DEVICE_CUDA,
+                    device.has_index() ? device.index() : 0};
+        default: TORCH_CHECK_NOT_IMPLEMENTED(false, "bitsandbytes: no native kernels for device ", device);
+    }
+}
+
+void* current_stream(const c10::Device& device) {
+    if (device.is_cpu()) return nullptr;
+    const auto* guard = c10::impl::getDeviceGuardImpl(device.type());
+    return reinterpret_cast<void*>(guard->getStream(device).native_handle());
+}
+
+void check_same_device(const at::Tensor& tensor, const c10::Device& device, const char* name) {
+    TORCH_CHECK_VALUE(tensor.device() == device, name, " must be on ", device, " like A, got ",
+                      tensor.device());
+}
+
+int64_t checked_numel(c10::IntArrayRef shape, const char* name) {
+    int64_t numel = 1;
+    for (int64_t size : shape) {
+        TORCH_CHECK_VALUE(size >= 0, name, " must not contain negative sizes, got ", shape);
+        numel *= size;
+    }
+    return numel;
+}
+
+}  // namespace bnb::glue

@@ -1,0 +1,127 @@
+#include "validate.h"
+
+#include <string>
+
+namespace bnb {
+
+int64_t dtype_size(bnb_dtype dtype) {
+    switch (dtype) {
+        case BNB_DTYPE_FLOAT32: return 4;
+        case BNB_DTYPE_FLOAT16: return 2;
+        case BNB_DTYPE_BFLOAT16: return 2;
+        case BNB_DTYPE_UINT8: return 1;
+        case BNB_DTYPE_INT8: return 1;
+        case BNB_DTYPE_INT32: return 4;
+    }
+    return 0;
+}
+
+const char* dtype_name(bnb_dtype dtype) {
+    switch (dtype) {
+        case BNB_DTYPE_FLOAT32: return "float32";
+        case BNB_DTYPE_FLOAT16: return "float16";
+        case BNB_DTYPE_BFLOAT16: return "bfloat16";
+        case BNB_DTYPE_UINT8: return "uint8";
+        case BNB_DTYPE_INT8: return "int8";
+        case BNB_DTYPE_INT32: return "int32";
+    }
+    return "unknown";
+}
+
+bnb_status check_device(bnb_device device, const BackendOps** ops) {
+    if (device.type < 0 || device.type >= BNB_DEVICE_TYPE_COUNT) {
+        return fail(BNB_STATUS_INVALID_ARGUMENT,
+                    "device.type must be a bnb_device_type, got " + std::to_string(device.type));
+    }
+    if (device.index < 0) {
+        return fail(BNB_STATUS_INVALID_ARGUMENT,
+                    "device.index must be >= 0, got " + std::to_string(device.index));
+    }
+    const BackendOps* found = backend_ops(device.type);
+    if (found == nullptr) {
+        return fail(BNB_STATUS_BACKEND_UNAVAILABLE,
+                    std::string("device: the ") + bnb_backend_name(device.type) +
+                        " backend is not built into this library");
+    }
+    if (!found->available()) {
+        return fail(BNB_STATUS_BACKEND_UNAVAILABLE,
+                    std::string("device: the ") + found->name +
+                        " backend is built but no device of that type is usable");
+    }
+    *ops = found;
+    return BNB_STATUS_SUCCESS;
+}
+
+bnb_status check_op_slot(const BackendOps* ops, const void* slot, const char* op) {
+    if (slot == nullptr) {
+        return fail(BNB_STATUS_UNSUPPORTED,
+                    std::string(op) + " is not supported by the " + ops->name + " backend");
+    }
+    return BNB_STATUS_SUCCESS;
+}
+
+bnb_status check_float_dtype(bnb_dtype dtype, const char* argument) {
+    if (dtype == BNB_DTYPE_FLOAT32 || dtype == BNB_DTYPE_FLOAT16 || dtype == BNB_DTYPE_BFLOAT16) {
+        return BNB_STATUS_SUCCESS;
+    }
+    return fail(BNB_STATUS_INVALID_ARGUMENT,
+                std::string(argument) + " must be float32, float16 or bfloat16, got " +
+                    dtype_name(dtype) + " (" + std::to_string(static_cast<int>(dtype)) + ")");
+}
+
+bnb_status check_count(int64_t n, const char* argument) {
+    if (n < 0) {
+        return fail(BNB_STATUS_INVALID_ARGUMENT,
+                    std::string(argument) + " must be >= 0, got " + std::to_string(n));
+    }
+    return BNB_STATUS_SUCCESS;
+}
+
+bnb_status check_blocksize(int64_t blocksize, std::initializer_list<int64_t> allowed) {
+    for (int64_t value : allowed) {
+        if (blocksize == value) return BNB_STATUS_SUCCESS;
+    }
+    std::string list;
+    for (int64_t value : allowed) list += (list.empty() ? "" : ", ") + std::to_string(value);
+    return fail(BNB_STATUS_INVALID_ARGUMENT, "blocksize must be one of " + list + ", got " +
+                                                 std::to_string(blocksize));
+}
+
+bnb_status check_quant_type(bnb_quant_type quant_type) {
+    if (quant_type == BNB_QUANT_NF4 || quant_type == BNB_QUANT_FP4) return BNB_STATUS_SUCCESS;
+    return fail(BNB_STATUS_INVALID_ARGUMENT,
+                "quant_type must be BNB_QUANT_NF4 or BNB_QUANT_FP4, got " +
+                    std::to_string(static_cast<int>(quant_type)));
+}
+
+bnb_status check_buffers(std::initializer_list<Buffer> buffers) {
+    for (const Buffer& buffer : buffers) {
+        if (buffer.bytes <= 0) continue;
+        if (buffer.data == nullptr) {
+            return fail(BNB_STATUS_INVALID_ARGUMENT,
+                        std::string(buffer.name) + " must not be NULL when n > 0");
+        }
+        if (reinterpret_cast<uintptr_t>(buffer.data) % static_cast<uintptr_t>(buffer.alignment) != 0) {
+            return fail(BNB_STATUS_INVALID_ARGUMENT,
+                        std::string(buffer.name) + " must be aligned to " +
+                            std::to_string(buffer.alignment) + " bytes");
+        }
+    }
+    for (auto a = buffers.begin(); a != buffers.end(); ++a) {
+        if (a->bytes <= 0) continue;
+        const auto a_begin = reinterpret_cast<uintptr_t>(a->data);
+        const auto a_end = a_begin + static_cast<uintptr_t>(a->bytes);
+        for (auto b = a + 1; b != buffers.end(); ++b) {
+            if (b->bytes <= 0 || !(a->written || b->written)) continue;
+            const auto b_begin = reinterpret_cast<uintptr_t>(b->data);
+            const auto b_end = b_begin + static_cast<uintptr_t>(b->bytes);
+            if (a_begin < b_end && b_begin < a_end) {
+                return fail(BNB_STATUS_INVALID_ARGUMENT,
+                            std::string(a->name) + " and " + b->name + " must not overlap");
+            }
+        }
+    }
+    return BNB_STATUS_SUCCESS;
+}
+
+}  // namespace bnb
