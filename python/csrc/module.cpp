@@ -3,11 +3,13 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <iterator>
 #include <string>
 #include <tuple>
 #include <vector>
 
 #include "bitsandbytes/bitsandbytes.h"
+#include "codebooks.h"
 
 namespace py = pybind11;
 
@@ -37,6 +39,16 @@ std::vector<float> codebook(const std::string& name) {
     return values;
 }
 
+// The decision thresholds of the 4-bit quantizers, for the pure-torch
+// implementation that must round exactly like the kernels.
+std::vector<float> quantize_thresholds(const std::string& quant_type) {
+    if (quant_type == "nf4") return {std::begin(bnb::kNf4Thresholds), std::end(bnb::kNf4Thresholds)};
+    if (quant_type == "fp4") {
+        return {std::begin(bnb::kFp4MagnitudeThresholds), std::end(bnb::kFp4MagnitudeThresholds)};
+    }
+    throw py::value_error("quant_type must be 'nf4' or 'fp4', got '" + quant_type + "'");
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -46,4 +58,7 @@ PYBIND11_MODULE(_C, m) {
     m.def("backends", &backends, "(name, built, available) for each backend of the native library.");
     m.def("codebook", &codebook, py::arg("name"),
           "Float32 values of a codebook: dynamic_signed, dynamic_unsigned, nf4 or fp4.");
+    m.def("quantize_thresholds", &quantize_thresholds, py::arg("quant_type"),
+          "Float32 thresholds of the 4-bit quantizer (strict >): nf4, 15 between neighbouring codes; "
+          "fp4, 7 between neighbouring magnitudes in increasing order.");
 }
