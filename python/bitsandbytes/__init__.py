@@ -1,3 +1,38 @@
-from . import _C
+"""bitsandbytes: k-bit quantization for PyTorch, a C++/CUDA drop-in for upstream's API 0.50.
+
+Importing is cheap: it loads the native extension (which registers the
+``torch.ops.bitsandbytes`` schemas and the native CPU/CUDA kernels), the fake
+kernels for torch.compile and the pure-torch kernels for other devices. It never
+initialises CUDA.
+"""
+
+try:
+    from . import _C
+except ImportError as _native_error:
+    raise ImportError(
+        "bitsandbytes: the native extension bitsandbytes._C failed to load:\n"
+        f"    {_native_error}\n"
+        "It is built against one torch version and loads only with that one (and needs "
+        "libbitsandbytes beside it). Reinstall bitsandbytes against the installed torch: "
+        "`pip install --no-build-isolation --force-reinstall .` from the source tree, or "
+        "rebuild the staged package with `ninja -C <build dir>`; then run "
+        "`python -m bitsandbytes` to check."
+    ) from _native_error
+
+from . import _ops, utils  # noqa: E402  (_ops registers the fake kernels)
+from .backends import torch_ops as _torch_ops  # noqa: E402
+
+_torch_ops.register_default_kernels()
+
+from . import functional  # noqa: E402
 
 __version__ = _C.version()
+
+features = {"multi_backend"}
+supported_torch_devices = {"cpu", "cuda", "xpu", "hpu", "npu", "mps"}
+
+__pdoc__ = {
+    "libbitsandbytes": False,
+    "optim.optimizer.Optimizer8bit": False,
+    "optim.optimizer.MockArgs": False,
+}

@@ -1,0 +1,413 @@
+"""Fake (meta) kernels of every ``torch.ops.bitsandbytes`` op.
+
+The schemas themselves are declared once, natively (python/csrc/schemas.cpp); this
+module only tells torch.compile, FakeTensorMode and opcheck what each op returns
+(shape, dtype, device) without running it, and checks what can be checked from
+metadata alone. ``torch._check`` raises RuntimeError; the messages are upstream's
+(shared/contract/ops.md).
+"""
+
+from math import prod
+from typing import Optional, Sequence
+
+import torch
+
+from . import _C  # noqa: F401  (loading _C registers the schemas)
+
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+FOURBIT_BLOCKSIZES = (32, 64, 128, 256, 512, 1024, 2048, 4096)
+FOURBIT_QUANT_TYPES = ("nf4", "fp4")
+FOURBIT_STORAGE_DTYPES = (torch.uint8, torch.bfloat16, torch.float16, torch.float32)
+
+
+def _register_fake(name: str):
+    return torch.library.register_fake(f"bitsandbytes::{name}")
+
+
+def _check_out(out: torch.Tensor, shape: Sequence[int], device: torch.device, dtype: torch.dtype) -> None:
+    torch._check(
+        tuple(out.shape) == tuple(shape),
+        lambda: f"Expected out.shape == {tuple(shape)}, got {tuple(out.shape)}",
+    )
+    torch._check(out.device == device, lambda: f"Expected out.device == {device}, got {out.device}")
+    torch._check(out.dtype == dtype, lambda: f"Expected out.dtype == {dtype}, got {out.dtype}")
+
+
+def _data_dependent_length() -> int:
+    return torch.library.get_ctx().new_dynamic_size()
+
+
+def _rows(A: torch.Tensor) -> int:
+    return prod(A.shape[:-1])
+
+
+def blocks_of(n: int, blocksize: int) -> int:
+    """ceil(n / blocksize), written as upstream does so that symbolic sizes stay simple."""
+    return -(n // -blocksize)
+
+
+def packed_4bit_storage_elements(n: int, quant_storage: torch.dtype) -> int:
+    """Elements of quant_storage holding the (n + 1) // 2 packed bytes, rounded up.
+
+    Upstream allocates (n + 1) // (2 * itemsize) and writes past the end when that
+    rounds down; the rounded-up size never does and equals upstream's otherwise.
+    """
+    return -(((n + 1) // 2) // -quant_storage.itemsize)
+
+
+# ---- LLM.int8() -------------------------------------------------------------------
+
+
+def _check_int8_matmul_inputs(A: torch.Tensor, B: torch.Tensor) -> None:
+    torch._check(A.dtype == torch.int8, lambda: "A must be int8")
+    torch._check(B.dtype == torch.int8, lambda: "B must be int8")
+
+
+@_register_fake("int8_linear_matmul")
+def _(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+    _check_int8_matmul_inputs(A, B)
+    return A.new_empty((*A.shape[:-1], B.shape[0]), dtype=torch.int32)
+
+
+@_register_fake("int8_linear_matmul.out")
+def _(A: torch.Tensor, B: torch.Tensor, out: torch.Tensor) -> None:
+    _check_int8_matmul_inputs(A, B)
+    _check_out(out, (*A.shape[:-1], B.shape[0]), A.device, torch.int32)
+
+
+@_register_fake("int8_vectorwise_quant")
+def _(A: torch.Tensor, threshold: float = 0.0):
+    out_row = torch.empty_like(A, dtype=torch.int8)
+    row_stats = A.new_empty((_rows(A),), dtype=torch.float32)
+    if threshold == 0.0:
+        return out_row, row_stats, None
+    outlier_cols = A.new_empty((_data_dependent_length(),), dtype=torch.int64)
+    return out_row, row_stats, outlier_cols
+
+
+@_register_fake("int8_vectorwise_dequant")
+def _(A: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
+    torch._check(A.dtype == torch.int8, lambda: "A must be int8")
+    return torch.empty_like(A, dtype=torch.float32)
+
+
+@_register_fake("int8_mm_dequant")
+def _(
+    A: torch.Tensor,
+    row_stats: torch.Tensor,
+    col_stats: torch.Tensor,
+    dtype: Optional[torch.dtype] = None,
+    bias: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
+    torch._check(A.dtype == torch.int32, lambda: "A must be int32")
+    return torch.empty_like(A, dtype=dtype or torch.float16)
+
+
+@_register_fake("int8_scaled_mm")
+def _(
+    A: torch.Tensor,
+    B: torch.Tensor,
+    row_stats: torch.Tensor,
+    col_stats: torch.Tensor,
+    bias: Optional[torch.Tensor] = None,
+    dtype: Optional[torch.dtype] = None,
+) -> torch.Tensor:
+    _check_int8_matmul_inputs(A, B)
+    return A.new_empty((*A.shape[:-1], B.shape[0]), dtype=dtype or torch.float16)
+
+
+@_register_fake("int8_mixed_scaled_mm")
+def _(
+    A: torch.Tensor,
+    CA: torch.Tensor,
+    CB: torch.Tensor,
+    SCA: torch.Tensor,
+    SCB: torch.Tensor,
+    outlier_cols: Optional[torch.Tensor] = None,
+    bias: Optional[torch.Tensor] = None,
+):
+    out = A.new_empty((*CA.shape[:-1], CB.shape[0]), dtype=A.dtype)
+    # Declared as upstream declares it (its eager second output differs; ops.md 1.6).
+    subA = A.new_empty((_data_dependent_length(),), dtype=torch.int64)
+    return out, subA
+
+
+@_register_fake("int8_double_quant")
+def _(A: torch.Tensor, threshold: float = 0.0):
+    rows, cols = _rows(A), A.shape[-1]
+    out_row = torch.empty_like(A, dtype=torch.int8)
+    out_col = torch.empty_like(A, dtype=torch.int8)
+    row_stats = A.new_empty((rows,), dtype=torch.float32)
+    col_stats = A.new_empty((cols,), dtype=torch.float32)
+    outlier_cols = A.new_empty((_data_dependent_length(),), dtype=torch.int64)
+    return out_row, out_col, row_stats, col_stats, outlier_cols
+
+
+# ---- blockwise 8-bit ----------------------------------------------------------------
+
+
+@_register_fake("quantize_blockwise")
+def _(A: torch.Tensor, code: torch.Tensor, blocksize: int):
+    torch._check(blocksize > 0, lambda: f"blocksize must be positive, got {blocksize}")
+    torch._check(
+        A.dtype in FLOAT_DTYPES,
+        lambda: f"Blockwise quantization only supports 16/32-bit floats, but got {A.dtype}",
+    )
+    out = torch.empty_like(A, dtype=torch.uint8)
+    absmax = A.new_empty((blocks_of(A.numel(), blocksize),), dtype=torch.float32)
+    return out, absmax
+
+
+def _check_dequantize_blockwise(A: torch.Tensor, blocksize: int, dtype: torch.dtype) -> None:
+    torch._check(blocksize > 0, lambda: f"blocksize must be positive, got {blocksize}")
+    torch._check(A.dtype == torch.uint8, lambda: f"A must be uint8, got {A.dtype}")
+    torch._check(
+        dtype in FLOAT_DTYPES,
+        lambda: f"Blockwise dequantization only supports 16/32-bit floats, but got {dtype}",
+    )
+
+
+@_register_fake("dequantize_blockwise")
+def _(A: torch.Tensor, absmax: torch.Tensor, code: torch.Tensor, blocksize: int, dtype: torch.dtype):
+    _check_dequantize_blockwise(A, blocksize, dtype)
+    return torch.empty_like(A, dtype=dtype)
+
+
+@_register_fake("dequantize_blockwise.out")
+def _(
+    A: torch.Tensor, absmax: torch.Tensor, code: torch.Tensor, blocksize: int, dtype: torch.dtype, out: torch.Tensor
+) -> None:
+    _check_dequantize_blockwise(A, blocksize, dtype)
+    _check_out(out, A.shape, A.device, dtype)
+
+
+# ---- 4-bit ----------------------------------------------------------------------------
+
+
+def _check_4bit_blocksize_and_type(blocksize: int, quant_type: str) -> None:
+    torch._check(
+        blocksize in FOURBIT_BLOCKSIZES,
+        lambda: f"invalid blocksize {blocksize}: must be one of {FOURBIT_BLOCKSIZES}",
+    )
+    torch._check(
+        quant_type in FOURBIT_QUANT_TYPES,
+        lambda: f"quant_type must be 'nf4' or 'fp4', got {quant_type!r}",
+    )
+
+
+@_register_fake("quantize_4bit")
+def _(A: torch.Tensor, blocksize: int, quant_type: str, quant_storage: torch.dtype):
+    _check_4bit_blocksize_and_type(blocksize, quant_type)
+    torch._check(
+        A.dtype in FLOAT_DTYPES,
+        lambda: f"Blockwise 4bit quantization only supports 16/32-bit floats, but got {A.dtype}",
+    )
+    n = A.numel()
+    packed = A.new_empty((packed_4bit_storage_elements(n, quant_storage), 1), dtype=quant_storage)
+    absmax = A.new_empty((blocks_of(n, blocksize),), dtype=torch.float32)
+    return packed, absmax
+
+
+def _check_dequantize_4bit(
+    absmax: torch.Tensor, blocksize: int, quant_type: str, dtype: torch.dtype
+) -> None:
+    _check_4bit_blocksize_and_type(blocksize, quant_type)
+    torch._check(absmax.dtype == torch.float32, lambda: f"absmax must be float32, got {absmax.dtype}")
+    torch._check(
+        dtype in FLOAT_DTYPES,
+        lambda: f"Blockwise 4bit dequantization only supports 16/32-bit floats, but got {dtype}",
+    )
+
+
+@_register_fake("dequantize_4bit")
+def _(
+    A: torch.Tensor, absmax: torch.Tensor, blocksize: int, quant_type: str, shape: Sequence[int], dtype: torch.dtype
+) -> torch.Tensor:
+    _check_dequantize_4bit(absmax, blocksize, quant_type, dtype)
+    return A.new_empty(shape, dtype=dtype)
+
+
+@_register_fake("dequantize_4bit.out")
+def _(
+    A: torch.Tensor,
+    absmax: torch.Tensor,
+    blocksize: int,
+    quant_type: str,
+    shape: Sequence[int],
+    dtype: torch.dtype,
+    out: torch.Tensor,
+) -> None:
+    _check_dequantize_4bit(absmax, blocksize, quant_type, dtype)
+    _check_out(out, shape, A.device, dtype)
+
+
+def _check_4bit_matmul_operands(A: torch.Tensor, B: torch.Tensor, blocksize: int) -> None:
+    torch._check(
+        blocksize in FOURBIT_BLOCKSIZES,
+        lambda: f"invalid blocksize {blocksize}: must be one of {FOURBIT_BLOCKSIZES}",
+    )
+    torch._check(
+        A.dtype in FLOAT_DTYPES,
+        lambda: f"A must be float16, bfloat16, or float32, got {A.dtype}",
+    )
+    torch._check(
+        B.dtype in FOURBIT_STORAGE_DTYPES,
+        lambda: f"B must be backed by storage of type uint8, bfloat16, float16, or float32, got {B.dtype}",
+    )
+
+
+@_register_fake("gemv_4bit")
+def _(
+    A: torch.Tensor, B: torch.Tensor, shapeB: Sequence[int], absmax: torch.Tensor, code: torch.Tensor, blocksize: int
+) -> torch.Tensor:
+    _check_4bit_matmul_operands(A, B, blocksize)
+    return A.new_empty((*A.shape[:-1], shapeB[0]))
+
+
+@_register_fake("gemv_4bit.out")
+def _(
+    A: torch.Tensor,
+    B: torch.Tensor,
+    shapeB: Sequence[int],
+    absmax: torch.Tensor,
+    code: torch.Tensor,
+    blocksize: int,
+    out: torch.Tensor,
+) -> None:
+    _check_4bit_matmul_operands(A, B, blocksize)
+    _check_out(out, (*A.shape[:-1], shapeB[0]), A.device, A.dtype)
+
+
+def _check_nested_absmax(
+    absmax_8bit: Optional[torch.Tensor], absmax_code: Optional[torch.Tensor], absmax_offset: Optional[torch.Tensor]
+) -> None:
+    if absmax_8bit is None:
+        return
+    torch._check(absmax_8bit.dim() == 1, lambda: f"absmax_8bit must be 1D, got {absmax_8bit.dim()}D")
+    torch._check(absmax_8bit.dtype == torch.uint8, lambda: f"absmax_8bit must be uint8, got {absmax_8bit.dtype}")
+    torch._check(absmax_code is not None, lambda: "absmax_code required when absmax_8bit is provided")
+    torch._check(absmax_code.dim() == 1, lambda: f"absmax_code must be 1D, got {absmax_code.dim()}D")
+    torch._check(
+        absmax_code.numel() == 256, lambda: f"absmax_code must have 256 entries, got {absmax_code.numel()}"
+    )
+    torch._check(
+        absmax_code.dtype == torch.float32, lambda: f"absmax_code must be float32, got {absmax_code.dtype}"
+    )
+    torch._check(absmax_offset is not None, lambda: "absmax_offset required when absmax_8bit is provided")
+    torch._check(
+        absmax_offset.dim() == 0, lambda: f"absmax_offset must be a scalar (0-dim), got {absmax_offset.dim()}D"
+    )
+    torch._check(
+        absmax_offset.dtype == torch.float32, lambda: f"absmax_offset must be float32, got {absmax_offset.dtype}"
+    )
+
+
+@_register_fake("gemm_4bit")
+def _(
+    A: torch.Tensor,
+    B: torch.Tensor,
+    shapeB: Sequence[int],
+    absmax: torch.Tensor,
+    blocksize: int,
+    quant_type: str,
+    bias: Optional[torch.Tensor] = None,
+    absmax_8bit: Optional[torch.Tensor] = None,
+    absmax_code: Optional[torch.Tensor] = None,
+    absmax_offset: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
+    torch._check(len(shapeB) == 2, lambda: f"shapeB must be 2D [N, K], got {list(shapeB)}")
+    N, K = shapeB[0], shapeB[1]
+    torch._check(A.shape[-1] == K, lambda: f"A inner dim ({A.shape[-1]}) must match shapeB ({K})")
+    _check_4bit_matmul_operands(A, B, blocksize)
+    torch._check(
+        quant_type in FOURBIT_QUANT_TYPES,
+        lambda: f"quant_type must be 'nf4' or 'fp4', got {quant_type!r}",
+    )
+    torch._check(absmax.dtype == torch.float32, lambda: f"absmax must be float32, got {absmax.dtype}")
+    _check_nested_absmax(absmax_8bit, absmax_code, absmax_offset)
+    if bias is not None:
+        torch._check(bias.dim() == 1, lambda: f"bias must be 1D, got {bias.dim()}D")
+        torch._check(bias.shape[0] == N, lambda: f"bias length ({bias.shape[0]}) must match N ({N})")
+        torch._check(bias.dtype == A.dtype, lambda: f"bias dtype ({bias.dtype}) must match A dtype ({A.dtype})")
+    return A.new_empty((*A.shape[:-1], N))
+
+
+# ---- optimizers -----------------------------------------------------------------------
+
+
+def _check_gradient_and_parameter(g: torch.Tensor, p: torch.Tensor) -> None:
+    torch._check(
+        g.numel() == p.numel(),
+        lambda: f"g and p must have the same number of elements, got {g.numel()} and {p.numel()}",
+    )
+    torch._check(g.dtype in FLOAT_DTYPES, lambda: f"g must be bfloat16, float16, or float32, got {g.dtype}")
+    torch._check(
+        g.dtype == p.dtype,
+        lambda: f"Expected all tensors to have the same dtype, got g.dtype={g.dtype}, p.dtype={p.dtype}",
+    )
+
+
+@_register_fake("optimizer_update_32bit")
+def _(
+    optimizer_name: str,
+    g: torch.Tensor,
+    p: torch.Tensor,
+    state1: torch.Tensor,
+    state2: Optional[torch.Tensor],
+    unorm_vec: Optional[torch.Tensor],
+    max_unorm: float,
+    param_norm: float,
+    beta1: float,
+    beta2: float,
+    beta3: float,
+    alpha: float,
+    eps: float,
+    weight_decay: float,
+    step: int,
+    lr: float,
+    gnorm_scale: float,
+    skip_zeros: bool = False,
+) -> None:
+    _check_gradient_and_parameter(g, p)
+
+
+@_register_fake("optimizer_update_8bit_blockwise")
+def _(
+    optimizer_name: str,
+    g: torch.Tensor,
+    p: torch.Tensor,
+    state1: torch.Tensor,
+    state2: Optional[torch.Tensor],
+    beta1: float,
+    beta2: float,
+    beta3: float,
+    alpha: float,
+    eps: float,
+    step: int,
+    lr: float,
+    qmap1: torch.Tensor,
+    qmap2: Optional[torch.Tensor],
+    absmax1: torch.Tensor,
+    absmax2: Optional[torch.Tensor],
+    weight_decay: float,
+    gnorm_scale: float,
+    skip_zeros: bool = False,
+) -> None:
+    _check_gradient_and_parameter(g, p)
+    torch._check(state1.dtype == torch.uint8, lambda: f"state1 must be uint8, got {state1.dtype}")
+    torch._check(
+        qmap1.dtype == absmax1.dtype == torch.float32,
+        lambda: f"Expected qmap1 and absmax1 to be float32, got qmap1.dtype={qmap1.dtype}, "
+        f"absmax1.dtype={absmax1.dtype}",
+    )
+    if state2 is not None:
+        torch._check(state2.dtype == torch.uint8, lambda: f"state2 must be uint8, got {state2.dtype}")
+        torch._check(
+            qmap2 is not None and absmax2 is not None,
+            lambda: "qmap2 and absmax2 are required when state2 is provided",
+        )
+        torch._check(
+            qmap2.dtype == absmax2.dtype == torch.float32,
+            lambda: f"Expected qmap2 and absmax2 to be float32, got qmap2.dtype={qmap2.dtype}, "
+            f"absmax2.dtype={absmax2.dtype}",
+        )

@@ -1,0 +1,116 @@
+"""Shared fixtures: golden vectors of upstream, devices, and the kernel implementation under test."""
+
+import contextlib
+import functools
+import json
+import os
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+import bitsandbytes  # noqa: F401  (registers the ops)
+from bitsandbytes.backends import torch_ops
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def golden_dir() -> Path:
+    return Path(os.environ.get("BNB_GOLDEN_DIR", REPO_ROOT.parent / "shared" / "golden"))
+
+
+@functools.lru_cache(maxsize=None)
+def golden_manifest():
+    manifest = golden_dir() / "golden_manifest.json"
+    if not manifest.is_file():
+        return None
+    return json.loads(manifest.read_text())
+
+
+def golden_case_params(group: str):
+    """pytest params, one per case of a manifest group (ids = case names)."""
+    manifest = golden_manifest()
+    if manifest is None:
+        reason = f"golden vectors not found in {golden_dir()} (set BNB_GOLDEN_DIR)"
+        return [pytest.param(None, id="no-golden", marks=pytest.mark.skip(reason=reason))]
+    return [pytest.param(case, id=case["case"]) for case in manifest["groups"][group]]
+
+
+class Golden:
+    def __init__(self, directory: Path):
+        self.directory = directory
+
+    @functools.lru_cache(maxsize=None)
+    def tensors(self, group: str) -> dict:
+        from safetensors.torch import load_file
+
+        return load_file(str(self.directory / f"golden_{group}.safetensors"))
+
+    def case_tensors(self, group: str, case: dict) -> dict:
+        stored = self.tensors(group)
+        return {role: stored[key] for role, key in case["tensors"].items()}
+
+
+@pytest.fixture(scope="session")
+def golden() -> Golden:
+    if golden_manifest() is None:
+        pytest.skip(f"golden vectors not found in {golden_dir()} (set BNB_GOLDEN_DIR)")
+    pytest.importorskip("safetensors", reason="safetensors is needed to read the golden vectors")
+    return Golden(golden_dir())
+
+
+CUDA_AVAILABLE = torch.cuda.is_available()
+DEVICES = [
+    pytest.param("cpu", id="cpu"),
+    pytest.param("cuda", id="cuda", marks=pytest.mark.skipif(not CUDA_AVAILABLE, reason="no CUDA device")),
+]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> str:
+    return request.param
+
+
+@contextlib.contextmanager
+def pure_torch_kernels(device_type: str):
+    """Routes the quantization ops of `device_type` to the pure-torch kernels for a while.
+
+    The native registration of that dispatch key is shadowed, not removed: it is
+    back when the block ends.
+    """
+    dispatch_key = {"cpu": "CPU", "cuda": "CUDA"}[device_type]
+    library = torch.library.Library("bitsandbytes", "IMPL")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*Overriding a previously registered kernel.*")
+        for name, kernel in torch_ops.KERNELS.items():
+            library.impl(name, kernel, dispatch_key)
+    try:
+        yield
+    finally:
+        library._destroy()
+
+
+@pytest.fixture(params=["native", "pure_torch"])
+def implementation(request, device):
+    """Runs the test once with the native kernels of `device`, once with the pure-torch ones."""
+    if request.param == "native":
+        yield "native"
+        return
+    with pure_torch_kernels(device):
+        yield "pure_torch"
+
+
+def assert_bitwise_equal(actual: torch.Tensor, expected: torch.Tensor) -> None:
+    """Same dtype, shape and bytes; NaNs only need to be NaN in the same places."""
+    assert actual.dtype == expected.dtype, (actual.dtype, expected.dtype)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    actual, expected = actual.detach().cpu(), expected.detach().cpu()
+    if actual.is_floating_point():
+        nan = torch.isnan(actual)
+        assert torch.equal(nan, torch.isnan(expected)), "NaN positions differ"
+        actual, expected = actual[~nan], expected[~nan]
+        int_type = {2: torch.int16, 4: torch.int32, 8: torch.int64}[actual.element_size()]
+        actual, expected = actual.view(int_type), expected.view(int_type)
+    mismatches = (actual != expected).sum().item()
+    assert mismatches == 0, f"{mismatches} of {actual.numel()} elements differ"
