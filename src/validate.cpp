@@ -1,5 +1,6 @@
 #include "validate.h"
 
+#include <cstdint>
 #include <string>
 
 namespace bnb {
@@ -73,6 +74,13 @@ bnb_status check_count(int64_t n, const char* argument) {
     if (n < 0) {
         return fail(BNB_STATUS_INVALID_ARGUMENT,
                     std::string(argument) + " must be >= 0, got " + std::to_string(n));
+    }
+    // Callers compute byte sizes such as n * 4 and n + blocksize - 1 in int64_t;
+    // above this bound they would overflow (and no buffer is that large).
+    constexpr int64_t kMaxCount = INT64_MAX / 8;
+    if (n > kMaxCount) {
+        return fail(BNB_STATUS_INVALID_ARGUMENT, std::string(argument) + " must be <= " +
+                                                     std::to_string(kMaxCount) + ", got " + std::to_string(n));
     }
     return BNB_STATUS_SUCCESS;
 }
