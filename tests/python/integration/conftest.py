@@ -1,17 +1,11 @@
-"""Tiny models built from configs (no hub access), saved once per session."""
+"""Tiny models built from configs (no hub access), saved once per session.
+
+The `device` and `golden` fixtures come from tests/python/conftest.py."""
 
 import pytest
 import torch
 
 transformers = pytest.importorskip("transformers", reason="transformers is not installed")
-
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-
-
-def pytest_generate_tests(metafunc):
-    if "device" in metafunc.fixturenames:
-        metafunc.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
-            not torch.cuda.is_available(), reason="no CUDA device"))])
 
 
 def _save(model, path):
