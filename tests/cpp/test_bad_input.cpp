@@ -1,0 +1,255 @@
+// Every argument check of the four array ops: the status and a message that names
+// the argument. One parameterised suite runs each check against every op (the ops
+// are described in support/op_calls.cpp).
+#include <gtest/gtest.h>
+
+#include <climits>
+#include <cstdint>
+#include <string>
+
+#include "bitsandbytes/bitsandbytes.h"
+#include "support/abi_assertions.h"
+#include "support/op_calls.h"
+
+using namespace bnb_test;
+
+namespace {
+
+class BadInput : public ::testing::TestWithParam<OpSpec> {
+protected:
+    const OpSpec& op() const { return GetParam(); }
+    OpCall valid_call() { return op().valid_call(buffers_); }
+    bnb_status invoke(const OpCall& call) const { return op().invoke(call); }
+
+    OpBuffers buffers_;
+};
+
+std::string op_name(const ::testing::TestParamInfo<OpSpec>& info) { return info.param.name; }
+
+const bnb_dtype kFloatDtypes[] = {BNB_DTYPE_FLOAT32, BNB_DTYPE_FLOAT16, BNB_DTYPE_BFLOAT16};
+
+}  // namespace
+
+TEST_P(BadInput, ValidCallSucceedsForEveryFloatDtype) {
+    // The baseline every other test changes one argument of.
+    for (bnb_dtype dtype : kFloatDtypes) {
+        OpCall call = valid_call();
+        call.dtype = dtype;
+        EXPECT_TRUE(succeeded(invoke(call))) << "dtype " << dtype;
+    }
+}
+
+TEST_P(BadInput, EveryAcceptedBlocksizeSucceeds) {
+    for (int64_t blocksize : op().valid_blocksizes) {
+        OpCall call = valid_call();
+        call.blocksize = blocksize;
+        EXPECT_TRUE(succeeded(invoke(call))) << "blocksize " << blocksize;
+    }
+}
+
+TEST_P(BadInput, NullPointerWithPositiveCount) {
+    for (const PointerArg& pointer : op().pointers) {
+        OpCall call = valid_call();
+        call.pointers[pointer.name] = nullptr;
+        EXPECT_TRUE(failed_with(invoke(call), BNB_STATUS_INVALID_ARGUMENT, {pointer.name + " must not be NULL"}))
+            << pointer.name;
+    }
+}
+
+TEST_P(BadInput, AllPointersNullWithZeroCountSucceeds) {
+    OpCall call = valid_call();
+    call.n = 0;
+    for (auto& entry : call.pointers) entry.second = nullptr;
+    EXPECT_TRUE(succeeded(invoke(call)));
+}
+
+TEST_P(BadInput, NegativeCount) {
+    for (int64_t n : {int64_t{-1}, int64_t{-4096}, INT64_MIN}) {
+        OpCall call = valid_call();
+        call.n = n;
+        EXPECT_TRUE(failed_with(invoke(call), BNB_STATUS_INVALID_ARGUMENT, {"n must be >= 0", std::to_string(n)})) << n;
+    }
+}
+
+TEST_P(BadInput, CountTooLargeForAnyBufferIsRejectedWithoutTouchingMemory) {
+    // n * sizeof(element) overflows int64 here; the check must not wrap around to a
+    // small size and hand the kernel buffers of kCallCapacity elements.
+    for (int64_t n : {INT64_MAX, INT64_MAX / 2 + 1, INT64_MAX / 4 + 1}) {
+        OpCall call = valid_call();
+        call.n = n;
+        EXPECT_TRUE(failed_with(invoke(call), BNB_STATUS_INVALID_ARGUMENT, {"n"})) << n;
+    }
+}
+
+TEST_P(BadInput, BlocksizeOutsideTheAcceptedSet) {
+    const int64_t smallest = op().valid_blocksizes.front();
+    for (int64_t blocksize : {int64_t{0}, int64_t{-64}, int64_t{1}, smallest / 2, smallest + 1, int64_t{100},
+                              int64_t{3 * 1024}, int64_t{8192}, int64_t{1} << 40}) {
+        OpCall call = valid_call();
+        call.blocksize = blocksize;
+        EXPECT_TRUE(failed_with(invoke(call), BNB_STATUS_INVALID_ARGUMENT,
+                                {"blocksize must be one of", std::to_string(blocksize)}))
+            << blocksize;
+    }
+}
+
+TEST_P(BadInput, DtypeThatIsNotFloating) {
+    for (int dtype : {int{BNB_DTYPE_UINT8}, int{BNB_DTYPE_INT8}, int{BNB_DTYPE_INT32}, 6, 99, -1}) {
+        OpCall call = valid_call();
+        call.dtype = static_cast<bnb_dtype>(dtype);
+        EXPECT_TRUE(failed_with(invoke(call), BNB_STATUS_INVALID_ARGUMENT,
+                                {"dtype must be float32, float16 or bfloat16", std::to_string(dtype)}))
+            << dtype;
+    }
+}
+
+TEST_P(BadInput, DeviceTypeOutOfRange) {
+    for (int type : {BNB_DEVICE_TYPE_COUNT, -1, 99}) {
+        OpCall call = valid_call();
+        call.device.type = static_cast<bnb_device_type>(type);
+        EXPECT_TRUE(failed_with(invoke(call), BNB_STATUS_INVALID_ARGUMENT,
+                                {"device.type must be a bnb_device_type", std::to_string(type)}))
+            << type;
+    }
+}
+
+TEST_P(BadInput, NegativeDeviceIndex) {
+    for (int32_t index : {-1, INT32_MIN}) {
+        OpCall call = valid_call();
+        call.device.index = index;
+        EXPECT_TRUE(failed_with(invoke(call), BNB_STATUS_INVALID_ARGUMENT,
+                                {"device.index must be >= 0", std::to_string(index)}))
+            << index;
+    }
+}
+
+TEST_P(BadInput, BackendNotBuiltIsUnavailable) {
+    int checked = 0;
+    for (bnb_device_type type : {BNB_DEVICE_HIP, BNB_DEVICE_METAL}) {
+        if (bnb_backend_built(type)) continue;
+        OpCall call = valid_call();
+        call.device = {type, 0};
+        EXPECT_TRUE(failed_with(invoke(call), BNB_STATUS_BACKEND_UNAVAILABLE,
+                                {"device", bnb_backend_name(type), "not built"}))
+            << bnb_backend_name(type);
+        ++checked;
+    }
+    if (checked == 0) GTEST_SKIP() << "both the HIP and the Metal backend are built into this library";
+}
+
+TEST_P(BadInput, BuiltBackendWithoutDevicesIsUnavailable) {
+    if (!bnb_backend_built(BNB_DEVICE_CUDA)) GTEST_SKIP() << "the CUDA backend is not built into this library";
+    if (bnb_backend_available(BNB_DEVICE_CUDA)) GTEST_SKIP() << "a CUDA device is present";
+    OpCall call = valid_call();
+    call.device = {BNB_DEVICE_CUDA, 0};
+    EXPECT_TRUE(failed_with(invoke(call), BNB_STATUS_BACKEND_UNAVAILABLE, {"device", "cuda", "no device"}));
+}
+
+TEST_P(BadInput, MisalignedPointer) {
+    for (bnb_dtype dtype : kFloatDtypes) {
+        for (const PointerArg& pointer : op().pointers) {
+            const size_t alignment = alignment_in_bytes(pointer.alignment, dtype);
+            if (alignment == 1) continue;
+            OpCall call = valid_call();
+            call.dtype = dtype;
+            call.pointers[pointer.name] = static_cast<uint8_t*>(call.pointers[pointer.name]) + 1;
+            EXPECT_TRUE(failed_with(invoke(call), BNB_STATUS_INVALID_ARGUMENT,
+                                    {pointer.name + " must be aligned to " + std::to_string(alignment) + " bytes"}))
+                << pointer.name << " dtype " << dtype;
+        }
+    }
+}
+
+TEST_P(BadInput, WrittenBufferOverlappingAnother) {
+    for (const PointerArg& written : op().pointers) {
+        if (!written.written) continue;
+        for (const PointerArg& other : op().pointers) {
+            if (other.name == written.name) continue;
+            // Same start, and a start inside the other buffer (4 bytes in keeps alignment).
+            for (size_t shift : {size_t{0}, size_t{4}}) {
+                OpCall call = valid_call();
+                call.pointers[written.name] = static_cast<uint8_t*>(call.pointers[other.name]) + shift;
+                EXPECT_TRUE(failed_with(invoke(call), BNB_STATUS_INVALID_ARGUMENT,
+                                        {written.name, other.name, "must not overlap"}))
+                    << written.name << " inside " << other.name << " at +" << shift;
+            }
+        }
+    }
+}
+
+TEST_P(BadInput, SuccessClearsThePreviousError) {
+    OpCall bad = valid_call();
+    bad.n = -1;
+    ASSERT_EQ(invoke(bad), BNB_STATUS_INVALID_ARGUMENT);
+    ASSERT_STRNE(bnb_last_error(), "");
+    ASSERT_TRUE(succeeded(invoke(valid_call())));
+    EXPECT_STREQ(bnb_last_error(), "");
+}
+
+TEST_P(BadInput, RejectedCallWritesNothing) {
+    OpCall call = valid_call();
+    std::map<std::string, std::vector<uint8_t>> before;
+    for (const PointerArg& pointer : op().pointers) {
+        if (!pointer.written) continue;
+        auto* data = static_cast<uint8_t*>(call.pointers[pointer.name]);
+        std::fill(data, data + kCallCapacity, uint8_t{0xA5});
+        before[pointer.name].assign(data, data + kCallCapacity);
+    }
+    call.blocksize = 100;
+    ASSERT_EQ(invoke(call), BNB_STATUS_INVALID_ARGUMENT);
+    for (const auto& [name, bytes] : before) {
+        EXPECT_TRUE(bits_equal(call.pointers[name], bytes.data(), kCallCapacity, 1)) << name;
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllOps, BadInput, ::testing::ValuesIn(all_op_specs()), op_name);
+
+class FourBitBadInput : public BadInput {};
+
+TEST_P(FourBitBadInput, QuantTypeOutOfRange) {
+    for (int quant_type : {2, -1, 99}) {
+        OpCall call = valid_call();
+        call.quant_type = static_cast<bnb_quant_type>(quant_type);
+        EXPECT_TRUE(failed_with(invoke(call), BNB_STATUS_INVALID_ARGUMENT,
+                                {"quant_type must be BNB_QUANT_NF4 or BNB_QUANT_FP4", std::to_string(quant_type)}))
+            << quant_type;
+    }
+}
+
+TEST_P(FourBitBadInput, BothQuantTypesSucceed) {
+    for (bnb_quant_type quant_type : {BNB_QUANT_NF4, BNB_QUANT_FP4}) {
+        OpCall call = valid_call();
+        call.quant_type = quant_type;
+        EXPECT_TRUE(succeeded(invoke(call))) << quant_type;
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(FourBitOps, FourBitBadInput, ::testing::ValuesIn(four_bit_op_specs()), op_name);
+
+// Buffers that touch without overlapping are fine: the check compares byte ranges.
+TEST(BufferOverlap, AdjacentBuffersAreAccepted) {
+    constexpr int64_t n = 256;
+    AlignedBytes block(static_cast<size_t>(n) * 4 + static_cast<size_t>(n));
+    float* input = block.as<float>();
+    uint8_t* codes = block.data() + n * 4;  // starts exactly where input ends
+    for (int64_t i = 0; i < n; ++i) input[i] = static_cast<float>(i) - 100.0f;
+    float code[256];
+    float absmax[4];
+    ASSERT_TRUE(succeeded(bnb_codebook_copy(BNB_CODEBOOK_DYNAMIC_SIGNED, code, 256)));
+    EXPECT_TRUE(succeeded(bnb_quantize_blockwise(kCpu, nullptr, BNB_DTYPE_FLOAT32, input, code, n, 64, codes, absmax)));
+
+    // One byte less room and the ranges share a byte.
+    EXPECT_TRUE(failed_with(bnb_quantize_blockwise(kCpu, nullptr, BNB_DTYPE_FLOAT32, input, code, n, 64, codes - 1,
+                                                   absmax),
+                            BNB_STATUS_INVALID_ARGUMENT, {"A", "out", "must not overlap"}));
+}
+
+TEST(BufferOverlap, InputsMayShareMemory) {
+    // Only written buffers must be disjoint: two read-only arguments may alias.
+    std::vector<float> code(256);
+    ASSERT_TRUE(succeeded(bnb_codebook_copy(BNB_CODEBOOK_DYNAMIC_SIGNED, code.data(), 256)));
+    std::vector<float> out(64);
+    const uint8_t* codes_aliasing_code = reinterpret_cast<const uint8_t*>(code.data());
+    EXPECT_TRUE(succeeded(bnb_dequantize_blockwise(kCpu, nullptr, BNB_DTYPE_FLOAT32, codes_aliasing_code, code.data(),
+                                                   code.data(), 64, 64, out.data())));
+}

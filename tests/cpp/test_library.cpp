@@ -1,0 +1,91 @@
+// Library-level functions of the C ABI: version, ABI level, status names and the
+// backend queries.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include "bitsandbytes/bitsandbytes.h"
+#include "support/abi_assertions.h"
+
+using namespace bnb_test;
+
+TEST(Library, VersionIsTheProjectVersion) {
+    // The version string comes from project(VERSION) in CMakeLists.txt; the build
+    // passes the same value here so that the two cannot drift apart.
+    EXPECT_STREQ(bnb_version(), BNB_EXPECTED_VERSION);
+}
+
+TEST(Library, VersionIsSemantic) {
+    int major = -1, minor = -1, patch = -1;
+    ASSERT_EQ(std::sscanf(bnb_version(), "%d.%d.%d", &major, &minor, &patch), 3) << bnb_version();
+    EXPECT_GE(major, 0);
+    EXPECT_GE(minor, 0);
+    EXPECT_GE(patch, 0);
+}
+
+TEST(Library, AbiVersionOfTheLoadedLibraryMatchesTheHeader) {
+    EXPECT_EQ(bnb_abi_version(), BNB_ABI_VERSION);
+    EXPECT_GE(bnb_abi_version(), 1);
+}
+
+TEST(Library, EveryStatusHasItsOwnName) {
+    const struct {
+        bnb_status status;
+        const char* name;
+    } expected[] = {
+        {BNB_STATUS_SUCCESS, "BNB_STATUS_SUCCESS"},
+        {BNB_STATUS_INVALID_ARGUMENT, "BNB_STATUS_INVALID_ARGUMENT"},
+        {BNB_STATUS_UNSUPPORTED, "BNB_STATUS_UNSUPPORTED"},
+        {BNB_STATUS_BACKEND_UNAVAILABLE, "BNB_STATUS_BACKEND_UNAVAILABLE"},
+        {BNB_STATUS_BACKEND_ERROR, "BNB_STATUS_BACKEND_ERROR"},
+        {BNB_STATUS_OUT_OF_MEMORY, "BNB_STATUS_OUT_OF_MEMORY"},
+        {BNB_STATUS_INTERNAL, "BNB_STATUS_INTERNAL"},
+    };
+    for (const auto& entry : expected) EXPECT_STREQ(bnb_status_name(entry.status), entry.name);
+}
+
+TEST(Library, UnknownStatusHasAPlaceholderName) {
+    EXPECT_STREQ(bnb_status_name(static_cast<bnb_status>(7)), "BNB_STATUS_UNKNOWN");
+    EXPECT_STREQ(bnb_status_name(static_cast<bnb_status>(-1)), "BNB_STATUS_UNKNOWN");
+}
+
+TEST(Library, LastErrorIsEmptyOnAFreshThread) {
+    std::string seen = "not run";
+    std::thread([&] { seen = bnb_last_error(); }).join();
+    EXPECT_EQ(seen, "");
+}
+
+TEST(Backends, NamesOfEveryDeviceType) {
+    EXPECT_STREQ(bnb_backend_name(BNB_DEVICE_CPU), "cpu");
+    EXPECT_STREQ(bnb_backend_name(BNB_DEVICE_CUDA), "cuda");
+    EXPECT_STREQ(bnb_backend_name(BNB_DEVICE_HIP), "hip");
+    EXPECT_STREQ(bnb_backend_name(BNB_DEVICE_METAL), "metal");
+    EXPECT_STREQ(bnb_backend_name(static_cast<bnb_device_type>(BNB_DEVICE_TYPE_COUNT)), "unknown");
+    EXPECT_STREQ(bnb_backend_name(static_cast<bnb_device_type>(-1)), "unknown");
+}
+
+TEST(Backends, CpuIsAlwaysBuiltAndAvailable) {
+    EXPECT_EQ(bnb_backend_built(BNB_DEVICE_CPU), 1);
+    EXPECT_EQ(bnb_backend_available(BNB_DEVICE_CPU), 1);
+}
+
+TEST(Backends, AvailableImpliesBuilt) {
+    for (int type = 0; type < BNB_DEVICE_TYPE_COUNT; ++type) {
+        const auto device_type = static_cast<bnb_device_type>(type);
+        const int built = bnb_backend_built(device_type);
+        const int available = bnb_backend_available(device_type);
+        EXPECT_TRUE(built == 0 || built == 1) << bnb_backend_name(device_type);
+        EXPECT_TRUE(available == 0 || available == 1) << bnb_backend_name(device_type);
+        if (available) EXPECT_EQ(built, 1) << bnb_backend_name(device_type);
+    }
+}
+
+TEST(Backends, OutOfRangeDeviceTypesAreNeitherBuiltNorAvailable) {
+    for (int type : {-1, BNB_DEVICE_TYPE_COUNT, 1000}) {
+        EXPECT_EQ(bnb_backend_built(static_cast<bnb_device_type>(type)), 0) << type;
+        EXPECT_EQ(bnb_backend_available(static_cast<bnb_device_type>(type)), 0) << type;
+    }
+}
