@@ -1,11 +1,13 @@
-// Blockwise 8-bit quantize / dequantize on the CPU, bit-identical to upstream's
-// CUDA kernels (formats.md section 2).
-#include <algorithm>
+// Blockwise 8-bit quantize / dequantize on the CPU: the entry points of the
+// backend table, bit-identical to upstream's CUDA kernels (formats.md section 2).
 #include <cmath>
+#include <limits>
 
 #include "cpu_kernels.h"
 #include "float_types.h"
-#include "rcp_approx.h"
+#include "kernel_set.h"
+#include "memory_hints.h"
+#include "parallel.h"
 
 namespace bnb::cpu {
 
@@ -46,52 +48,43 @@ float block_absmax(const float* values, int64_t count) {
     return absmax;
 }
 
-namespace {
-
-template <typename T>
-void quantize_blockwise_typed(const QuantizeBlockwiseArgs& args) {
-    const T* A = static_cast<const T*>(args.A);
-    const int64_t blocks = (args.n + args.blocksize - 1) / args.blocksize;
-#pragma omp parallel
-    {
-        float values[4096];
-#pragma omp for schedule(static)
-        for (int64_t block = 0; block < blocks; ++block) {
-            const int64_t begin = block * args.blocksize;
-            const int64_t count = std::min(args.blocksize, args.n - begin);
-            for (int64_t i = 0; i < count; ++i) values[i] = to_float(A[begin + i]);
-            const float absmax = block_absmax(values, count);
-            args.absmax[block] = absmax;
-            const float reciprocal = rcp_approx_ftz(absmax);
-            for (int64_t i = 0; i < count; ++i) {
-                args.out[begin + i] = search_code(args.code, ftz_mul(values[i], reciprocal));
-            }
+void build_code_search_tables(const float* code, CodeSearchTables* tables) {
+    // Node k at depth d (2^d <= k < 2^(d+1)) is pivot 2^(7-d) - 1 + (k - 2^d) * 2^(8-d).
+    tables->node_value[0] = 0.0f;
+    for (int depth = 0; depth < 7; ++depth) {
+        for (int k = 1 << depth; k < 2 << depth; ++k) {
+            const int pivot = (1 << (7 - depth)) - 1 + (k - (1 << depth)) * (1 << (8 - depth));
+            tables->node_value[k] = code[pivot];
         }
     }
-}
-
-template <typename T>
-void dequantize_blockwise_typed(const DequantizeBlockwiseArgs& args) {
-    T* out = static_cast<T*>(args.out);
-    const int64_t blocks = (args.n + args.blocksize - 1) / args.blocksize;
-#pragma omp parallel for schedule(static)
-    for (int64_t block = 0; block < blocks; ++block) {
-        const int64_t begin = block * args.blocksize;
-        const int64_t end = std::min(begin + args.blocksize, args.n);
-        const float scale = args.absmax[block];
-        for (int64_t i = begin; i < end; ++i) out[i] = from_float<T>(ftz_mul(args.code[args.A[i]], scale));
+    // The same expressions as search_code, so the midpoints round alike.
+    for (int b = 0; b < 128; ++b) {
+        const float value = code[2 * b];
+        tables->final_value[b] = value;
+        tables->mid_above[b] = (code[2 * b + 1] + value) * 0.5f;
+        tables->mid_below[b] = b == 0 ? -std::numeric_limits<float>::infinity() : (code[2 * b - 1] + value) * 0.5f;
     }
 }
 
-}  // namespace
-
 bnb_status quantize_blockwise(const QuantizeBlockwiseArgs& args) {
-    dispatch_float(args.dtype, [&](auto tag) { quantize_blockwise_typed<decltype(tag)>(args); });
+    const KernelSet& kernels = active_kernels();
+    CodeSearchTables tables;
+    if (kernels.isa != CpuIsa::kScalar) build_code_search_tables(args.code, &tables);
+    advise_huge_pages(args.out, static_cast<size_t>(args.n));
+    const int64_t blocks = (args.n + args.blocksize - 1) / args.blocksize;
+    for_each_block_range(blocks, args.n, [&](int64_t first, int64_t last) {
+        kernels.quantize_blockwise(args, tables, first, last);
+    });
     return BNB_STATUS_SUCCESS;
 }
 
 bnb_status dequantize_blockwise(const DequantizeBlockwiseArgs& args) {
-    dispatch_float(args.dtype, [&](auto tag) { dequantize_blockwise_typed<decltype(tag)>(args); });
+    const KernelSet& kernels = active_kernels();
+    advise_huge_pages(args.out, static_cast<size_t>(args.n * dtype_bytes(args.dtype)));
+    const int64_t blocks = (args.n + args.blocksize - 1) / args.blocksize;
+    for_each_block_range(blocks, args.n, [&](int64_t first, int64_t last) {
+        kernels.dequantize_blockwise(args, first, last);
+    });
     return BNB_STATUS_SUCCESS;
 }
 

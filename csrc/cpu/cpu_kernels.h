@@ -12,8 +12,9 @@ bnb_status dequantize_blockwise(const DequantizeBlockwiseArgs& args);
 bnb_status quantize_4bit(const Quantize4bitArgs& args);
 bnb_status dequantize_4bit(const Dequantize4bitArgs& args);
 
-// Shared by the quantizers: fmaxf-style absmax (NaN ignored, subnormals flushed)
-// and upstream's code search.
+// The scalar reference of the quantizers: fmaxf-style absmax (NaN ignored,
+// subnormals flushed) and upstream's code search. Every vector path must give
+// the same bytes.
 float block_absmax(const float* values, int64_t count);
 uint8_t search_code(const float* code, float s);
 

@@ -83,6 +83,8 @@ inline Half from_float<Half>(float value) {
     return Half{static_cast<uint16_t>(sign | (rounded >> 13))};
 }
 
+inline int64_t dtype_bytes(bnb_dtype dtype) { return dtype == BNB_DTYPE_FLOAT32 ? 4 : 2; }
+
 // Calls fn(T{}) with T the element type of a float dtype; the core has already
 // rejected every other dtype.
 template <typename Fn>

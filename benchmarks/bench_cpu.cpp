@@ -1,0 +1,181 @@
+// CPU kernels through the C ABI, per instruction-set path, on preallocated
+// (already faulted-in) buffers: the kernels' own throughput, without torch or
+// allocation. bytes_per_second counts bytes read plus bytes written.
+//
+//   build-cpu/benchmarks/bitsandbytes_benchmarks --benchmark_filter=Cpu
+//
+// Arguments of each case: path (0 scalar, 1 avx2, 2 avx512), dtype (0 fp32,
+// 1 fp16, 2 bf16), log2 of the element count. Paths this CPU lacks are skipped.
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "../csrc/cpu/cpu_isa.h"
+#include "bitsandbytes/bitsandbytes.h"
+
+namespace {
+
+constexpr bnb_device kCpu = {BNB_DEVICE_CPU, 0};
+constexpr const char* kPaths[] = {"scalar", "avx2", "avx512"};
+constexpr bnb_dtype kDtypes[] = {BNB_DTYPE_FLOAT32, BNB_DTYPE_FLOAT16, BNB_DTYPE_BFLOAT16};
+constexpr const char* kDtypeNames[] = {"fp32", "fp16", "bf16"};
+
+int64_t element_bytes(bnb_dtype dtype) { return dtype == BNB_DTYPE_FLOAT32 ? 4 : 2; }
+
+struct Case {
+    bnb_dtype dtype;
+    int64_t n;
+    bool ok;
+};
+
+// Selects the path of the case (restored to auto when the case ends) and labels it.
+Case begin_case(benchmark::State& state) {
+    const char* path = kPaths[state.range(0)];
+    const int dtype_index = static_cast<int>(state.range(1));
+    Case c{kDtypes[dtype_index], int64_t{1} << state.range(2), true};
+    if (bnb_cpu_isa_select(path) != BNB_STATUS_SUCCESS) {
+        state.SkipWithError((std::string("this CPU cannot run the ") + path + " path").c_str());
+        c.ok = false;
+    }
+    state.SetLabel(std::string(path) + " " + kDtypeNames[dtype_index]);
+    return c;
+}
+
+void end_case(benchmark::State& state, int64_t bytes_per_call) {
+    state.SetBytesProcessed(state.iterations() * bytes_per_call);
+    bnb_cpu_isa_select("auto");
+}
+
+// Gaussian input of n elements as raw bytes of `dtype` (bf16/fp16 by truncating
+// or converting the float32 bits; the benchmark needs ordinary values only).
+std::vector<uint8_t> gaussian_input(bnb_dtype dtype, int64_t n) {
+    std::mt19937 rng(42);
+    std::normal_distribution<float> gaussian(0.0f, 1.0f);
+    std::vector<float> values(static_cast<size_t>(n));
+    for (float& value : values) value = gaussian(rng);
+    std::vector<uint8_t> bytes(static_cast<size_t>(n * element_bytes(dtype)));
+    bnb_status status = BNB_STATUS_SUCCESS;
+    if (dtype == BNB_DTYPE_FLOAT32) {
+        std::memcpy(bytes.data(), values.data(), bytes.size());
+    } else {
+        // Round-trip through 8-bit blockwise quantization at blocksize 64 gives
+        // 16-bit values of the right dtype without a conversion routine here.
+        std::vector<uint8_t> codes(static_cast<size_t>(n));
+        std::vector<float> absmax(static_cast<size_t>((n + 63) / 64));
+        std::vector<float> code(256);
+        bnb_codebook_copy(BNB_CODEBOOK_DYNAMIC_SIGNED, code.data(), 256);
+        status = bnb_quantize_blockwise(kCpu, nullptr, BNB_DTYPE_FLOAT32, values.data(), code.data(), n, 64,
+                                        codes.data(), absmax.data());
+        if (status == BNB_STATUS_SUCCESS) {
+            status = bnb_dequantize_blockwise(kCpu, nullptr, dtype, codes.data(), code.data(), absmax.data(), n, 64,
+                                              bytes.data());
+        }
+    }
+    if (status != BNB_STATUS_SUCCESS) bytes.clear();
+    return bytes;
+}
+
+void BM_CpuQuantizeBlockwise(benchmark::State& state) {
+    Case c = begin_case(state);
+    const int64_t blocksize = state.range(3);
+    const auto input = gaussian_input(c.dtype, c.n);
+    std::vector<float> code(256);
+    bnb_codebook_copy(BNB_CODEBOOK_DYNAMIC_SIGNED, code.data(), 256);
+    std::vector<uint8_t> out(static_cast<size_t>(c.n));
+    std::vector<float> absmax(static_cast<size_t>((c.n + blocksize - 1) / blocksize));
+    for (auto _ : state) {
+        if (!c.ok) break;
+        if (bnb_quantize_blockwise(kCpu, nullptr, c.dtype, input.data(), code.data(), c.n, blocksize, out.data(),
+                                   absmax.data()) != BNB_STATUS_SUCCESS) {
+            state.SkipWithError(bnb_last_error());
+            break;
+        }
+        benchmark::DoNotOptimize(out.data());
+    }
+    end_case(state, c.n * element_bytes(c.dtype) + c.n + static_cast<int64_t>(absmax.size()) * 4);
+}
+
+void BM_CpuDequantizeBlockwise(benchmark::State& state) {
+    Case c = begin_case(state);
+    const int64_t blocksize = state.range(3);
+    std::vector<float> code(256);
+    bnb_codebook_copy(BNB_CODEBOOK_DYNAMIC_SIGNED, code.data(), 256);
+    std::mt19937 rng(1);
+    std::vector<uint8_t> codes(static_cast<size_t>(c.n));
+    for (uint8_t& value : codes) value = static_cast<uint8_t>(rng());
+    std::vector<float> absmax(static_cast<size_t>((c.n + blocksize - 1) / blocksize), 0.5f);
+    std::vector<uint8_t> out(static_cast<size_t>(c.n * element_bytes(c.dtype)));
+    for (auto _ : state) {
+        if (!c.ok) break;
+        if (bnb_dequantize_blockwise(kCpu, nullptr, c.dtype, codes.data(), code.data(), absmax.data(), c.n,
+                                     blocksize, out.data()) != BNB_STATUS_SUCCESS) {
+            state.SkipWithError(bnb_last_error());
+            break;
+        }
+        benchmark::DoNotOptimize(out.data());
+    }
+    end_case(state, c.n + static_cast<int64_t>(absmax.size()) * 4 + c.n * element_bytes(c.dtype));
+}
+
+void BM_CpuQuantize4bit(benchmark::State& state) {
+    Case c = begin_case(state);
+    const bnb_quant_type quant_type = state.range(3) == 0 ? BNB_QUANT_NF4 : BNB_QUANT_FP4;
+    const int64_t blocksize = 64;
+    const auto input = gaussian_input(c.dtype, c.n);
+    std::vector<uint8_t> packed(static_cast<size_t>((c.n + 1) / 2));
+    std::vector<float> absmax(static_cast<size_t>((c.n + blocksize - 1) / blocksize));
+    for (auto _ : state) {
+        if (!c.ok) break;
+        if (bnb_quantize_4bit(kCpu, nullptr, quant_type, c.dtype, input.data(), c.n, blocksize, packed.data(),
+                              absmax.data()) != BNB_STATUS_SUCCESS) {
+            state.SkipWithError(bnb_last_error());
+            break;
+        }
+        benchmark::DoNotOptimize(packed.data());
+    }
+    end_case(state, c.n * element_bytes(c.dtype) + static_cast<int64_t>(packed.size() + absmax.size() * 4));
+}
+
+void BM_CpuDequantize4bit(benchmark::State& state) {
+    Case c = begin_case(state);
+    const bnb_quant_type quant_type = state.range(3) == 0 ? BNB_QUANT_NF4 : BNB_QUANT_FP4;
+    const int64_t blocksize = 64;
+    std::mt19937 rng(2);
+    std::vector<uint8_t> packed(static_cast<size_t>((c.n + 1) / 2));
+    for (uint8_t& value : packed) value = static_cast<uint8_t>(rng());
+    std::vector<float> absmax(static_cast<size_t>((c.n + blocksize - 1) / blocksize), 0.5f);
+    std::vector<uint8_t> out(static_cast<size_t>(c.n * element_bytes(c.dtype)));
+    for (auto _ : state) {
+        if (!c.ok) break;
+        if (bnb_dequantize_4bit(kCpu, nullptr, quant_type, c.dtype, packed.data(), absmax.data(), c.n, blocksize,
+                                out.data()) != BNB_STATUS_SUCCESS) {
+            state.SkipWithError(bnb_last_error());
+            break;
+        }
+        benchmark::DoNotOptimize(out.data());
+    }
+    end_case(state, static_cast<int64_t>(packed.size() + absmax.size() * 4) + c.n * element_bytes(c.dtype));
+}
+
+// path x dtype x {2^12 (one thread), 2^20, 2^24} elements x op parameter.
+void cases(benchmark::internal::Benchmark* b, std::initializer_list<int64_t> parameters) {
+    for (int64_t path : {0, 1, 2}) {
+        for (int64_t dtype : {0, 1, 2}) {
+            for (int64_t log2n : {12, 20, 24}) {
+                for (int64_t parameter : parameters) b->Args({path, dtype, log2n, parameter});
+            }
+        }
+    }
+    b->ArgNames({"path", "dtype", "log2n", "param"})->UseRealTime()->Unit(benchmark::kMicrosecond);
+}
+
+BENCHMARK(BM_CpuQuantizeBlockwise)->Apply([](auto* b) { cases(b, {256, 4096}); });
+BENCHMARK(BM_CpuDequantizeBlockwise)->Apply([](auto* b) { cases(b, {256, 4096}); });
+BENCHMARK(BM_CpuQuantize4bit)->Apply([](auto* b) { cases(b, {0, 1}); });
+BENCHMARK(BM_CpuDequantize4bit)->Apply([](auto* b) { cases(b, {0, 1}); });
+
+}  // namespace

@@ -1,0 +1,117 @@
+#include "cpu_isa.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "kernel_set.h"
+#include "status.h"
+
+namespace bnb::cpu {
+namespace {
+
+bool probe(CpuIsa isa) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    // __builtin_cpu_supports also checks that the OS saves the vector state (XGETBV).
+    switch (isa) {
+        case CpuIsa::kScalar: return true;
+        case CpuIsa::kAvx2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+        case CpuIsa::kAvx512:
+            return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                   __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+    }
+    return false;
+#else
+    return isa == CpuIsa::kScalar;
+#endif
+}
+
+bool parse_isa(const char* name, CpuIsa* isa, bool* automatic) {
+    *automatic = false;
+    if (std::strcmp(name, "scalar") == 0) *isa = CpuIsa::kScalar;
+    else if (std::strcmp(name, "avx2") == 0) *isa = CpuIsa::kAvx2;
+    else if (std::strcmp(name, "avx512") == 0) *isa = CpuIsa::kAvx512;
+    else if (std::strcmp(name, "auto") == 0 || name[0] == '\0') *automatic = true;
+    else return false;
+    return true;
+}
+
+CpuIsa best_supported(CpuIsa cap) {
+    for (int level = static_cast<int>(cap); level > 0; --level) {
+        if (isa_supported(static_cast<CpuIsa>(level))) return static_cast<CpuIsa>(level);
+    }
+    return CpuIsa::kScalar;
+}
+
+// An unknown or unsupported BNB_CPU_ISA falls back (to auto, or to the best path
+// below the one asked for): an environment variable has no caller to report to.
+CpuIsa initial_isa() {
+    const char* requested = std::getenv("BNB_CPU_ISA");
+    CpuIsa isa = CpuIsa::kAvx512;
+    bool automatic = true;
+    if (requested != nullptr && !parse_isa(requested, &isa, &automatic)) automatic = true;
+    return best_supported(automatic ? CpuIsa::kAvx512 : isa);
+}
+
+std::atomic<int>& active_isa_slot() {
+    static std::atomic<int> slot{static_cast<int>(initial_isa())};
+    return slot;
+}
+
+}  // namespace
+
+const char* isa_name(CpuIsa isa) {
+    switch (isa) {
+        case CpuIsa::kScalar: return "scalar";
+        case CpuIsa::kAvx2: return "avx2";
+        case CpuIsa::kAvx512: return "avx512";
+    }
+    return "unknown";
+}
+
+bool isa_supported(CpuIsa isa) {
+    static const bool supported[3] = {probe(CpuIsa::kScalar), probe(CpuIsa::kAvx2), probe(CpuIsa::kAvx512)};
+    return supported[static_cast<int>(isa)];
+}
+
+CpuIsa active_isa() { return static_cast<CpuIsa>(active_isa_slot().load(std::memory_order_relaxed)); }
+
+const KernelSet& active_kernels() {
+    switch (active_isa()) {
+        case CpuIsa::kAvx512: return avx512_kernels();
+        case CpuIsa::kAvx2: return avx2_kernels();
+        case CpuIsa::kScalar: break;
+    }
+    return scalar_kernels();
+}
+
+}  // namespace bnb::cpu
+
+using bnb::cpu::CpuIsa;
+
+extern "C" BNB_API const char* bnb_cpu_isa(void) { return bnb::cpu::isa_name(bnb::cpu::active_isa()); }
+
+extern "C" BNB_API int bnb_cpu_isa_supported(const char* name) {
+    CpuIsa isa;
+    bool automatic;
+    if (name == nullptr || !bnb::cpu::parse_isa(name, &isa, &automatic)) return 0;
+    return automatic || bnb::cpu::isa_supported(isa) ? 1 : 0;
+}
+
+extern "C" BNB_API bnb_status bnb_cpu_isa_select(const char* name) {
+    bnb::clear_error();
+    if (name == nullptr) return bnb::fail(BNB_STATUS_INVALID_ARGUMENT, "name must not be NULL");
+    CpuIsa isa;
+    bool automatic;
+    if (!bnb::cpu::parse_isa(name, &isa, &automatic)) {
+        return bnb::fail(BNB_STATUS_INVALID_ARGUMENT,
+                         std::string("name must be \"scalar\", \"avx2\", \"avx512\" or \"auto\", got \"") + name + "\"");
+    }
+    if (automatic) isa = bnb::cpu::best_supported(CpuIsa::kAvx512);
+    if (!bnb::cpu::isa_supported(isa)) {
+        return bnb::fail(BNB_STATUS_UNSUPPORTED, std::string("name: this CPU cannot run the ") + name + " path");
+    }
+    bnb::cpu::active_isa_slot().store(static_cast<int>(isa), std::memory_order_relaxed);
+    return BNB_STATUS_SUCCESS;
+}
