@@ -11,12 +11,8 @@ import bitsandbytes.functional as F
 
 @pytest.fixture(scope="module")
 def modules_golden(golden):
-    from safetensors.torch import load_file
-
-    manifest = json.loads((golden / "golden_manifest.json").read_text())
-    tensors = load_file(str(golden / "golden_modules.safetensors"))
-    return {case["case"]: (case, {role: tensors[key] for role, key in case["tensors"].items()})
-            for case in manifest["groups"]["modules"]}
+    manifest = json.loads((golden.directory / "golden_manifest.json").read_text())
+    return {case["case"]: (case, golden.case_tensors("modules", case)) for case in manifest["groups"]["modules"]}
 
 
 def upstream_state_dict(tensors):
@@ -33,7 +29,8 @@ def test_upstream_linear4bit_checkpoint_loads(modules_golden, device):
     with torch.no_grad():
         y = layer(tensors["x"].to(device))
     assert y.dtype == tensors["y"].dtype
-    assert torch.allclose(y.float().cpu(), tensors["y"].float(), rtol=1e-2, atol=1e-2)
+    expected = tensors["y"].float()
+    assert ((y.float().cpu() - expected).norm() / expected.norm()).item() < 1e-2
 
 
 def test_our_linear4bit_checkpoint_matches_upstream_bytes(modules_golden, device):
@@ -69,4 +66,6 @@ def test_upstream_matmul_4bit_outputs(modules_golden, device, m):
     assert torch.equal(packed.cpu(), tensors["packed"])
     y = bnb.matmul_4bit(tensors["x"].to(device), packed.t(), quant_state=state)
     assert y.shape == tensors["y"].shape
-    assert torch.allclose(y.float().cpu(), tensors["y"].float(), rtol=1e-2, atol=2e-2)
+    # Upstream's batch-1 kernel multiplies in bf16: agreement within summation-order rounding (golden README).
+    expected = tensors["y"].float()
+    assert ((y.float().cpu() - expected).norm() / expected.norm()).item() < 1e-2
