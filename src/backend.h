@@ -61,6 +61,37 @@ struct Dequantize4bitArgs {
     void* out;
 };
 
+// bnb_gemm_4bit and bnb_gemv_4bit (one slot: gemv is gemm with a codebook
+// pointer, plain absmax and no bias).
+struct Gemm4bitArgs {
+    bnb_device device;
+    void* stream;
+    bnb_dtype dtype;  // of A, bias and out
+    bnb_quant_type quant_type;  // selects the codebook when `code` is null
+    const float* code;          // 16 float32 entries (device memory), or null
+    const void* A;              // [M, K]
+    const uint8_t* B;           // (N * K + 1) / 2 packed bytes of W [N, K]
+    const float* absmax;        // per block, or per 256 blocks when nested
+    const uint8_t* absmax_8bit;  // per block when nested, else null
+    const float* absmax_code;    // 256 entries when nested
+    const float* absmax_offset;  // 1 entry when nested
+    const void* bias;           // [N] or null
+    int64_t M;
+    int64_t N;
+    int64_t K;
+    int64_t blocksize;
+    bnb_gemm_4bit_algo algo;
+    void* out;  // [M, N]
+};
+
+struct Gemm4bitShape {
+    bnb_device device;
+    bnb_dtype dtype;
+    int64_t N;
+    int64_t K;
+    int64_t blocksize;
+};
+
 struct BackendOps {
     const char* name;
     // True if at least one device of this type can run kernels now.
@@ -69,6 +100,9 @@ struct BackendOps {
     bnb_status (*dequantize_blockwise)(const DequantizeBlockwiseArgs&);
     bnb_status (*quantize_4bit)(const Quantize4bitArgs&);
     bnb_status (*dequantize_4bit)(const Dequantize4bitArgs&);
+    bnb_status (*gemm_4bit)(const Gemm4bitArgs&);
+    // Largest M for which gemm_4bit beats dequantize + dense GEMM (0: never).
+    bnb_status (*gemm_4bit_fused_max_rows)(const Gemm4bitShape&, int64_t* max_rows);
 };
 
 void register_backend(bnb_device_type type, const BackendOps* ops);

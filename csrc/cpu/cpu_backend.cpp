@@ -13,6 +13,8 @@ const BackendOps kCpuOps = {
     dequantize_blockwise,
     quantize_4bit,
     dequantize_4bit,
+    nullptr,  // gemm_4bit: the torch glue dequantizes and calls at::linear on the CPU
+    nullptr,  // gemm_4bit_fused_max_rows
 };
 
 }  // namespace

@@ -138,6 +138,52 @@ BNB_API bnb_status bnb_dequantize_4bit(bnb_device device, void* stream,
                                        const uint8_t* packed, const float* absmax, int64_t n,
                                        int64_t blocksize, void* out);
 
+/* ---- 4-bit inference matmul ------------------------------------------- */
+
+/* Which kernel computes bnb_gemm_4bit; AUTO lets the backend's tuning table choose. */
+typedef enum bnb_gemm_4bit_algo {
+    BNB_GEMM_4BIT_AUTO = 0,
+    BNB_GEMM_4BIT_GENERIC = 1,     /* any shape and alignment; slow */
+    BNB_GEMM_4BIT_SIMT = 2,        /* few rows, K % 32 == 0, 16-byte aligned A and B */
+    BNB_GEMM_4BIT_TENSOR_CORE = 3  /* fp16/bf16, up to 64 rows, K % 32 == 0, aligned; sm_80+ */
+} bnb_gemm_4bit_algo;
+
+/*
+ * out[m, n] = sum_k A[m, k] * W[n, k] (+ bias[n]) for m < M, n < N, with float32
+ * accumulation and one rounding to `dtype` (the dtype of A, bias and out).
+ * W[n, k] = codebook(quant_type)[nibble n*K + k of B] * scale[(n*K + k) / blocksize],
+ * B holding (N*K + 1) / 2 packed bytes as bnb_quantize_4bit writes them.
+ * scale: absmax[j] when absmax_8bit is NULL; otherwise nested statistics (blocksize
+ * 256): absmax_code[absmax_8bit[j]] * absmax[j / 256] + absmax_offset[0], where
+ * absmax_code has 256 entries and absmax_offset one.
+ * bias: N entries or NULL. A is [M, K] and out [M, N], both row-major.
+ * blocksize: 32, 64, 128, 256, 512, 1024, 2048 or 4096.
+ */
+BNB_API bnb_status bnb_gemm_4bit(bnb_device device, void* stream, bnb_dtype dtype,
+                                 bnb_quant_type quant_type, const void* A, int64_t M, int64_t K,
+                                 const uint8_t* B, int64_t N, int64_t blocksize,
+                                 const float* absmax, const uint8_t* absmax_8bit,
+                                 const float* absmax_code, const float* absmax_offset,
+                                 const void* bias, bnb_gemm_4bit_algo algo, void* out);
+
+/*
+ * bnb_gemm_4bit with the 16-entry float32 codebook `code` (device memory) instead
+ * of a quant type, plain float32 absmax and no bias: upstream's gemv_4bit (any M).
+ */
+BNB_API bnb_status bnb_gemv_4bit(bnb_device device, void* stream, bnb_dtype dtype, const void* A,
+                                 int64_t M, int64_t K, const uint8_t* B, int64_t N,
+                                 const float* code, const float* absmax, int64_t blocksize,
+                                 void* out);
+
+/*
+ * The largest M for which the backend's fused kernels beat dequantizing W and a
+ * dense GEMM, for an [N, K] weight (measured; see the backend's tuning table).
+ * 0 means: always dequantize. BNB_STATUS_UNSUPPORTED where the backend has no
+ * fused 4-bit matmul.
+ */
+BNB_API bnb_status bnb_gemm_4bit_fused_max_rows(bnb_device device, bnb_dtype dtype, int64_t N,
+                                                int64_t K, int64_t blocksize, int64_t* max_rows);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

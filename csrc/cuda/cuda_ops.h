@@ -1,0 +1,16 @@
+// The CUDA backend's slot functions, one definition file per kernel family
+// (blockwise.cu, fourbit.cu, gemm_4bit.cu); cuda_backend.cu puts them in the table.
+#pragma once
+
+#include "backend.h"
+
+namespace bnb::cuda {
+
+bnb_status quantize_blockwise(const QuantizeBlockwiseArgs& args);
+bnb_status dequantize_blockwise(const DequantizeBlockwiseArgs& args);
+bnb_status quantize_4bit(const Quantize4bitArgs& args);
+bnb_status dequantize_4bit(const Dequantize4bitArgs& args);
+bnb_status gemm_4bit(const Gemm4bitArgs& args);
+bnb_status gemm_4bit_fused_max_rows(const Gemm4bitShape& shape, int64_t* max_rows);
+
+}  // namespace bnb::cuda

@@ -1,0 +1,524 @@
+// The 4-bit inference matmul: out = A @ dequant(W).T (+ bias) without
+// materialising W. Three kernels, chosen per shape by tuning.h:
+//   SIMT         few rows of A (decode): lanes stream W in 32-element chunks;
+//   tensor core  fp16/bf16 up to 64 rows: W dequantized in registers straight into
+//                mma.m16n8k16 fragments;
+//   generic      any shape or alignment (correct, slow).
+// Larger batches are faster as dequantize + dense GEMM, which the caller runs
+// (bnb_gemm_4bit_fused_max_rows says where the crossover is).
+#include <algorithm>
+#include <type_traits>
+
+#include "cuda_ops.h"
+#include "quantize_common.cuh"
+
+#if !defined(__HIPCC__) && (!defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800)
+#define BNB_HAS_MMA_M16N8K16 1
+#endif
+
+namespace bnb::cuda {
+namespace {
+
+constexpr int kChunk = 32;            // consecutive k of one 16-byte load of W
+constexpr int kNestedBlocksize = 256;  // the nested statistics' blocksize (formats.md 3.3)
+
+struct GemmParams {
+    const void* A;
+    const uint8_t* B;
+    const float* absmax;
+    const uint8_t* absmax_8bit;
+    const float* absmax_code;
+    const float* absmax_offset;
+    const void* bias;
+    void* out;
+    const float* code;  // or null: codebook
+    int64_t M;
+    int64_t N;
+    int64_t K;
+    int log2_blocksize;
+    Codebook16 codebook;
+};
+
+// The scale of quantization block j; nested statistics are de-nested on the fly
+// with the same two roundings as dequantize_blockwise + offset.
+template <bool NESTED>
+struct Scales {
+    const float* absmax;
+    const uint8_t* absmax_8bit;
+    const float* nested_code;  // shared memory
+    float offset;
+
+    __device__ __forceinline__ float operator()(int64_t block) const {
+        if constexpr (NESTED) {
+            const float scale = mul_ftz(nested_code[__ldg(absmax_8bit + block)], __ldg(absmax + block / kNestedBlocksize));
+            return __fadd_rn(scale, offset);
+        } else {
+            return __ldg(absmax + block);
+        }
+    }
+};
+
+template <bool NESTED>
+__device__ __forceinline__ Scales<NESTED> load_scales(const GemmParams& p, float* nested_code) {
+    if constexpr (NESTED) {
+        for (int i = threadIdx.x; i < 256; i += blockDim.x) nested_code[i] = p.absmax_code[i];
+        return {p.absmax, p.absmax_8bit, nested_code, __ldg(p.absmax_offset)};
+    } else {
+        return {p.absmax, nullptr, nullptr, 0.0f};
+    }
+}
+
+template <typename T>
+__device__ __forceinline__ float bias_of(const GemmParams& p, int64_t n) {
+    return p.bias != nullptr ? Element<T>::to_float(static_cast<const T*>(p.bias)[n]) : 0.0f;
+}
+
+__device__ __forceinline__ float warp_sum(float value) {
+#pragma unroll
+    for (int offset = kWarpSize / 2; offset > 0; offset >>= 1) value += __shfl_xor_sync(kFullWarp, value, offset);
+    return value;
+}
+
+// ---- generic ------------------------------------------------------------------------------
+
+// One warp per output element; nibbles addressed by flat index, so any K and
+// any alignment work.
+template <typename T, bool NESTED>
+__global__ void __launch_bounds__(256) gemm_4bit_generic_kernel(GemmParams p) {
+    __shared__ float table[16];
+    __shared__ float nested_code[NESTED ? 256 : 1];
+    for (int i = threadIdx.x; i < 16; i += blockDim.x) table[i] = p.code != nullptr ? p.code[i] : p.codebook.values[i];
+    const Scales<NESTED> scales = load_scales<NESTED>(p, nested_code);
+    __syncthreads();
+    const T* A = static_cast<const T*>(p.A);
+    T* out = static_cast<T*>(p.out);
+    const int lane = threadIdx.x % kWarpSize;
+    const int64_t warps = static_cast<int64_t>(gridDim.x) * blockDim.x / kWarpSize;
+    for (int64_t w = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarpSize; w < p.M * p.N;
+         w += warps) {
+        const int64_t m = w / p.N;
+        const int64_t n = w % p.N;
+        float acc = 0.0f;
+        for (int64_t k = lane; k < p.K; k += kWarpSize) {
+            const int64_t i = n * p.K + k;
+            const uint32_t byte = p.B[i / 2];
+            const uint32_t code = (i & 1) ? (byte & 15u) : (byte >> 4);
+            const float weight = mul_ftz(table[code], scales(i >> p.log2_blocksize));
+            acc = fmaf(weight, Element<T>::to_float(A[m * p.K + k]), acc);
+        }
+        acc = warp_sum(acc);
+        if (lane == 0) out[m * p.N + n] = Element<T>::from_float(acc + bias_of<T>(p, n));
+    }
+}
+
+// ---- SIMT ------------------------------------------------------------------------------------
+
+// sum_j a[j] * weights[j] over the 32 elements of A at `a` (64- or 128-byte aligned).
+template <typename T>
+__device__ __forceinline__ float dot_chunk(const T* __restrict__ a, const float (&weights)[kChunk]) {
+    float sum = 0.0f;
+    if constexpr (sizeof(T) == 4) {
+#pragma unroll
+        for (int v = 0; v < kChunk / 4; ++v) {
+            const float4 x = __ldg(reinterpret_cast<const float4*>(a) + v);
+            sum = fmaf(x.x, weights[4 * v], sum);
+            sum = fmaf(x.y, weights[4 * v + 1], sum);
+            sum = fmaf(x.z, weights[4 * v + 2], sum);
+            sum = fmaf(x.w, weights[4 * v + 3], sum);
+        }
+    } else {
+#pragma unroll
+        for (int v = 0; v < kChunk / 8; ++v) {
+            const uint4 x = __ldg(reinterpret_cast<const uint4*>(a) + v);
+            const uint32_t words[4] = {x.x, x.y, x.z, x.w};
+#pragma unroll
+            for (int w = 0; w < 4; ++w) {
+                sum = fmaf(Element<T>::low_of(words[w]), weights[8 * v + 2 * w], sum);
+                sum = fmaf(Element<T>::high_of(words[w]), weights[8 * v + 2 * w + 1], sum);
+            }
+        }
+    }
+    return sum;
+}
+
+// A warp computes ROWS_PER_WARP outputs of each of the (at most MAX_ROWS) rows of
+// A. Lane l takes the 32-element chunks l, l + 32, ... of every weight row: one
+// 16-byte load of W and one scale per chunk, the codebook from a per-lane table.
+// Each chunk's dot product is scaled once (sum_j c_j a_j) * scale.
+template <typename T, int MAX_ROWS, int ROWS_PER_WARP, bool NESTED>
+__global__ void __launch_bounds__(tuning::kSimtWarpsPerBlock* kWarpSize) gemm_4bit_simt_kernel(GemmParams p) {
+    __shared__ LaneTable table;
+    __shared__ float nested_code[NESTED ? 256 : 1];
+    const Scales<NESTED> scales = load_scales<NESTED>(p, nested_code);
+    fill_lane_table(table, p.code, p.codebook);
+    const float* column = lane_column(table);
+    const T* A = static_cast<const T*>(p.A);
+    const int lane = threadIdx.x % kWarpSize;
+    const int64_t row0 =
+        (static_cast<int64_t>(blockIdx.x) * tuning::kSimtWarpsPerBlock + threadIdx.x / kWarpSize) * ROWS_PER_WARP;
+    if (row0 >= p.N) return;
+    const int rows_of_A = static_cast<int>(p.M);
+    const int64_t chunks = p.K / kChunk;
+    float acc[MAX_ROWS][ROWS_PER_WARP];
+#pragma unroll
+    for (int m = 0; m < MAX_ROWS; ++m) {
+#pragma unroll
+        for (int r = 0; r < ROWS_PER_WARP; ++r) acc[m][r] = 0.0f;
+    }
+    for (int64_t chunk = lane; chunk < chunks; chunk += kWarpSize) {
+        const int64_t k0 = chunk * kChunk;
+        uint4 packed[ROWS_PER_WARP];
+        float scale[ROWS_PER_WARP];
+#pragma unroll
+        for (int r = 0; r < ROWS_PER_WARP; ++r) {
+            packed[r] = make_uint4(0, 0, 0, 0);
+            scale[r] = 0.0f;
+            if (row0 + r < p.N) {
+                const int64_t element = (row0 + r) * p.K + k0;
+                packed[r] = __ldg(reinterpret_cast<const uint4*>(p.B + element / 2));
+                scale[r] = scales(element >> p.log2_blocksize);
+            }
+        }
+#pragma unroll
+        for (int r = 0; r < ROWS_PER_WARP; ++r) {
+            float weights[kChunk];
+            const uint32_t words[4] = {packed[r].x, packed[r].y, packed[r].z, packed[r].w};
+#pragma unroll
+            for (int b = 0; b < kChunk / 2; ++b) {
+                const uint32_t byte = (words[b / 4] >> (8 * (b % 4))) & 0xffu;
+                weights[2 * b] = column[(byte >> 4) * kWarpSize];
+                weights[2 * b + 1] = column[(byte & 15u) * kWarpSize];
+            }
+#pragma unroll
+            for (int m = 0; m < MAX_ROWS; ++m) {
+                if (m < rows_of_A) acc[m][r] = fmaf(dot_chunk<T>(A + m * p.K + k0, weights), scale[r], acc[m][r]);
+            }
+        }
+    }
+    T* out = static_cast<T*>(p.out);
+#pragma unroll
+    for (int m = 0; m < MAX_ROWS; ++m) {
+#pragma unroll
+        for (int r = 0; r < ROWS_PER_WARP; ++r) {
+            const float sum = warp_sum(acc[m][r]);
+            const int64_t n = row0 + r;
+            if (lane == 0 && m < rows_of_A && n < p.N) out[m * p.N + n] = Element<T>::from_float(sum + bias_of<T>(p, n));
+        }
+    }
+}
+
+// ---- tensor cores ------------------------------------------------------------------------------
+//
+// mma.m16n8k16 with W as the 16x16 A operand and A^T as the 16x8 B operand, so
+// that 16 weight rows fill the M side and up to 8 rows of A the N side.
+// The k order inside a step is free as long as both operands agree, so thread
+// (group g, index t) loads 16 consecutive bytes (32 k) of its weight rows and
+// uses bytes 2s, 2s+1 in step s: slots {2t, 2t+1} hold k = 32t + 4s + {0, 1} and
+// slots {2t+8, 2t+9} hold k = 32t + 4s + {2, 3}. Its B fragments are then the
+// consecutive A elements at the same k: words 2s and 2s+1 of A's 32-element run.
+
+template <typename T>
+__device__ __forceinline__ void mma_m16n8k16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+#if defined(BNB_HAS_MMA_M16N8K16)
+    if constexpr (std::is_same_v<T, bf16>) {
+        asm volatile(
+            "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+            "{%0,%1,%2,%3};\n"
+            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    } else {
+        asm volatile(
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+            "{%0,%1,%2,%3};\n"
+            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+#endif
+}
+
+// The two weights of one packed byte (high nibble first), scaled and rounded to T,
+// as one fragment register.
+template <typename T>
+__device__ __forceinline__ uint32_t dequantize_pair(const float* column, uint32_t word, int shift, float scale) {
+    const uint32_t byte = (word >> shift) & 0xffu;
+    return Element<T>::pack2(mul_ftz(column[(byte >> 4) * kWarpSize], scale),
+                             mul_ftz(column[(byte & 15u) * kWarpSize], scale));
+}
+
+constexpr int kMmaChunk = 4 * kChunk;  // k per mma chunk: 4 threads of a group x 32
+
+template <typename T, int N_TILES, int M_TILES, bool NESTED>
+__global__ void __launch_bounds__(tuning::kMmaKWarps* kWarpSize) gemm_4bit_mma_kernel(GemmParams p) {
+#if defined(BNB_HAS_MMA_M16N8K16)
+    constexpr int kRows = 16 * M_TILES;  // weight rows of the block
+    constexpr int kCols = 8 * N_TILES;   // rows of A
+    constexpr int kPad = 4;              // spreads the partial-sum stores over the banks
+    __shared__ LaneTable table;
+    __shared__ float nested_code[NESTED ? 256 : 1];
+    __shared__ float partial[tuning::kMmaKWarps][kCols][kRows + kPad];
+    const Scales<NESTED> scales = load_scales<NESTED>(p, nested_code);
+    fill_lane_table(table, p.code, p.codebook);
+    const float* column = lane_column(table);
+    const T* A = static_cast<const T*>(p.A);
+    const int warp = threadIdx.x / kWarpSize;
+    const int lane = threadIdx.x % kWarpSize;
+    const int group = lane / 4;
+    const int index = lane % 4;
+    const int64_t row_base = static_cast<int64_t>(blockIdx.x) * kRows;
+    const int64_t chunks = (p.K + kMmaChunk - 1) / kMmaChunk;
+
+    float acc[M_TILES][N_TILES][4];
+#pragma unroll
+    for (int t = 0; t < M_TILES; ++t) {
+#pragma unroll
+        for (int nt = 0; nt < N_TILES; ++nt) {
+#pragma unroll
+            for (int i = 0; i < 4; ++i) acc[t][nt][i] = 0.0f;
+        }
+    }
+
+    // Weight rows of this thread: tile t, half h -> row_base + 16 t + 8 h + group.
+    auto load_weights = [&](int64_t chunk, uint4 (&packed)[M_TILES][2], float (&scale)[M_TILES][2]) {
+        const int64_t k0 = chunk * kMmaChunk + kChunk * index;
+#pragma unroll
+        for (int t = 0; t < M_TILES; ++t) {
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int64_t row = row_base + 16 * t + 8 * h + group;
+                packed[t][h] = make_uint4(0, 0, 0, 0);
+                scale[t][h] = 0.0f;
+                if (k0 < p.K && row < p.N) {
+                    const int64_t element = row * p.K + k0;
+                    packed[t][h] = __ldg(reinterpret_cast<const uint4*>(p.B + element / 2));
+                    scale[t][h] = scales(element >> p.log2_blocksize);
+                }
+            }
+        }
+    };
+
+    uint4 next_packed[M_TILES][2];
+    float next_scale[M_TILES][2];
+    int64_t chunk = warp;
+    if (chunk < chunks) load_weights(chunk, next_packed, next_scale);
+    for (; chunk < chunks; chunk += tuning::kMmaKWarps) {
+        uint4 packed[M_TILES][2];
+        float scale[M_TILES][2];
+#pragma unroll
+        for (int t = 0; t < M_TILES; ++t) {
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                packed[t][h] = next_packed[t][h];
+                scale[t][h] = next_scale[t][h];
+            }
+        }
+        // W is the stream from memory: fetch the warp's next chunk before this one's math.
+        if (chunk + tuning::kMmaKWarps < chunks) load_weights(chunk + tuning::kMmaKWarps, next_packed, next_scale);
+        const int64_t k0 = chunk * kMmaChunk + kChunk * index;
+        const bool k_valid = k0 < p.K;
+#pragma unroll
+        for (int pair = 0; pair < 4; ++pair) {
+            // 8 elements of A (mma steps 2 pair and 2 pair + 1) for each 8-row group.
+            uint4 act[N_TILES];
+#pragma unroll
+            for (int nt = 0; nt < N_TILES; ++nt) {
+                const int64_t a_row = 8 * nt + group;
+                act[nt] = make_uint4(0, 0, 0, 0);
+                if (k_valid && a_row < p.M) act[nt] = __ldg(reinterpret_cast<const uint4*>(A + a_row * p.K + k0) + pair);
+            }
+#pragma unroll
+            for (int sub = 0; sub < 2; ++sub) {
+                const int step = 2 * pair + sub;
+                const int word = step / 2;
+                const int shift = 16 * (step % 2);  // byte 2 step of the 16 loaded bytes
+#pragma unroll
+                for (int t = 0; t < M_TILES; ++t) {
+                    const uint32_t row_low[4] = {packed[t][0].x, packed[t][0].y, packed[t][0].z, packed[t][0].w};
+                    const uint32_t row_high[4] = {packed[t][1].x, packed[t][1].y, packed[t][1].z, packed[t][1].w};
+                    const uint32_t fragment[4] = {
+                        dequantize_pair<T>(column, row_low[word], shift, scale[t][0]),
+                        dequantize_pair<T>(column, row_high[word], shift, scale[t][1]),
+                        dequantize_pair<T>(column, row_low[word], shift + 8, scale[t][0]),
+                        dequantize_pair<T>(column, row_high[word], shift + 8, scale[t][1]),
+                    };
+#pragma unroll
+                    for (int nt = 0; nt < N_TILES; ++nt) {
+                        const uint32_t b0 = sub == 0 ? act[nt].x : act[nt].z;
+                        const uint32_t b1 = sub == 0 ? act[nt].y : act[nt].w;
+                        mma_m16n8k16<T>(acc[t][nt], fragment, b0, b1);
+                    }
+                }
+            }
+        }
+    }
+
+    // Each warp summed a different part of K: add the warps' tiles in a fixed order.
+#pragma unroll
+    for (int t = 0; t < M_TILES; ++t) {
+#pragma unroll
+        for (int nt = 0; nt < N_TILES; ++nt) {
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                const int w_row = 16 * t + group + (i >= 2 ? 8 : 0);
+                const int a_row = 8 * nt + 2 * index + (i & 1);
+                partial[warp][a_row][w_row] = acc[t][nt][i];
+            }
+        }
+    }
+    __syncthreads();
+    T* out = static_cast<T*>(p.out);
+    for (int i = threadIdx.x; i < kCols * kRows; i += blockDim.x) {
+        const int a_row = i / kRows;
+        const int w_row = i % kRows;
+        const int64_t n = row_base + w_row;
+        if (a_row >= p.M || n >= p.N) continue;
+        float sum = 0.0f;
+#pragma unroll
+        for (int w = 0; w < tuning::kMmaKWarps; ++w) sum += partial[w][a_row][w_row];
+        out[a_row * p.N + n] = Element<T>::from_float(sum + bias_of<T>(p, n));
+    }
+#endif
+}
+
+// ---- launch ----------------------------------------------------------------------------------------
+
+template <bool V>
+using Bool = std::integral_constant<bool, V>;
+
+template <typename F>
+auto with_nested(bool nested, F&& body) {
+    return nested ? body(Bool<true>{}) : body(Bool<false>{});
+}
+
+template <typename T, bool NESTED>
+void launch_simt(const GemmParams& p, cudaStream_t stream) {
+    const tuning::SimtConfig config = tuning::simt_config(p.M);
+    const auto launch = [&](auto max_rows, auto rows_per_warp) {
+        constexpr int kMaxRows = decltype(max_rows)::value;
+        constexpr int kRowsPerWarp = decltype(rows_per_warp)::value;
+        const int64_t warps = ceil_div(p.N, kRowsPerWarp);
+        gemm_4bit_simt_kernel<T, kMaxRows, kRowsPerWarp, NESTED>
+            <<<ceil_div(warps, tuning::kSimtWarpsPerBlock), tuning::kSimtWarpsPerBlock * kWarpSize, 0, stream>>>(p);
+    };
+    using I = int;
+    switch (config.max_rows) {
+        case 1: launch(std::integral_constant<I, 1>{}, std::integral_constant<I, 4>{}); break;
+        case 2: launch(std::integral_constant<I, 2>{}, std::integral_constant<I, 4>{}); break;
+        case 4: launch(std::integral_constant<I, 4>{}, std::integral_constant<I, 2>{}); break;
+        default: launch(std::integral_constant<I, 8>{}, std::integral_constant<I, 2>{}); break;
+    }
+}
+
+template <typename T, bool NESTED>
+void launch_mma(const GemmParams& p, cudaStream_t stream, int sm_count) {
+    const tuning::MmaConfig config = tuning::mma_config(p.M, p.N, sm_count);
+    const auto launch = [&](auto n_tiles, auto m_tiles) {
+        constexpr int kNTiles = decltype(n_tiles)::value;
+        constexpr int kMTiles = decltype(m_tiles)::value;
+        gemm_4bit_mma_kernel<T, kNTiles, kMTiles, NESTED>
+            <<<ceil_div(p.N, 16 * kMTiles), tuning::kMmaKWarps * kWarpSize, 0, stream>>>(p);
+    };
+    using I = int;
+    using One = std::integral_constant<I, 1>;
+    using Two = std::integral_constant<I, 2>;
+    const bool two = config.m_tiles == 2;
+    switch (config.n_tiles) {
+        case 1: two ? launch(One{}, Two{}) : launch(One{}, One{}); break;
+        case 2: two ? launch(Two{}, Two{}) : launch(Two{}, One{}); break;
+        case 4:
+            two ? launch(std::integral_constant<I, 4>{}, Two{}) : launch(std::integral_constant<I, 4>{}, One{});
+            break;
+        default: launch(std::integral_constant<I, 8>{}, One{}); break;
+    }
+}
+
+template <typename T, bool NESTED>
+void launch_generic(const GemmParams& p, cudaStream_t stream, int sm_count) {
+    const int64_t blocks = std::min<int64_t>(ceil_div(p.M * p.N * kWarpSize, 256), int64_t{sm_count} * 32);
+    gemm_4bit_generic_kernel<T, NESTED><<<std::max<int64_t>(blocks, 1), 256, 0, stream>>>(p);
+}
+
+const char* algo_name(bnb_gemm_4bit_algo algo) {
+    switch (algo) {
+        case BNB_GEMM_4BIT_GENERIC: return "BNB_GEMM_4BIT_GENERIC";
+        case BNB_GEMM_4BIT_SIMT: return "BNB_GEMM_4BIT_SIMT";
+        case BNB_GEMM_4BIT_TENSOR_CORE: return "BNB_GEMM_4BIT_TENSOR_CORE";
+        default: return "BNB_GEMM_4BIT_AUTO";
+    }
+}
+
+bool tensor_cores_usable(bnb_dtype dtype, int compute_capability) {
+#if defined(__HIPCC__)
+    (void)dtype;
+    (void)compute_capability;
+    return false;
+#else
+    return dtype != BNB_DTYPE_FLOAT32 && compute_capability >= 80;
+#endif
+}
+
+}  // namespace
+
+bnb_status gemm_4bit(const Gemm4bitArgs& args) {
+    const DeviceGuard guard(args.device.index);
+    const DeviceInfo info = device_info(args.device.index);
+    const GemmParams params{args.A,
+                            args.B,
+                            args.absmax,
+                            args.absmax_8bit,
+                            args.absmax_code,
+                            args.absmax_offset,
+                            args.bias,
+                            args.out,
+                            args.code,
+                            args.M,
+                            args.N,
+                            args.K,
+                            log2_exact(args.blocksize),
+                            codebook16(args.quant_type)};
+    // The fused kernels read W and A in aligned 32-element chunks.
+    const bool chunked = args.K % kChunk == 0 && args.K > 0 && is_aligned(args.A, 16) && is_aligned(args.B, 16);
+    const bool simt_fits = chunked && args.M <= tuning::kSimtMaxRows;
+    const bool tensor_cores = tensor_cores_usable(args.dtype, info.compute_capability);
+    const bool mma_fits = chunked && args.M <= tuning::kMmaMaxRows && tensor_cores;
+    bnb_gemm_4bit_algo algo = args.algo;
+    if (algo == BNB_GEMM_4BIT_AUTO) {
+        if (simt_fits && (tuning::prefer_simt(tensor_cores, args.M) || !mma_fits)) {
+            algo = BNB_GEMM_4BIT_SIMT;
+        } else if (mma_fits) {
+            algo = BNB_GEMM_4BIT_TENSOR_CORE;
+        } else {
+            algo = BNB_GEMM_4BIT_GENERIC;
+        }
+    }
+    if ((algo == BNB_GEMM_4BIT_SIMT && !simt_fits) || (algo == BNB_GEMM_4BIT_TENSOR_CORE && !mma_fits)) {
+        return fail(BNB_STATUS_UNSUPPORTED,
+                    std::string("algo: ") + algo_name(algo) + " needs K % 32 == 0, 16-byte aligned A and B, M <= " +
+                        std::to_string(algo == BNB_GEMM_4BIT_SIMT ? tuning::kSimtMaxRows : tuning::kMmaMaxRows) +
+                        (algo == BNB_GEMM_4BIT_TENSOR_CORE ? ", fp16/bf16 and compute capability 8.0+" : "") +
+                        "; got M=" + std::to_string(args.M) + ", K=" + std::to_string(args.K));
+    }
+    const cudaStream_t stream = to_stream(args.stream);
+    return dispatch_float(args.dtype, [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        with_nested(args.absmax_8bit != nullptr, [&](auto nested) {
+            constexpr bool kNested = decltype(nested)::value;
+            if (algo == BNB_GEMM_4BIT_SIMT) {
+                launch_simt<T, kNested>(params, stream);
+            } else if (algo == BNB_GEMM_4BIT_TENSOR_CORE) {
+                if constexpr (!std::is_same_v<T, float>) launch_mma<T, kNested>(params, stream, info.sm_count);
+            } else {
+                launch_generic<T, kNested>(params, stream, info.sm_count);
+            }
+            return 0;
+        });
+        return check_launch("gemm_4bit");
+    });
+}
+
+bnb_status gemm_4bit_fused_max_rows(const Gemm4bitShape& shape, int64_t* max_rows) {
+    const DeviceInfo info = device_info(shape.device.index);
+    *max_rows = tuning::fused_max_rows(tensor_cores_usable(shape.dtype, info.compute_capability), shape.K);
+    return BNB_STATUS_SUCCESS;
+}
+
+}  // namespace bnb::cuda
