@@ -26,8 +26,12 @@ NESTED_4BIT_BLOCKSIZE = 256
 # ---- codebooks --------------------------------------------------------------------------------
 
 
+# Read once at import: torch.compile traces Python constants, not calls into _C.
+_NATIVE_CODEBOOKS = {name: tuple(_C.codebook(name)) for name in ("dynamic_signed", "dynamic_unsigned", "nf4", "fp4")}
+
+
 def _native_codebook(name: str, device=None) -> torch.Tensor:
-    return torch.tensor(_C.codebook(name), dtype=torch.float32, device=device)
+    return torch.tensor(_NATIVE_CODEBOOKS[name], dtype=torch.float32, device=device)
 
 
 def _float32(value: float) -> float:
@@ -168,7 +172,7 @@ def get_4bit_type(typename, device=None, blocksize=64) -> torch.Tensor:
     if device is None:
         device = "cuda"
     if typename in ("nf4", "fp4"):
-        data = _C.codebook(typename)
+        data = _NATIVE_CODEBOOKS[typename]
     elif typename == "int4":
         data = _INT4_VALUES
     elif typename == "af4":
@@ -245,6 +249,11 @@ def _dtype_from_name(name: str, key: str) -> torch.dtype:
     return dtype
 
 
+def _same_layout(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """allclose needs equal dtypes and broadcastable shapes; states differ otherwise."""
+    return a.dtype == b.dtype and a.shape == b.shape and a.device == b.device
+
+
 class QuantStateKeyError(ValueError, AssertionError):
     """Unknown keys in QuantState.from_dict. Upstream asserts here, so callers that
     catch AssertionError keep working; it is a ValueError like every other bad input."""
@@ -314,7 +323,8 @@ class QuantState:
         component counts. The caller's dict is not modified.
         """
         packed_keys = [k for k, v in qs_dict.items() if "quant_state" in k and isinstance(v, torch.Tensor)]
-        if "quant_type" not in qs_dict:
+        unpacked = any(k.split(".")[-1] == "quant_type" for k in qs_dict)
+        if not unpacked:
             if not packed_keys:
                 raise ValueError("Expected packed or unpacked quant_state items, found neither")
             if len(packed_keys) != 1 or packed_keys[0].split(".")[-1] not in cls.valid_qs_type_keys:
@@ -407,8 +417,10 @@ class QuantState:
         if not isinstance(other, QuantState):
             return False
         return (
-            torch.allclose(self.absmax, other.absmax, atol=1e-6)
+            _same_layout(self.absmax, other.absmax)
+            and torch.allclose(self.absmax, other.absmax, atol=1e-6)
             and self.shape == other.shape
+            and _same_layout(self.code, other.code)
             and torch.allclose(self.code, other.code, atol=1e-6)
             and self.dtype == other.dtype
             and self.blocksize == other.blocksize
