@@ -299,17 +299,17 @@ class Linear4bit(nn.Linear):
 
     def forward(self, x: torch.Tensor):
         fix_4bit_weight_quant_state_from_module(self)
+        # The bias parameter follows the input's dtype (permanently, as upstream does).
+        if self.bias is not None and self.bias.dtype != x.dtype:
+            self.bias.data = self.bias.data.to(x.dtype)
         if not self.compute_type_is_set:
             self.set_compute_type(x)
             self.compute_type_is_set = True
         input_dtype = x.dtype
+        bias = self.bias
         if self.compute_dtype is not None:
             x = x.to(self.compute_dtype)
-        bias = self.bias
-        if bias is not None:
-            if bias.dtype != x.dtype:
-                self.bias.data = self.bias.data.to(x.dtype)
-            bias = self.bias if self.compute_dtype is None else self.bias.to(self.compute_dtype)
+            bias = None if bias is None else bias.to(self.compute_dtype)
         return bnb.matmul_4bit(x, self.weight, bias=bias, quant_state=self.weight.quant_state).to(input_dtype)
 
 

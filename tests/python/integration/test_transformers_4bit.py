@@ -67,13 +67,18 @@ def test_generate_agrees_with_full_precision(tiny_llama_dir, token_ids, device):
     reference = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.bfloat16, device_map=device)
     model = load_4bit(tiny_llama_dir, device)
     prompt = token_ids[:1, :8].to(device)
-    kwargs = dict(max_new_tokens=8, do_sample=False, pad_token_id=0)
-    out = model.generate(prompt, **kwargs)
-    ref = reference.generate(prompt, **kwargs)
-    assert out.shape == ref.shape == (1, 16)
+    out = model.generate(prompt, max_new_tokens=8, do_sample=False, pad_token_id=0)
+    assert out.shape == (1, 16)
     assert torch.equal(out[:, :8], prompt)
-    # Greedy decoding of a random model is fragile; the first new token must agree.
-    assert out[0, 8] == ref[0, 8]
+    with torch.no_grad():
+        # Generation with the KV cache equals greedy decoding by full forwards of the 4-bit model...
+        full_forward_choice = model(out[:, :-1], use_cache=False).logits[0, 7:].argmax(-1)
+        assert torch.equal(full_forward_choice, out[0, 8:])
+        # ...and its first token ranks near the top of the full-precision model's (a random-init model's
+        # logits are nearly flat, so exact agreement of greedy choices is not expected).
+        reference_logits = reference(prompt).logits[0, -1]
+    rank = (reference_logits > reference_logits[out[0, 8]]).sum().item()
+    assert rank < 0.05 * reference_logits.numel()
 
 
 @pytest.mark.parametrize("quant_storage", [torch.uint8, torch.bfloat16, torch.float32])
