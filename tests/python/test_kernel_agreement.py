@@ -17,7 +17,7 @@ ops = torch.ops.bitsandbytes
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 BLOCKWISE_BLOCKSIZES = [64, 128, 256, 512, 1024, 2048, 4096]
 FOURBIT_BLOCKSIZES = [32, 64, 128, 256, 512, 1024, 2048, 4096]
-SIZES = [0, 1, 2, 3, 63, 64, 65, 127, 4095, 4097, 9000]
+SIZES = [0, 1, 2, 3, 63, 64, 65, 127, 4097, 8193]
 SPECIAL_SIZE = 3 * 4096 + 5
 
 
@@ -149,7 +149,7 @@ def test_4bit_storage_dtypes(device, storage):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_non_contiguous_inputs_equal_contiguous(device, dtype):
-    base = random_input(96 * 130, dtype, device).view(96, 130)
+    base = random_input(48 * 70, dtype, device).view(48, 70)
     code = F.create_dynamic_map().to(device)
     for A in (base.t(), base[:, ::3], base[::2, 1:]):
         assert not A.is_contiguous()

@@ -1,0 +1,83 @@
+"""The package surface: version, flags, cheap import, loud native-library errors, ``python -m bitsandbytes``."""
+
+import importlib.machinery
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import bitsandbytes
+
+
+def run_python(code: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=dict(os.environ), **kwargs
+    )
+
+
+def test_top_level_names():
+    assert bitsandbytes.__version__ == "0.50.2"
+    assert "multi_backend" in bitsandbytes.features
+    assert bitsandbytes.supported_torch_devices == {"cpu", "cuda", "xpu", "hpu", "npu", "mps"}
+    assert bitsandbytes.functional.QuantState is not None
+    assert bitsandbytes.utils.pack_dict_to_tensor is not None
+    assert bitsandbytes.modules is bitsandbytes.nn.modules
+    assert callable(bitsandbytes.matmul_4bit)
+
+
+def test_import_is_cheap_and_leaves_cuda_alone():
+    result = run_python(
+        "import sys, torch, bitsandbytes\n"
+        "print(torch.cuda.is_initialized())\n"
+        "print(sorted(m for m in ('scipy', 'transformers', 'safetensors', 'triton') if m in sys.modules))"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:2] == ["False", "[]"]
+
+
+def test_broken_native_library_raises_import_error_with_the_loader_message(tmp_path):
+    """A package whose _C cannot load fails at import, naming the loader's error and the fix."""
+    source = Path(bitsandbytes.__file__).parent
+    package = tmp_path / "bitsandbytes"
+    package.mkdir()
+    for entry in source.iterdir():
+        if entry.suffix in (".py",) or entry.name in ("backends", "nn", "autograd"):
+            (package / entry.name).symlink_to(entry)
+    (package / f"_C{importlib.machinery.EXTENSION_SUFFIXES[0]}").write_bytes(b"not a shared library")
+    result = subprocess.run(
+        [sys.executable, "-c", "import bitsandbytes"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=dict(os.environ, PYTHONPATH=str(tmp_path)),
+    )
+    assert result.returncode != 0
+    assert "ImportError: bitsandbytes: the native extension bitsandbytes._C failed to load" in result.stderr
+    assert "invalid ELF header" in result.stderr or "file too short" in result.stderr
+    assert "--no-build-isolation" in result.stderr
+
+
+def test_python_m_bitsandbytes_reports_and_self_tests():
+    result = subprocess.run(
+        [sys.executable, "-m", "bitsandbytes"], capture_output=True, text=True, timeout=300, env=dict(os.environ)
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("bitsandbytes 0.50.2")
+    assert lines[1].startswith("torch ")
+    assert any(line.split()[:3] == ["cpu", "built", "available"] for line in lines)
+    assert any(line.startswith("self-test cpu: OK") for line in lines)
+
+
+def test_python_m_bitsandbytes_exits_1_when_a_self_test_fails(monkeypatch, capsys):
+    main_module = pytest.importorskip("bitsandbytes.__main__")
+
+    def failing_self_test(device):
+        raise AssertionError("nf4 codes differ from the pure-torch reference")
+
+    monkeypatch.setattr(main_module, "self_test", failing_self_test)
+    assert main_module.main() == 1
+    assert "self-test cpu: FAILED, AssertionError: nf4 codes differ" in capsys.readouterr().out
