@@ -681,3 +681,30 @@ def dequantize_nf4(
     blocksize=None,
 ) -> torch.Tensor:
     return dequantize_4bit(A, quant_state, absmax, out, blocksize, "nf4")
+
+
+# ---- 4-bit inference matmul (gemv_4bit) -------------------------------------------------------
+
+
+def gemv_4bit(
+    A: torch.Tensor,
+    B: torch.Tensor,
+    out: Optional[torch.Tensor] = None,
+    transposed_A=False,
+    transposed_B=False,
+    state: Optional[QuantState] = None,
+) -> torch.Tensor:
+    """A @ W.T for a packed 4-bit weight W described by `state` (upstream's gemv_4bit).
+
+    A holds one row (or a few) of length K = state.shape[1]; B is the packed weight
+    in its [X, 1] or transposed [1, X] form. The transposed flags are accepted for
+    compatibility and ignored, as upstream does.
+    """
+    if state is None:
+        raise ValueError("state cannot be None. gemv_4bit() requires the state from quantize_4bit()")
+    absmax = _denested_absmax(state)
+    shape = list(state.shape)
+    if out is not None:
+        torch.ops.bitsandbytes.gemv_4bit.out(A, B, shape, absmax, state.code, state.blocksize, out=out)
+        return out
+    return torch.ops.bitsandbytes.gemv_4bit.default(A, B, shape, absmax, state.code, state.blocksize)

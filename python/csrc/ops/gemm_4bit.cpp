@@ -1,0 +1,259 @@
+// Torch glue of gemv_4bit / gemm_4bit on CUDA: tensor checks, output allocation,
+// and the library's choice between its fused kernels and, for larger batches,
+// dequantize + torch's GEMM. The dense GEMM goes through at::linear rather than a
+// cuBLAS handle of our own so that it runs on torch's stream, workspace and
+// allocator (CUDA-graph capturable) and is bit-identical to upstream's fallback.
+// The CPU and other devices use the pure-torch default kernels.
+#include <ATen/ATen.h>
+#include <torch/library.h>
+
+#include <optional>
+#include <vector>
+
+#include "../glue.h"
+
+namespace bnb::glue {
+namespace {
+
+constexpr int64_t kFourBitBlocksizes[] = {32, 64, 128, 256, 512, 1024, 2048, 4096};
+constexpr int64_t kNestedBlocksize = 256;
+// bitsandbytes_internal::gemm_4bit_algo's value for dequantize + at::linear.
+constexpr int64_t kDequantizeAndLinear = -1;
+
+bnb_quant_type parse_quant_type(c10::string_view quant_type) {
+    if (quant_type == "nf4") return BNB_QUANT_NF4;
+    if (quant_type == "fp4") return BNB_QUANT_FP4;
+    TORCH_CHECK(false, "quant_type must be 'nf4' or 'fp4', got '", quant_type, "'");
+}
+
+void check_operands(const at::Tensor& A, const at::Tensor& B, int64_t blocksize) {
+    bool valid_blocksize = false;
+    for (int64_t allowed : kFourBitBlocksizes) valid_blocksize |= blocksize == allowed;
+    TORCH_CHECK(valid_blocksize, "invalid blocksize ", blocksize, ": must be one of 32, 64, 128, 256, 512, 1024, 2048, 4096");
+    TORCH_CHECK(is_float_dtype(A.scalar_type()), "A must be float16, bfloat16, or float32, got ", A.scalar_type());
+    const auto storage = B.scalar_type();
+    TORCH_CHECK(storage == at::kByte || is_float_dtype(storage),
+                "B must be backed by storage of type uint8, bfloat16, float16, or float32, got ", storage);
+    check_same_device(B, A.device(), "B");
+}
+
+struct WeightShape {
+    int64_t N;
+    int64_t K;
+    int64_t blocksize;
+    int64_t blocks() const { return (N * K + blocksize - 1) / blocksize; }
+};
+
+WeightShape check_shape(c10::IntArrayRef shapeB, const at::Tensor& A, int64_t blocksize) {
+    TORCH_CHECK(shapeB.size() == 2, "shapeB must be 2D [N, K], got ", shapeB);
+    TORCH_CHECK(shapeB[0] >= 0 && shapeB[1] >= 0, "shapeB must not contain negative sizes, got ", shapeB);
+    TORCH_CHECK(A.dim() >= 1 && A.size(-1) == shapeB[1], "A inner dim (", A.dim() >= 1 ? A.size(-1) : 0,
+                ") must match shapeB (", shapeB[1], ")");
+    return {shapeB[0], shapeB[1], blocksize};
+}
+
+// The packed weight as its bytes (any storage dtype is the same byte buffer).
+at::Tensor packed_bytes(const at::Tensor& B, const WeightShape& shape) {
+    at::Tensor bytes = B.contiguous().reshape({-1}).view(at::kByte);
+    const int64_t needed = (shape.N * shape.K + 1) / 2;
+    TORCH_CHECK(bytes.numel() >= needed, "B holds ", bytes.numel(), " bytes, but shapeB [", shape.N, ", ", shape.K,
+                "] needs ", needed);
+    return bytes;
+}
+
+at::Tensor float32_vector(const at::Tensor& tensor, int64_t entries, const c10::Device& device, const char* name) {
+    TORCH_CHECK(tensor.scalar_type() == at::kFloat, name, " must be float32, got ", tensor.scalar_type());
+    check_same_device(tensor, device, name);
+    TORCH_CHECK(tensor.numel() >= entries, name, " must have at least ", entries, " entries, got ", tensor.numel());
+    return tensor.contiguous();
+}
+
+std::vector<int64_t> output_shape(const at::Tensor& A, int64_t N) {
+    std::vector<int64_t> shape(A.sizes().begin(), A.sizes().end() - 1);
+    shape.push_back(N);
+    return shape;
+}
+
+// Nested statistics of gemm_4bit, checked and in the form the C ABI takes.
+struct Nested {
+    at::Tensor codes;   // uint8 per block
+    at::Tensor code;    // 256 float32
+    at::Tensor offset;  // 1 float32
+};
+
+std::optional<Nested> check_nested(const std::optional<at::Tensor>& absmax_8bit,
+                                   const std::optional<at::Tensor>& absmax_code,
+                                   const std::optional<at::Tensor>& absmax_offset, const WeightShape& shape,
+                                   const c10::Device& device) {
+    if (!absmax_8bit.has_value()) return std::nullopt;
+    TORCH_CHECK(absmax_8bit->dim() == 1, "absmax_8bit must be 1D, got ", absmax_8bit->dim(), "D");
+    TORCH_CHECK(absmax_8bit->scalar_type() == at::kByte, "absmax_8bit must be uint8, got ", absmax_8bit->scalar_type());
+    TORCH_CHECK(absmax_8bit->numel() >= shape.blocks(), "absmax_8bit must have at least ", shape.blocks(),
+                " entries, got ", absmax_8bit->numel());
+    check_same_device(*absmax_8bit, device, "absmax_8bit");
+    TORCH_CHECK(absmax_code.has_value(), "absmax_code required when absmax_8bit is provided");
+    TORCH_CHECK(absmax_code->dim() == 1, "absmax_code must be 1D, got ", absmax_code->dim(), "D");
+    TORCH_CHECK(absmax_code->numel() == 256, "absmax_code must have 256 entries, got ", absmax_code->numel());
+    TORCH_CHECK(absmax_offset.has_value(), "absmax_offset required when absmax_8bit is provided");
+    TORCH_CHECK(absmax_offset->dim() == 0, "absmax_offset must be a scalar (0-dim), got ", absmax_offset->dim(), "D");
+    // The eager op accepts a 16-bit offset and converts it (upstream, ops.md 3.4).
+    TORCH_CHECK(is_float_dtype(absmax_offset->scalar_type()), "absmax_offset must be float32, got ",
+                absmax_offset->scalar_type());
+    check_same_device(*absmax_offset, device, "absmax_offset");
+    return Nested{absmax_8bit->contiguous(), float32_vector(*absmax_code, 256, device, "absmax_code"),
+                  absmax_offset->to(at::kFloat).reshape({1}).contiguous()};
+}
+
+std::optional<at::Tensor> check_bias(const std::optional<at::Tensor>& bias, const at::Tensor& A, int64_t N) {
+    if (!bias.has_value()) return std::nullopt;
+    TORCH_CHECK(bias->dim() == 1, "bias must be 1D, got ", bias->dim(), "D");
+    TORCH_CHECK(bias->size(0) == N, "bias length (", bias->size(0), ") must match N (", N, ")");
+    TORCH_CHECK(bias->scalar_type() == A.scalar_type(), "bias dtype (", bias->scalar_type(), ") must match A dtype (",
+                A.scalar_type(), ")");
+    check_same_device(*bias, A.device(), "bias");
+    return bias->contiguous();
+}
+
+// W [N, K] in `dtype`, dequantized by the library (nested statistics de-nested first).
+at::Tensor dequantized_weight(const at::Tensor& bytes, const at::Tensor& absmax, const std::optional<Nested>& nested,
+                              const WeightShape& shape, bnb_quant_type quant_type, at::ScalarType dtype) {
+    const c10::Device device = bytes.device();
+    at::Tensor scales = absmax;
+    if (nested.has_value()) {
+        scales = at::empty({shape.blocks()}, absmax.options());
+        check_status(bnb_dequantize_blockwise(to_bnb_device(device), current_stream(device), BNB_DTYPE_FLOAT32,
+                                              nested->codes.const_data_ptr<uint8_t>(), nested->code.const_data_ptr<float>(),
+                                              absmax.const_data_ptr<float>(), shape.blocks(), kNestedBlocksize,
+                                              scales.mutable_data_ptr<float>()),
+                     "gemm_4bit");
+        scales.add_(nested->offset);
+    }
+    at::Tensor weight = at::empty({shape.N, shape.K}, bytes.options().dtype(dtype));
+    check_status(bnb_dequantize_4bit(to_bnb_device(device), current_stream(device), quant_type, to_bnb_dtype(dtype),
+                                     bytes.const_data_ptr<uint8_t>(), scales.const_data_ptr<float>(),
+                                     shape.N * shape.K, shape.blocksize, weight.mutable_data_ptr()),
+                 "gemm_4bit");
+    return weight;
+}
+
+// gemm_4bit with an explicit path: kDequantizeAndLinear, or a bnb_gemm_4bit_algo
+// (AUTO picks by the library's tuning table, dequantizing above its row limit).
+at::Tensor gemm_4bit_with(const at::Tensor& A_in, const at::Tensor& B, c10::IntArrayRef shapeB,
+                          const at::Tensor& absmax_in, int64_t blocksize, c10::string_view quant_type,
+                          const std::optional<at::Tensor>& bias_in, const std::optional<at::Tensor>& absmax_8bit,
+                          const std::optional<at::Tensor>& absmax_code, const std::optional<at::Tensor>& absmax_offset,
+                          int64_t path) {
+    const WeightShape shape = check_shape(shapeB, A_in, blocksize);
+    check_operands(A_in, B, blocksize);
+    const bnb_quant_type type = parse_quant_type(quant_type);
+    const c10::Device device = A_in.device();
+    const std::optional<Nested> nested = check_nested(absmax_8bit, absmax_code, absmax_offset, shape, device);
+    const int64_t absmax_entries = nested.has_value() ? (shape.blocks() + kNestedBlocksize - 1) / kNestedBlocksize
+                                                      : shape.blocks();
+    const at::Tensor absmax = float32_vector(absmax_in, absmax_entries, device, "absmax");
+    const std::optional<at::Tensor> bias = check_bias(bias_in, A_in, shape.N);
+    const at::Tensor bytes = packed_bytes(B, shape);
+    at::Tensor out = at::empty(output_shape(A_in, shape.N), A_in.options());
+    if (out.numel() == 0) return out;
+    const at::Tensor A = A_in.contiguous();
+    const int64_t M = shape.K == 0 ? 0 : A.numel() / shape.K;
+    const bnb_dtype dtype = to_bnb_dtype(A.scalar_type());
+    if (path == BNB_GEMM_4BIT_AUTO) {
+        int64_t max_rows = 0;
+        if (bnb_gemm_4bit_fused_max_rows(to_bnb_device(device), dtype, shape.N, shape.K, blocksize, &max_rows) !=
+            BNB_STATUS_SUCCESS) {
+            max_rows = 0;
+        }
+        if (M == 0 || M > max_rows) path = kDequantizeAndLinear;
+    }
+    if (path == kDequantizeAndLinear) {
+        const at::Tensor weight = dequantized_weight(bytes, absmax, nested, shape, type, A.scalar_type());
+        return at::linear(A_in, weight, bias);
+    }
+    TORCH_CHECK(path >= BNB_GEMM_4BIT_AUTO && path <= BNB_GEMM_4BIT_TENSOR_CORE, "algo must be -1 (dequantize + linear) or a ",
+                "bnb_gemm_4bit_algo (0 to 3), got ", path);
+    check_status(
+        bnb_gemm_4bit(to_bnb_device(device), current_stream(device), dtype, type, A.const_data_ptr(), M, shape.K,
+                      bytes.const_data_ptr<uint8_t>(), shape.N, blocksize, absmax.const_data_ptr<float>(),
+                      nested.has_value() ? nested->codes.const_data_ptr<uint8_t>() : nullptr,
+                      nested.has_value() ? nested->code.const_data_ptr<float>() : nullptr,
+                      nested.has_value() ? nested->offset.const_data_ptr<float>() : nullptr,
+                      bias.has_value() ? bias->const_data_ptr() : nullptr, static_cast<bnb_gemm_4bit_algo>(path),
+                      out.mutable_data_ptr()),
+        "gemm_4bit");
+    return out;
+}
+
+at::Tensor gemm_4bit(const at::Tensor& A, const at::Tensor& B, c10::IntArrayRef shapeB, const at::Tensor& absmax,
+                     int64_t blocksize, c10::string_view quant_type, const std::optional<at::Tensor>& bias,
+                     const std::optional<at::Tensor>& absmax_8bit, const std::optional<at::Tensor>& absmax_code,
+                     const std::optional<at::Tensor>& absmax_offset) {
+    return gemm_4bit_with(A, B, shapeB, absmax, blocksize, quant_type, bias, absmax_8bit, absmax_code, absmax_offset,
+                          BNB_GEMM_4BIT_AUTO);
+}
+
+void gemv_4bit_into(const at::Tensor& A_in, const at::Tensor& B, c10::IntArrayRef shapeB, const at::Tensor& absmax_in,
+                    const at::Tensor& code_in, int64_t blocksize, at::Tensor& out) {
+    const c10::Device device = A_in.device();
+    const at::Tensor code = float32_vector(code_in, 16, device, "code");
+    const WeightShape shape{shapeB[0], shapeB[1], blocksize};
+    const at::Tensor absmax = float32_vector(absmax_in, shape.blocks(), device, "absmax");
+    const at::Tensor bytes = packed_bytes(B, shape);
+    if (out.numel() == 0) return;
+    const at::Tensor A = A_in.contiguous();
+    const int64_t M = shape.K == 0 ? 0 : A.numel() / shape.K;
+    if (M == 0) {
+        out.zero_();
+        return;
+    }
+    at::Tensor target = out.is_contiguous() ? out : at::empty(out.sizes(), out.options());
+    check_status(bnb_gemv_4bit(to_bnb_device(device), current_stream(device), to_bnb_dtype(A.scalar_type()),
+                               A.const_data_ptr(), M, shape.K, bytes.const_data_ptr<uint8_t>(), shape.N,
+                               code.const_data_ptr<float>(), absmax.const_data_ptr<float>(), blocksize,
+                               target.mutable_data_ptr()),
+                 "gemv_4bit");
+    if (!target.is_same(out)) out.copy_(target);
+}
+
+at::Tensor gemv_4bit(const at::Tensor& A, const at::Tensor& B, c10::IntArrayRef shapeB, const at::Tensor& absmax,
+                     const at::Tensor& code, int64_t blocksize) {
+    check_shape(shapeB, A, blocksize);
+    check_operands(A, B, blocksize);
+    at::Tensor out = at::empty(output_shape(A, shapeB[0]), A.options());
+    gemv_4bit_into(A, B, shapeB, absmax, code, blocksize, out);
+    return out;
+}
+
+void gemv_4bit_out(const at::Tensor& A, const at::Tensor& B, c10::IntArrayRef shapeB, const at::Tensor& absmax,
+                   const at::Tensor& code, int64_t blocksize, at::Tensor out) {
+    check_shape(shapeB, A, blocksize);
+    check_operands(A, B, blocksize);
+    const std::vector<int64_t> expected = output_shape(A, shapeB[0]);
+    TORCH_CHECK_VALUE(out.sizes() == c10::IntArrayRef(expected), "out must have shape ", c10::IntArrayRef(expected),
+                      ", got ", out.sizes());
+    TORCH_CHECK_VALUE(out.scalar_type() == A.scalar_type(), "out must be ", A.scalar_type(), ", got ",
+                      out.scalar_type());
+    check_same_device(out, A.device(), "out");
+    gemv_4bit_into(A, B, shapeB, absmax, code, blocksize, out);
+}
+
+}  // namespace
+
+// Not part of upstream's surface: the same product with the path forced, for the
+// tests and benchmarks that pin each kernel (algo: -1 dequantize + linear,
+// 0 auto, 1 generic, 2 SIMT, 3 tensor cores).
+TORCH_LIBRARY(bitsandbytes_internal, m) {
+    m.def("gemm_4bit_algo(Tensor A, Tensor B, int[] shapeB, Tensor absmax, int blocksize, str quant_type, "
+          "Tensor? bias=None, Tensor? absmax_8bit=None, Tensor? absmax_code=None, Tensor? absmax_offset=None, "
+          "int algo=0) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(bitsandbytes_internal, CUDA, m) { m.impl("gemm_4bit_algo", &gemm_4bit_with); }
+
+TORCH_LIBRARY_IMPL(bitsandbytes, CUDA, m) {
+    m.impl("gemv_4bit", &gemv_4bit);
+    m.impl("gemv_4bit.out", &gemv_4bit_out);
+    m.impl("gemm_4bit", &gemm_4bit);
+}
+
+}  // namespace bnb::glue
