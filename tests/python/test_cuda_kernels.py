@@ -17,6 +17,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA d
 ops = torch.ops.bitsandbytes
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+DTYPE_IDS = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
 FOURBIT_BLOCKSIZES = [32, 64, 128, 256, 512, 1024, 2048, 4096]
 BLOCKWISE_BLOCKSIZES = [64, 128, 256, 512, 1024, 2048, 4096]
 # Around the dequantizers' per-warp span (32 lanes x 4 vectors x 4 or 8 elements)
@@ -33,7 +34,7 @@ def dynamic_code(device) -> torch.Tensor:
     return F.create_dynamic_map(signed=True).to(device)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS.get)
 @pytest.mark.parametrize("quant_type", ["nf4", "fp4"])
 @pytest.mark.parametrize("blocksize", FOURBIT_BLOCKSIZES)
 def test_fourbit_matches_cpu(dtype, quant_type, blocksize):
@@ -49,7 +50,7 @@ def test_fourbit_matches_cpu(dtype, quant_type, blocksize):
             assert_bitwise_equal(actual, expected)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS.get)
 @pytest.mark.parametrize("blocksize", BLOCKWISE_BLOCKSIZES)
 def test_blockwise_matches_cpu(dtype, blocksize):
     code = dynamic_code("cpu")
@@ -65,7 +66,7 @@ def test_blockwise_matches_cpu(dtype, blocksize):
             assert_bitwise_equal(actual, expected)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS.get)
 @pytest.mark.parametrize("offset", [1, 3, 5])
 def test_misaligned_views_take_the_scalar_paths(dtype, offset):
     """Views that start a few elements into their storage: the kernels drop to
@@ -106,7 +107,7 @@ def test_non_contiguous_input_equals_contiguous():
     assert_bitwise_equal(absmax, absmax_ref)
 
 
-@pytest.mark.parametrize("storage", [torch.uint8, torch.float16, torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("storage", [torch.uint8, torch.float16, torch.bfloat16, torch.float32], ids=str)
 @pytest.mark.parametrize("n", [64, 66, 70, 1001])
 def test_quant_storage_bytes_on_cuda(storage, n):
     A = random_values(n, torch.float16, seed=n).cuda()

@@ -19,6 +19,7 @@ DEQUANTIZE_AND_LINEAR, AUTO, GENERIC, SIMT, TENSOR_CORE = -1, 0, 1, 2, 3
 # ||out - ref|| / ||ref||: one rounding of the output plus fp32 accumulation order,
 # plus (tensor cores) the weight rounded to A's dtype.
 TOLERANCE = {torch.float32: 2e-5, torch.float16: 2e-3, torch.bfloat16: 1.2e-2}
+DTYPE_IDS = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
 
 
 def make_weight(N, K, quant_type, nested, device, blocksize=64, seed=0):
@@ -64,7 +65,7 @@ def gemm(A, packed, state, bias=None, algo=AUTO):
 
 
 @needs_cuda
-@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32], ids=DTYPE_IDS.get)
 @pytest.mark.parametrize("M", [1, 2, 3, 4, 5, 8])
 @pytest.mark.parametrize("quant_type", ["nf4", "fp4"])
 @pytest.mark.parametrize("nested", [False, True])
@@ -77,10 +78,10 @@ def test_simt_kernel(dtype, M, quant_type, nested):
 
 
 @needs_cuda
-@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=DTYPE_IDS.get)
 @pytest.mark.parametrize("M", [1, 5, 8, 9, 16, 17, 31, 32, 33, 64])
 @pytest.mark.parametrize("nested", [False, True])
-@pytest.mark.parametrize("shape", [(256, 4096), (200, 160), (1040, 352), (4096, 32)])
+@pytest.mark.parametrize("shape", [(256, 4096), (200, 160), (1040, 352), (4096, 32)], ids="{0[0]}x{0[1]}".format)
 def test_tensor_core_kernel(dtype, M, nested, shape):
     if torch.cuda.get_device_capability() < (8, 0):
         pytest.skip("mma.m16n8k16 needs compute capability 8.0")
@@ -97,8 +98,8 @@ def test_tensor_core_kernel(dtype, M, nested, shape):
 
 
 @needs_cuda
-@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
-@pytest.mark.parametrize("shape", [(7, 33), (16, 31), (3, 1), (33, 100)])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32], ids=DTYPE_IDS.get)
+@pytest.mark.parametrize("shape", [(7, 33), (16, 31), (3, 1), (33, 100)], ids="{0[0]}x{0[1]}".format)
 @pytest.mark.parametrize("blocksize", [32, 64, 256])
 def test_generic_kernel_any_shape(dtype, shape, blocksize):
     N, K = shape
@@ -110,7 +111,7 @@ def test_generic_kernel_any_shape(dtype, shape, blocksize):
 
 
 @needs_cuda
-@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=DTYPE_IDS.get)
 @pytest.mark.parametrize("M", [1, 4, 16, 64, 65, 300])
 def test_auto_and_dequantize_paths_agree(dtype, M):
     packed, state = make_weight(512, 1024, "nf4", True, "cuda", seed=M)
@@ -223,7 +224,7 @@ def test_torch_compile_fullgraph_matmul_4bit():
 
 
 @pytest.mark.parametrize("quant_type", ["nf4", "fp4"])
-@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32], ids=DTYPE_IDS.get)
 def test_gemv_4bit_op(device, quant_type, dtype):
     packed, state = make_weight(96, 320, quant_type, False, device)
     A = torch.randn(1, 1, 320, device=device).to(dtype)

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# One call on the GPU machine (the device tool), from the repository root:
+#   build for sm_90, C++ tests, Python tests (CPU + CUDA), compute-sanitizer over the
+#   CUDA tests, benchmarks of ours and of upstream 0.50.2 (its wheel unpacked in
+#   .upstream/, run in its own process), and the markdown report.
+# Needs the golden vectors copied to .golden/ (shared/golden does not travel).
+#
+#   bash benchmarks/cuda/device_run.sh [stage ...]    stages: build test sanitize bench (default: all)
+#
+# Logs go to $OUT (the device tool's folder that comes back), at most 8 files.
+set -u
+OUT=${OUT:-/tmp/bnb-device-out}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+export BNB_GOLDEN_DIR=$PWD/.golden
+STAGES=${*:-build test sanitize bench}
+BUILD=build-dev
+PY="env PYTHONPATH=$PWD/$BUILD/python python3"
+CUDA_TESTS="tests/python/test_cuda_kernels.py tests/python/test_matmul_4bit_kernels.py"
+
+has_stage() { [[ " $STAGES " == *" $1 "* ]]; }
+stamp() { echo "=== $(date +%T) $*"; }
+
+if has_stage build; then
+  {
+    stamp environment
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv
+    python3 -c "import torch, sys; print(sys.version.split()[0], torch.__version__, torch.version.cuda)"
+    nvcc --version | tail -1
+    stamp configure
+    cmake -S . -B $BUILD -G Ninja -DPython_EXECUTABLE="$(which python3)" -DBNB_CUDA_ARCHS=90 \
+      -DBNB_BUILD_BENCHMARKS=OFF 2>&1 | tail -4
+    stamp build
+    timeout 300 ninja -C $BUILD 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\] (Building|Linking)' | tail -40
+    stamp "ctest"
+    (cd $BUILD && timeout 120 ctest -j 16 --output-on-failure 2>&1 | tail -25)
+    stamp done
+  } 2>&1 | tee "$OUT/build.log"
+fi
+
+if has_stage test; then
+  {
+    stamp "pytest (CPU and CUDA)"
+    timeout 280 $PY -m pytest -q -p no:cacheprovider -rs tests/python --ignore=tests/python/integration \
+      tests/python/integration/test_golden_modules.py 2>&1 | tail -60
+    stamp done
+  } 2>&1 | tee "$OUT/pytest.log"
+fi
+
+if has_stage sanitize; then
+  {
+    stamp "compute-sanitizer memcheck"
+    timeout 200 compute-sanitizer --tool memcheck --print-limit 20 $PY -m pytest -q -p no:cacheprovider \
+      $CUDA_TESTS -k "not large and not compile and not graph and not side_stream" 2>&1 | tail -25
+    stamp "compute-sanitizer racecheck (kernels with shared memory)"
+    timeout 150 compute-sanitizer --tool racecheck --print-limit 20 $PY -m pytest -q -p no:cacheprovider \
+      $CUDA_TESTS -k "(fourbit_matches_cpu and 64-nf4-bf16) or (blockwise_matches_cpu and 256-bf16) or (tensor_core_kernel and 256x4096-True) or (simt_kernel and True-nf4-1-) or (generic_kernel_any_shape and bf16)" \
+      2>&1 | tail -25
+    stamp done
+  } 2>&1 | tee "$OUT/sanitizer.log"
+fi
+
+if has_stage bench; then
+  {
+    stamp "benchmark: ours"
+    timeout 240 $PY benchmarks/cuda/bench_cuda.py --impl ours --paths --out "$OUT/bench_ours.json" 2>&1 | tail -5
+    stamp "benchmark: upstream"
+    timeout 180 env PYTHONPATH=$PWD/.upstream python3 benchmarks/cuda/bench_cuda.py --impl upstream \
+      --out "$OUT/bench_upstream.json" 2>&1 | tail -5
+    stamp report
+    python3 benchmarks/cuda/report.py "$OUT/bench_ours.json" "$OUT/bench_upstream.json" > "$OUT/results.md"
+    stamp done
+  } 2>&1 | tee "$OUT/bench.log"
+  tail -60 "$OUT/results.md"
+fi
