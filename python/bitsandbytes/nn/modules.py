@@ -223,6 +223,8 @@ def _check_prequantized(data: torch.Tensor, quant_state: QuantState):
                              f"{quant_state.state2.absmax.numel()}")
         if quant_state.state2.code is None or quant_state.state2.code.numel() != 256:
             raise ValueError("weight.nested_quant_map: expected the 256-entry dynamic map")
+    elif quant_state.absmax.dtype == torch.uint8:
+        raise ValueError("weight.nested_absmax: missing, but weight.absmax holds nested (uint8) statistics")
     else:
         expected = torch.float32
     if quant_state.absmax.dtype != expected:
