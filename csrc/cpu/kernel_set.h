@@ -38,6 +38,17 @@ struct KernelSet {
     void (*dequantize_4bit)(const Dequantize4bitArgs& args, int64_t first_block, int64_t last_block);
 };
 
+// Quantizers take a range's blocks in chunks of about this many elements: first
+// every block's absmax, then every reciprocal (the rcp_approx_ftz table loads miss
+// the cache, and independent loads overlap), then the codes, with the chunk's
+// input still in L1/L2.
+inline constexpr int64_t kQuantizeChunkElements = 8192;
+inline constexpr int64_t kQuantizeChunkMaxBlocks = kQuantizeChunkElements / 32;
+
+inline int64_t quantize_chunk_blocks(int64_t blocksize) {
+    return blocksize >= kQuantizeChunkElements ? 1 : kQuantizeChunkElements / blocksize;
+}
+
 const KernelSet& scalar_kernels();
 const KernelSet& avx2_kernels();
 const KernelSet& avx512_kernels();

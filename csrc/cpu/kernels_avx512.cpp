@@ -104,17 +104,23 @@ BNB_AVX512 inline __m512 ftz_mul_flushed(__m512 x, __m512 flushed_scale) {
 // block_absmax: max of |flush(x)|. max_ps returns its second operand when the
 // first is NaN, which is the reference's "NaN never wins"; without NaNs the
 // order of the reduction cannot change a maximum.
+BNB_AVX512 inline __m512 flushed_magnitude(__m512 x) {
+    const __m512i bits = _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(0x7fffffff));
+    const __mmask16 keep = _mm512_test_epi32_mask(bits, _mm512_set1_epi32(0x7f800000));
+    return _mm512_castsi512_ps(_mm512_maskz_mov_epi32(keep, bits));
+}
+
 template <typename T>
-BNB_AVX512 float block_absmax16(const T* x, int64_t count) {
-    const __m512i magnitude_bits = _mm512_set1_epi32(0x7fffffff);
-    const __m512i exponent_bits = _mm512_set1_epi32(0x7f800000);
-    __m512 running[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
-    for (int64_t i = 0; i < count; i += 16) {
-        const __m512i bits = _mm512_and_si512(_mm512_castps_si512(load16(x + i, lanes16(count - i))), magnitude_bits);
-        const __m512 magnitude = _mm512_castsi512_ps(_mm512_maskz_mov_epi32(_mm512_test_epi32_mask(bits, exponent_bits), bits));
-        running[(i >> 4) & 1] = _mm512_max_ps(magnitude, running[(i >> 4) & 1]);
+BNB_AVX512 inline float block_absmax16(const T* x, int64_t count) {
+    __m512 even = _mm512_setzero_ps();
+    __m512 odd = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= count; i += 32) {
+        even = _mm512_max_ps(flushed_magnitude(load16(x + i, 0xffff)), even);
+        odd = _mm512_max_ps(flushed_magnitude(load16(x + i + 16, 0xffff)), odd);
     }
-    return _mm512_reduce_max_ps(_mm512_max_ps(running[0], running[1]));
+    for (; i < count; i += 16) even = _mm512_max_ps(flushed_magnitude(load16(x + i, lanes16(count - i))), even);
+    return _mm512_reduce_max_ps(_mm512_max_ps(even, odd));
 }
 
 // ---- 8-bit blockwise ------------------------------------------------------------
@@ -187,16 +193,26 @@ BNB_AVX512 void quantize_blockwise_blocks(const QuantizeBlockwiseArgs& args, con
     const T* A = static_cast<const T*>(args.A);
     const CodeSearch search = {load_table128(tables.node_value), load_table128(tables.final_value),
                                load_table128(tables.mid_above), load_table128(tables.mid_below)};
-    for (int64_t block = first_block; block < last_block; ++block) {
-        const int64_t begin = block * args.blocksize;
-        const int64_t count = std::min(args.blocksize, args.n - begin);
-        const float absmax = block_absmax16(A + begin, count);
-        args.absmax[block] = absmax;
-        const __m512 reciprocal = _mm512_set1_ps(rcp_approx_ftz(absmax));
-        for (int64_t i = 0; i < count; i += 16) {
-            const __mmask16 lanes = lanes16(count - i);
-            const __m512 s = ftz_mul_flushed(load16(A + begin + i, lanes), reciprocal);
-            _mm_mask_storeu_epi8(args.out + begin + i, lanes, _mm512_cvtepi32_epi8(search_code16(search, s)));
+    const int64_t chunk = quantize_chunk_blocks(args.blocksize);
+    float reciprocal[kQuantizeChunkMaxBlocks];
+    for (int64_t chunk_first = first_block; chunk_first < last_block; chunk_first += chunk) {
+        const int64_t chunk_last = std::min(last_block, chunk_first + chunk);
+        for (int64_t block = chunk_first; block < chunk_last; ++block) {
+            const int64_t begin = block * args.blocksize;
+            args.absmax[block] = block_absmax16(A + begin, std::min(args.blocksize, args.n - begin));
+        }
+        for (int64_t block = chunk_first; block < chunk_last; ++block) {
+            reciprocal[block - chunk_first] = rcp_approx_ftz(args.absmax[block]);
+        }
+        for (int64_t block = chunk_first; block < chunk_last; ++block) {
+            const int64_t begin = block * args.blocksize;
+            const int64_t count = std::min(args.blocksize, args.n - begin);
+            const __m512 scale = _mm512_set1_ps(reciprocal[block - chunk_first]);
+            for (int64_t i = 0; i < count; i += 16) {
+                const __mmask16 lanes = lanes16(count - i);
+                const __m512 s = ftz_mul_flushed(load16(A + begin + i, lanes), scale);
+                _mm_mask_storeu_epi8(args.out + begin + i, lanes, _mm512_cvtepi32_epi8(search_code16(search, s)));
+            }
         }
     }
 }
@@ -315,30 +331,45 @@ BNB_AVX512 inline __m128i pack_nibbles(__m512i codes) {
 template <bnb_quant_type Q, typename T>
 BNB_AVX512 void quantize_4bit_blocks(const Quantize4bitArgs& args, int64_t first_block, int64_t last_block) {
     const T* A = static_cast<const T*>(args.A);
-    for (int64_t block = first_block; block < last_block; ++block) {
-        const int64_t begin = block * args.blocksize;
-        const int64_t count = std::min(args.blocksize, args.n - begin);
-        const float absmax = block_absmax16(A + begin, count);
-        args.absmax[block] = absmax;
-        const __m512 reciprocal = _mm512_set1_ps(rcp_approx_ftz(absmax));
-        // blocksize is even, so a byte never straddles two blocks.
-        for (int64_t i = 0; i < count; i += 32) {
-            const __mmask16 first_lanes = lanes16(count - i);
-            const __mmask16 second_lanes = lanes16(std::max<int64_t>(count - i - 16, 0));
-            // A missing last element of an odd n is encoded as 0.0 (maskz), not 0 * reciprocal.
-            const __m512 first = _mm512_maskz_mov_ps(first_lanes, ftz_mul_flushed(load16(A + begin + i, first_lanes), reciprocal));
-            const __m512 second =
-                _mm512_maskz_mov_ps(second_lanes, ftz_mul_flushed(load16(A + begin + i + 16, second_lanes), reciprocal));
-            const __m128i bytes = _mm_unpacklo_epi64(pack_nibbles(encode16<Q>(first)), pack_nibbles(encode16<Q>(second)));
-            const int64_t byte_count = std::min<int64_t>(count - i + 1, 32) / 2;
-            _mm_mask_storeu_epi8(args.packed + (begin + i) / 2, lanes16(byte_count), bytes);
+    const int64_t chunk = quantize_chunk_blocks(args.blocksize);
+    float reciprocal[kQuantizeChunkMaxBlocks];
+    for (int64_t chunk_first = first_block; chunk_first < last_block; chunk_first += chunk) {
+        const int64_t chunk_last = std::min(last_block, chunk_first + chunk);
+        for (int64_t block = chunk_first; block < chunk_last; ++block) {
+            const int64_t begin = block * args.blocksize;
+            args.absmax[block] = block_absmax16(A + begin, std::min(args.blocksize, args.n - begin));
+        }
+        for (int64_t block = chunk_first; block < chunk_last; ++block) {
+            reciprocal[block - chunk_first] = rcp_approx_ftz(args.absmax[block]);
+        }
+        for (int64_t block = chunk_first; block < chunk_last; ++block) {
+            const int64_t begin = block * args.blocksize;
+            const int64_t count = std::min(args.blocksize, args.n - begin);
+            const __m512 scale = _mm512_set1_ps(reciprocal[block - chunk_first]);
+            // blocksize is even, so a byte never straddles two blocks.
+            for (int64_t i = 0; i < count; i += 32) {
+                const __mmask16 first_lanes = lanes16(count - i);
+                const __mmask16 second_lanes = lanes16(std::max<int64_t>(count - i - 16, 0));
+                // A missing last element of an odd n is encoded as 0.0 (maskz), not 0 * reciprocal.
+                const __m512 first = _mm512_maskz_mov_ps(first_lanes, ftz_mul_flushed(load16(A + begin + i, first_lanes), scale));
+                const __m512 second =
+                    _mm512_maskz_mov_ps(second_lanes, ftz_mul_flushed(load16(A + begin + i + 16, second_lanes), scale));
+                const __m128i bytes =
+                    _mm_unpacklo_epi64(pack_nibbles(encode16<Q>(first)), pack_nibbles(encode16<Q>(second)));
+                const int64_t byte_count = std::min<int64_t>(count - i + 1, 32) / 2;
+                _mm_mask_storeu_epi8(args.packed + (begin + i) / 2, lanes16(byte_count), bytes);
+            }
         }
     }
 }
 
+// The table is hidden from the optimizer, which could otherwise compute the
+// FP4 codes 8-15 (negated codes 0-7) as -(m * scale) and flip the sign of a NaN
+// product (0 * inf) against the reference.
 template <bnb_quant_type Q>
 BNB_AVX512 inline __m512 decode_table(float flushed_scale) {
-    const __m512 values = _mm512_loadu_ps(Q == BNB_QUANT_NF4 ? kDecode.nf4 : kDecode.fp4);
+    __m512 values = _mm512_loadu_ps(Q == BNB_QUANT_NF4 ? kDecode.nf4 : kDecode.fp4);
+    __asm__("" : "+v"(values));
     return flush16(_mm512_mul_ps(values, _mm512_set1_ps(flushed_scale)));
 }
 

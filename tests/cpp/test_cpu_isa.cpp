@@ -35,7 +35,7 @@ constexpr int64_t kQuantize8Blocksizes[] = {64, 128, 256, 512, 1024, 2048, 4096}
 constexpr int64_t kDequantize8Blocksizes[] = {16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
 constexpr int64_t kFourBitBlocksizes[] = {32, 64, 128, 256, 512, 1024, 2048, 4096};
 // Odd and unaligned sizes for every tail, and sizes that take the threaded path.
-constexpr int64_t kSizes[] = {1, 2, 15, 17, 31, 33, 63, 65, 255, 257, 4095, 4097, 12345, 70001, 262147};
+constexpr int64_t kSizes[] = {1, 2, 15, 17, 31, 33, 63, 65, 255, 257, 4095, 4097, 12345, 70001};
 
 size_t dtype_size(bnb_dtype dtype) { return dtype == BNB_DTYPE_FLOAT32 ? 4 : 2; }
 
