@@ -430,3 +430,20 @@ def test_is_on_gpu_cuda():
     with pytest.raises(RuntimeError, match="same device"):
         F.is_on_gpu([gpu, torch.zeros(1)])
     assert F._get_tensor_stream(gpu).value == torch.cuda.current_stream().cuda_stream
+
+
+def test_quant_state_survives_pickle_and_deepcopy():
+    import copy
+    import pickle
+
+    _, _, state = _nested_state("cpu")
+    for clone in (pickle.loads(pickle.dumps(state)), copy.deepcopy(state)):
+        assert clone == state and clone.nested and clone.absmax is not state.absmax
+
+
+def test_default_kernels_serve_devices_without_native_ones():
+    """The pure-torch kernels sit under CompositeExplicitAutograd; CPU and CUDA keep native kernels."""
+    for name in ("quantize_blockwise", "dequantize_blockwise", "quantize_4bit", "dequantize_4bit"):
+        qualified = f"bitsandbytes::{name}"
+        assert torch._C._dispatch_has_kernel_for_dispatch_key(qualified, "CompositeExplicitAutograd")
+        assert torch._C._dispatch_has_kernel_for_dispatch_key(qualified, "CPU")
