@@ -1,0 +1,224 @@
+"""End-to-end benchmarks of a 4-bit Llama through Transformers/PEFT: QLoRA step, decode, load.
+
+Measures whichever `bitsandbytes` is importable, so the same script runs ours and
+upstream's in two separate processes (never both in one: same module name):
+
+    python3 benchmarks/e2e/bench_e2e.py prepare --dir /tmp/llama-1b
+    python3 benchmarks/e2e/bench_e2e.py run --dir /tmp/llama-1b --impl ours --baselines --out ours.json
+    PYTHONPATH=.upstream python3 benchmarks/e2e/bench_e2e.py run --dir /tmp/llama-1b --impl upstream --out up.json
+    python3 benchmarks/e2e/bench_e2e.py report ours.json up.json
+
+Workloads (shared/targets.md, "End to end"): random-init Llama, hidden 2048, intermediate
+5632, 16 layers, 16 heads, vocab 32000, bf16 compute, nf4 with double quantization.
+- QLoRA step: batch 4 x 512 tokens, LoRA r=16 on every linear layer, torch AdamW on
+  the LoRA parameters on both sides (the same optimizer), no gradient checkpointing;
+  median of 10 steps after 3 warm-up steps, peak allocated memory over those steps.
+- decode: batch 1, a 16-token prompt, 128 greedy new tokens; tokens/s, median of 3
+  after one warm-up; eager, and with torch.compile (static cache, reduce-overhead).
+- load: `from_pretrained` of the bf16 checkpoint onto the GPU, 4-bit and (baseline)
+  bf16; median of 3 after one untimed load.
+Same-run baselines with --baselines: the bf16 model with the same LoRA, bf16 decode.
+"""
+
+import argparse
+import json
+import statistics
+import sys
+import time
+import traceback
+
+import torch
+
+LLAMA = dict(vocab_size=32000, hidden_size=2048, intermediate_size=5632, num_hidden_layers=16,
+             num_attention_heads=16, num_key_value_heads=16, max_position_embeddings=2048)
+TINY = dict(vocab_size=512, hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=4, max_position_embeddings=256)
+
+
+def prepare(args):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(**(TINY if args.tiny else LLAMA), tie_word_embeddings=False)
+    with torch.device(args.device):
+        model = LlamaForCausalLM(config).to(torch.bfloat16)
+    model.save_pretrained(args.dir)
+    print(f"saved {sum(p.numel() for p in model.parameters()) / 1e6:.0f}M parameters to {args.dir}")
+
+
+def synchronize(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn, device):
+    synchronize(device)
+    start = time.perf_counter()
+    result = fn()
+    synchronize(device)
+    return time.perf_counter() - start, result
+
+
+def load(path, device, quantized):
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    kwargs = dict(dtype=torch.bfloat16, device_map=device)
+    if quantized:
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16)
+    return AutoModelForCausalLM.from_pretrained(path, **kwargs)
+
+
+def load_seconds(path, device, quantized, repeats):
+    times = []
+    for repeat in range(repeats + 1):  # the first load warms imports and the page cache, untimed
+        seconds, model = timed(lambda: load(path, device, quantized), device)
+        if repeat > 0:
+            times.append(seconds)
+        del model
+        if device == "cuda":
+            torch.cuda.empty_cache()
+    return statistics.median(times)
+
+
+def decode_tokens_per_second(model, device, new_tokens, compiled):
+    prompt = torch.randint(3, model.config.vocab_size, (1, 16), generator=torch.Generator().manual_seed(0)).to(device)
+    kwargs = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, pad_token_id=0)
+    if compiled:
+        kwargs["cache_implementation"] = "static"
+        model.forward = torch.compile(model.forward, mode="reduce-overhead", fullgraph=True)
+    warmups = 2 if compiled else 1
+    for _ in range(warmups):
+        model.generate(prompt, **kwargs)
+    times = [timed(lambda: model.generate(prompt, **kwargs), device)[0] for _ in range(3)]
+    return new_tokens / statistics.median(times)
+
+
+def lora_step(model, device, batch, seq, steps, warmup):
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if getattr(model, "is_loaded_in_4bit", False):
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear",
+                                             task_type="CAUSAL_LM"))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    tokens = torch.randint(3, model.config.vocab_size, (batch, seq), generator=torch.Generator().manual_seed(1))
+    tokens = tokens.to(device)
+    model.train()
+
+    def step():
+        loss = model(input_ids=tokens, labels=tokens).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return loss
+
+    for _ in range(warmup):
+        step()
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    times = [timed(step, device)[0] for _ in range(steps)]
+    peak = torch.cuda.max_memory_allocated() if device == "cuda" else 0
+    return statistics.median(times) * 1e3, peak / 1e9
+
+
+def attempt(results, key, fn):
+    try:
+        results[key] = fn()
+    except Exception as error:  # recorded, not hidden: the report shows the failure
+        traceback.print_exc()
+        results[key] = f"failed: {type(error).__name__}: {str(error).splitlines()[0][:200]}"
+    print(f"{key}: {results[key]}", flush=True)
+
+
+def run(args):
+    import bitsandbytes as bnb
+
+    device = args.device
+    results = {"impl": args.impl, "bitsandbytes": bnb.__version__, "bitsandbytes_file": bnb.__file__,
+               "torch": torch.__version__,
+               "device": torch.cuda.get_device_name() if device == "cuda" else "cpu"}
+    new_tokens = 8 if args.tiny else 128
+    seq = 32 if args.tiny else 512
+    steps, warmup = (2, 1) if args.tiny else (10, 3)
+    repeats = 1 if args.tiny else 3
+
+    attempt(results, "load_4bit_s", lambda: load_seconds(args.dir, device, True, repeats))
+    model = load(args.dir, device, True)
+    results["footprint_4bit_gb"] = model.get_memory_footprint() / 1e9
+    attempt(results, "decode_eager_tok_s", lambda: decode_tokens_per_second(model, device, new_tokens, False))
+    attempt(results, "qlora_step", lambda: lora_step(model, device, 4, seq, steps, warmup))
+    del model
+    if args.compile:
+        model = load(args.dir, device, True)
+        attempt(results, "decode_compiled_tok_s", lambda: decode_tokens_per_second(model, device, new_tokens, True))
+        del model
+    if args.baselines:
+        attempt(results, "load_bf16_s", lambda: load_seconds(args.dir, device, False, repeats))
+        model = load(args.dir, device, False)
+        results["footprint_bf16_gb"] = model.get_memory_footprint() / 1e9
+        attempt(results, "decode_bf16_eager_tok_s", lambda: decode_tokens_per_second(model, device, new_tokens, False))
+        attempt(results, "lora_bf16_step", lambda: lora_step(model, device, 4, seq, steps, warmup))
+    with open(args.out, "w") as f:
+        json.dump(results, f, indent=1)
+
+
+def report(args):
+    ours, upstream = (json.load(open(path)) for path in (args.ours, args.upstream))
+
+    def cell(result, key, index=None, fmt="{:.1f}"):
+        value = result.get(key, "-")
+        if isinstance(value, str):
+            return value
+        return fmt.format(value[index] if index is not None else value)
+
+    def ratio(key, index=None, higher_is_better=False):
+        a, b = ours.get(key), upstream.get(key)
+        if not isinstance(a, (int, float, list)) or not isinstance(b, (int, float, list)):
+            return "-"
+        a, b = (a[index], b[index]) if index is not None else (a, b)
+        return f"{(a / b if higher_is_better else b / a):.2f}x"
+
+    print(f"Device: {ours['device']}; torch {ours['torch']}; ours {ours['bitsandbytes']}, "
+          f"upstream {upstream['bitsandbytes']}.\n")
+    print("| workload | ours | upstream 0.50.2 | ours vs upstream | bf16 baseline (same run) |")
+    print("|---|---|---|---|---|")
+    print(f"| QLoRA step, ms (4 x 512, LoRA r=16 all linear, torch AdamW) | {cell(ours, 'qlora_step', 0)} | "
+          f"{cell(upstream, 'qlora_step', 0)} | {ratio('qlora_step', 0)} faster | {cell(ours, 'lora_bf16_step', 0)} |")
+    print(f"| QLoRA step peak memory, GB | {cell(ours, 'qlora_step', 1, '{:.2f}')} | "
+          f"{cell(upstream, 'qlora_step', 1, '{:.2f}')} | | {cell(ours, 'lora_bf16_step', 1, '{:.2f}')} |")
+    print(f"| greedy decode batch 1, eager, tokens/s | {cell(ours, 'decode_eager_tok_s')} | "
+          f"{cell(upstream, 'decode_eager_tok_s')} | {ratio('decode_eager_tok_s', higher_is_better=True)} | "
+          f"{cell(ours, 'decode_bf16_eager_tok_s')} |")
+    print(f"| greedy decode batch 1, torch.compile, tokens/s | {cell(ours, 'decode_compiled_tok_s')} | "
+          f"{cell(upstream, 'decode_compiled_tok_s')} | {ratio('decode_compiled_tok_s', higher_is_better=True)} | |")
+    print(f"| from_pretrained load_in_4bit, s | {cell(ours, 'load_4bit_s', fmt='{:.2f}')} | "
+          f"{cell(upstream, 'load_4bit_s', fmt='{:.2f}')} | {ratio('load_4bit_s')} faster | "
+          f"{cell(ours, 'load_bf16_s', fmt='{:.2f}')} (bf16 load) |")
+    print(f"| model footprint, GB | {cell(ours, 'footprint_4bit_gb', fmt='{:.3f}')} | "
+          f"{cell(upstream, 'footprint_4bit_gb', fmt='{:.3f}')} | | {cell(ours, 'footprint_bf16_gb', fmt='{:.3f}')} |")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("prepare", "run"):
+        p = sub.add_parser(name)
+        p.add_argument("--dir", required=True)
+        p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+        p.add_argument("--tiny", action="store_true", help="a 2-layer model, to check the script on a CPU")
+    run_parser = sub.choices["run"]
+    run_parser.add_argument("--impl", required=True)
+    run_parser.add_argument("--out", required=True)
+    run_parser.add_argument("--baselines", action="store_true")
+    run_parser.add_argument("--compile", action="store_true")
+    report_parser = sub.add_parser("report")
+    report_parser.add_argument("ours")
+    report_parser.add_argument("upstream")
+    args = parser.parse_args()
+    {"prepare": prepare, "run": run, "report": report}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
