@@ -1,5 +1,6 @@
 // bnb_gemm_4bit / bnb_gemv_4bit / bnb_gemm_4bit_fused_max_rows: validation, then
 // the backend's gemm_4bit slot.
+#include <cstdint>
 #include <string>
 
 #include "../validate.h"
@@ -24,6 +25,17 @@ bnb_status check_algo(bnb_gemm_4bit_algo algo) {
 
 bnb_status check_nonnegative(int64_t value, const char* name) { return check_count(value, name); }
 
+// M * K, N * K and M * N become byte sizes below (times up to 4 bytes): products
+// that int64_t cannot hold would wrap around to small sizes and pass the buffer checks.
+bnb_status check_product(int64_t a, int64_t b, const char* what) {
+    constexpr int64_t kMaxElements = INT64_MAX / 8;
+    if (a != 0 && b > kMaxElements / a) {
+        return fail(BNB_STATUS_INVALID_ARGUMENT, std::string(what) + " must be <= " + std::to_string(kMaxElements) +
+                                                     ", got " + std::to_string(a) + " * " + std::to_string(b));
+    }
+    return BNB_STATUS_SUCCESS;
+}
+
 // Everything bnb_gemm_4bit and bnb_gemv_4bit share; `args` is complete.
 bnb_status validate_and_run(const Gemm4bitArgs& args, const char* op) {
     const BackendOps* ops = nullptr;
@@ -34,6 +46,9 @@ bnb_status validate_and_run(const Gemm4bitArgs& args, const char* op) {
     BNB_CHECK(check_nonnegative(args.M, "M"));
     BNB_CHECK(check_nonnegative(args.N, "N"));
     BNB_CHECK(check_nonnegative(args.K, "K"));
+    BNB_CHECK(check_product(args.M, args.K, "M * K"));
+    BNB_CHECK(check_product(args.N, args.K, "N * K"));
+    BNB_CHECK(check_product(args.M, args.N, "M * N"));
     BNB_CHECK(check_blocksize(args.blocksize, kFourBitBlocksizes));
     BNB_CHECK(check_algo(args.algo));
     const bool nested = args.absmax_8bit != nullptr;
