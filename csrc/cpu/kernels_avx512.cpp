@@ -217,40 +217,108 @@ BNB_AVX512 void quantize_blockwise_blocks(const QuantizeBlockwiseArgs& args, con
     }
 }
 
-// The 256-entry code, flushed once, in 16 registers; looked up by index bits 0-4
-// (within a pair of registers), then 5, 6 and 7.
+// The 256-entry code, flushed once, in 16 registers.
 struct Code256 {
     __m512 part[16];
 };
 
-BNB_AVX512 inline __m512 lookup256(const Code256& code, __m512i index) {
-    const __mmask16 bit5 = _mm512_test_epi32_mask(index, _mm512_set1_epi32(32));
-    const __mmask16 bit6 = _mm512_test_epi32_mask(index, _mm512_set1_epi32(64));
-    const __mmask16 bit7 = _mm512_test_epi32_mask(index, _mm512_set1_epi32(128));
-    __m512 quarter[4];
-    for (int q = 0; q < 4; ++q) {
-        quarter[q] = _mm512_mask_blend_ps(bit5, _mm512_permutex2var_ps(code.part[4 * q], index, code.part[4 * q + 1]),
-                                          _mm512_permutex2var_ps(code.part[4 * q + 2], index, code.part[4 * q + 3]));
+// The 256-entry code, flushed once, as two tables of 16-bit halves (upper and
+// lower half of each float32) in 8 registers each: a word permute looks up 32
+// lanes in 64 entries, twice the lanes of a float32 permute over half the
+// entries, so 32 values cost 2 x (4 permutes + 3 blends) instead of
+// 2 x (8 permutes + 7 blends).
+struct CodeHalves {
+    __m512i upper[8];
+    __m512i lower[8];
+};
+
+BNB_AVX512 inline CodeHalves split_code(const float* code) {
+    CodeHalves halves;
+    for (int j = 0; j < 8; ++j) {
+        const __m512i first = _mm512_castps_si512(flush16(_mm512_loadu_ps(code + 32 * j)));
+        const __m512i second = _mm512_castps_si512(flush16(_mm512_loadu_ps(code + 32 * j + 16)));
+        halves.upper[j] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(_mm512_srli_epi32(first, 16))),
+                                             _mm512_cvtepi32_epi16(_mm512_srli_epi32(second, 16)), 1);
+        halves.lower[j] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(first)),
+                                             _mm512_cvtepi32_epi16(second), 1);
     }
-    return _mm512_mask_blend_ps(bit7, _mm512_mask_blend_ps(bit6, quarter[0], quarter[1]),
-                                _mm512_mask_blend_ps(bit6, quarter[2], quarter[3]));
+    return halves;
+}
+
+BNB_AVX512 inline __m512i lookup_words(const __m512i* table, __m512i index, __mmask32 bit6, __mmask32 bit7) {
+    const __m512i low = _mm512_mask_blend_epi16(bit6, _mm512_permutex2var_epi16(table[0], index, table[1]),
+                                                _mm512_permutex2var_epi16(table[2], index, table[3]));
+    const __m512i high = _mm512_mask_blend_epi16(bit6, _mm512_permutex2var_epi16(table[4], index, table[5]),
+                                                 _mm512_permutex2var_epi16(table[6], index, table[7]));
+    return _mm512_mask_blend_epi16(bit7, low, high);
+}
+
+// Word lane of each of 32 indices, chosen so that interleaving the looked-up
+// halves within 128-bit lanes (unpacklo/unpackhi) yields elements 0-15 and
+// 16-31 in order: lane position 8L + j holds element 4L + j (j < 4) or
+// 16 + 4L + j - 4 (j >= 4).
+alignas(64) constexpr uint16_t kInterleaveOrder[32] = {0,  1,  2,  3,  16, 17, 18, 19, 4,  5,  6,  7,  20, 21, 22, 23,
+                                                        8,  9,  10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31};
+
+// code[index] for 32 indices, as two vectors of 16 float32 (elements 0-15, 16-31).
+BNB_AVX512 inline void lookup_code32(const CodeHalves& code, __m512i index_words, __m512* first, __m512* second) {
+    const __m512i index = _mm512_permutexvar_epi16(_mm512_load_si512(kInterleaveOrder), index_words);
+    const __mmask32 bit6 = _mm512_test_epi16_mask(index, _mm512_set1_epi16(64));
+    const __mmask32 bit7 = _mm512_test_epi16_mask(index, _mm512_set1_epi16(128));
+    const __m512i upper = lookup_words(code.upper, index, bit6, bit7);
+    const __m512i lower = lookup_words(code.lower, index, bit6, bit7);
+    *first = _mm512_castsi512_ps(_mm512_unpacklo_epi16(lower, upper));
+    *second = _mm512_castsi512_ps(_mm512_unpackhi_epi16(lower, upper));
 }
 
 template <typename T>
 BNB_AVX512 void dequantize_blockwise_blocks(const DequantizeBlockwiseArgs& args, int64_t first_block,
                                             int64_t last_block) {
     T* out = static_cast<T*>(args.out);
+    const CodeHalves code = split_code(args.code);
+    for (int64_t block = first_block; block < last_block; ++block) {
+        const int64_t begin = block * args.blocksize;
+        const int64_t count = std::min(args.blocksize, args.n - begin);
+        const __m512 scale = _mm512_set1_ps(flush_denormal(args.absmax[block]));
+        // Steps of 32; blocksize 16 (or a short tail) uses the first half only.
+        for (int64_t i = 0; i < count; i += 32) {
+            const int64_t remaining = count - i;
+            const __m512i index_words =
+                _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(lanes32(remaining), args.A + begin + i));
+            __m512 first, second;
+            lookup_code32(code, index_words, &first, &second);
+            store16(out + begin + i, flush16(_mm512_mul_ps(first, scale)), lanes16(remaining));
+            if (remaining > 16) store16(out + begin + i + 16, flush16(_mm512_mul_ps(second, scale)), lanes16(remaining - 16));
+        }
+    }
+}
+
+// 16-bit outputs of large blocks: the block's 256 possible results, converted
+// once, are a word table; each element is then a single word lookup.
+inline constexpr int64_t kMinBlocksizeForResultTable = 256;
+
+template <typename T>
+BNB_AVX512 void dequantize_blockwise_blocks_16(const DequantizeBlockwiseArgs& args, int64_t first_block,
+                                               int64_t last_block) {
+    uint16_t* out = static_cast<uint16_t*>(args.out);
     Code256 code;
     for (int j = 0; j < 16; ++j) code.part[j] = flush16(_mm512_loadu_ps(args.code + 16 * j));
     for (int64_t block = first_block; block < last_block; ++block) {
         const int64_t begin = block * args.blocksize;
         const int64_t count = std::min(args.blocksize, args.n - begin);
         const __m512 scale = _mm512_set1_ps(flush_denormal(args.absmax[block]));
-        for (int64_t i = 0; i < count; i += 16) {
-            const __mmask16 lanes = lanes16(count - i);
-            const __m512i index = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(lanes, args.A + begin + i));
-            const __m512 value = flush16(_mm512_mul_ps(lookup256(code, index), scale));
-            store16(out + begin + i, value, lanes);
+        __m512i results[8];
+        for (int j = 0; j < 8; ++j) {
+            results[j] = _mm512_inserti64x4(
+                _mm512_castsi256_si512(bits16<T>(flush16(_mm512_mul_ps(code.part[2 * j], scale)))),
+                bits16<T>(flush16(_mm512_mul_ps(code.part[2 * j + 1], scale))), 1);
+        }
+        for (int64_t i = 0; i < count; i += 32) {
+            const __mmask32 lanes = lanes32(count - i);
+            const __m512i index = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(lanes, args.A + begin + i));
+            const __mmask32 bit6 = _mm512_test_epi16_mask(index, _mm512_set1_epi16(64));
+            const __mmask32 bit7 = _mm512_test_epi16_mask(index, _mm512_set1_epi16(128));
+            _mm512_mask_storeu_epi16(out + begin + i, lanes, lookup_words(results, index, bit6, bit7));
         }
     }
 }
@@ -425,9 +493,16 @@ void quantize_blockwise_avx512(const QuantizeBlockwiseArgs& args, const CodeSear
 }
 
 void dequantize_blockwise_avx512(const DequantizeBlockwiseArgs& args, int64_t first_block, int64_t last_block) {
-    dispatch_float(args.dtype, [&](auto tag) {
-        dequantize_blockwise_blocks<decltype(tag)>(args, first_block, last_block);
-    });
+    const bool result_table = args.blocksize >= kMinBlocksizeForResultTable;
+    switch (args.dtype) {
+        case BNB_DTYPE_FLOAT16:
+            if (result_table) return dequantize_blockwise_blocks_16<Half>(args, first_block, last_block);
+            return dequantize_blockwise_blocks<Half>(args, first_block, last_block);
+        case BNB_DTYPE_BFLOAT16:
+            if (result_table) return dequantize_blockwise_blocks_16<BFloat16>(args, first_block, last_block);
+            return dequantize_blockwise_blocks<BFloat16>(args, first_block, last_block);
+        default: return dequantize_blockwise_blocks<float>(args, first_block, last_block);
+    }
 }
 
 void quantize_4bit_avx512(const Quantize4bitArgs& args, int64_t first_block, int64_t last_block) {

@@ -1,0 +1,281 @@
+"""CPU quantize/dequantize throughput: this library beside upstream bitsandbytes
+0.50.2 and the pure-torch path, measured in one run on one machine.
+
+Three worker processes run the same cases, interleaved case by case so that a
+noisy neighbour hits all three alike:
+
+  ours      torch.ops.bitsandbytes.* of this library (the C++ CPU backend)
+  upstream  torch.ops.bitsandbytes.* of upstream 0.50.2 from its own virtual
+            environment (never imported into the same process as ours)
+  torch     this library's pure-torch kernels (bitsandbytes/backends/torch_ops.py)
+
+Each case: warm-up calls, then repetitions until both a minimum count and a
+minimum time are reached; time.perf_counter around the op call only (output
+allocation included, as users meet it); the median is reported. Throughput is
+bytes read plus bytes written (input, codes, absmax, output) over the median.
+
+  PYTHONPATH=build-cpu/python .venv/bin/python benchmarks/bench_cpu.py \\
+      --upstream-python .venv-upstream/bin/python --markdown results.md
+
+The upstream environment is a plain venv with torch==2.13.0 and
+bitsandbytes==0.50.2 installed from PyPI (benchmarks/RESULTS.md).
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+SIZES = {"1M": 1 << 20, "4M": 1 << 22, "16M": 1 << 24, "64M": 1 << 26}
+DTYPES = ("float32", "float16", "bfloat16")
+# (op, blocksize, quant_type): 8-bit at blocksizes 256 and 4096, 4-bit at 64.
+OPS = (
+    ("quantize_blockwise", 256, None),
+    ("quantize_blockwise", 4096, None),
+    ("dequantize_blockwise", 256, None),
+    ("dequantize_blockwise", 4096, None),
+    ("quantize_4bit", 64, "nf4"),
+    ("quantize_4bit", 64, "fp4"),
+    ("dequantize_4bit", 64, "nf4"),
+    ("dequantize_4bit", 64, "fp4"),
+)
+IMPLEMENTATIONS = ("ours", "upstream", "torch")
+
+
+# ---- worker side (runs in a subprocess; imports exactly one bitsandbytes) ------------
+
+
+def _bytes_moved(op, n, itemsize, blocksize):
+    blocks = -(-n // blocksize)
+    codes = n if op.endswith("blockwise") else (n + 1) // 2
+    return n * itemsize + codes + 4 * blocks
+
+
+def _digest(tensors):
+    digest = hashlib.sha1()
+    for tensor in tensors:
+        digest.update(tensor.contiguous().view(-1).view(__import__("torch").uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _worker(implementation):
+    import torch
+
+    import bitsandbytes
+    from bitsandbytes.functional import create_dynamic_map
+
+    if implementation == "torch":
+        from bitsandbytes.backends import torch_ops as ops
+    else:
+        ops = torch.ops.bitsandbytes
+    native = torch.ops.bitsandbytes  # prepares dequantization inputs fast in every worker
+    code = create_dynamic_map(signed=True)
+    print(json.dumps({"ready": implementation, "version": getattr(bitsandbytes, "__version__", "?"),
+                      "torch": torch.__version__, "threads": torch.get_num_threads(),
+                      "file": bitsandbytes.__file__}), flush=True)
+    for line in sys.stdin:
+        case = json.loads(line)
+        dtype = getattr(torch, case["dtype"])
+        n, blocksize, quant_type, op = case["n"], case["blocksize"], case["quant_type"], case["op"]
+        generator = torch.Generator().manual_seed(1234)
+        A = torch.randn(n, generator=generator, dtype=torch.float32).to(dtype)
+        if op == "quantize_blockwise":
+            call = lambda: ops.quantize_blockwise(A, code, blocksize)  # noqa: E731
+        elif op == "dequantize_blockwise":
+            q, absmax = native.quantize_blockwise(A, code, blocksize)
+            call = lambda: ops.dequantize_blockwise(q, absmax, code, blocksize, dtype)  # noqa: E731
+        elif op == "quantize_4bit":
+            call = lambda: ops.quantize_4bit(A, blocksize, quant_type, torch.uint8)  # noqa: E731
+        else:
+            packed, absmax = native.quantize_4bit(A, blocksize, quant_type, torch.uint8)
+            call = lambda: ops.dequantize_4bit(packed, absmax, blocksize, quant_type, [n], dtype)  # noqa: E731
+        result = call()  # warm-up (first touch, lazy initialisation, torch.compile if any)
+        digest = _digest(result if isinstance(result, tuple) else (result,))
+        del result
+        start = time.perf_counter()
+        call()
+        single = time.perf_counter() - start
+        reps = case["min_reps"]
+        if single * reps > case["max_seconds"]:
+            reps = max(case["floor_reps"], int(case["max_seconds"] / max(single, 1e-9)))
+        else:
+            reps = max(reps, min(case["max_reps"], int(case["min_seconds"] / max(single, 1e-9))))
+        times = []
+        for _ in range(reps):
+            start = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - start)
+        median = statistics.median(times)
+        moved = _bytes_moved(op, n, A.element_size(), blocksize)
+        print(json.dumps({"median_s": median, "min_s": min(times), "reps": reps, "gbps": moved / median / 1e9,
+                          "digest": digest}), flush=True)
+
+
+# ---- driver side ---------------------------------------------------------------------
+
+
+class Worker:
+    def __init__(self, implementation, python, env):
+        self.implementation = implementation
+        self.process = subprocess.Popen(
+            [python, os.path.abspath(__file__), "--worker", implementation],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+            cwd=os.path.dirname(os.path.abspath(__file__)))
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the {implementation} worker ({python}) did not start")
+        self.info = json.loads(line)
+
+    def run(self, case):
+        self.process.stdin.write(json.dumps(case) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the {self.implementation} worker died on {case}")
+        return json.loads(line)
+
+    def close(self):
+        self.process.stdin.close()
+        self.process.wait()
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _case_label(op, blocksize, quant_type):
+    return f"{op} {quant_type or ''} bs{blocksize}".replace("  ", " ")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--worker", choices=IMPLEMENTATIONS, help=argparse.SUPPRESS)
+    parser.add_argument("--upstream-python", default=os.path.join(os.path.dirname(__file__), "..", ".venv-upstream",
+                                                                  "bin", "python"),
+                        help="interpreter of the venv with upstream bitsandbytes 0.50.2 ('' to skip)")
+    parser.add_argument("--sizes", default="1M,4M,16M,64M", help="comma-separated, from " + ",".join(SIZES))
+    parser.add_argument("--dtypes", default=",".join(DTYPES))
+    parser.add_argument("--ops", default="", help="comma-separated op names to keep (default: all)")
+    parser.add_argument("--min-reps", type=int, default=10)
+    parser.add_argument("--min-seconds", type=float, default=1.0, help="repeat fast cases up to this long")
+    parser.add_argument("--max-seconds", type=float, default=30.0,
+                        help="cap per case and implementation; slower ones get fewer (>= 3) repetitions")
+    parser.add_argument("--torch-max-n", default="16M", help="largest size for the slow pure-torch path ('' = all)")
+    parser.add_argument("--json", help="write all results here")
+    parser.add_argument("--markdown", help="write the results table here")
+    args = parser.parse_args()
+
+    if args.worker:
+        _worker(args.worker)
+        return
+
+    env_ours = dict(os.environ)
+    # Workers run from this folder: keep the caller's PYTHONPATH meaning the same.
+    if env_ours.get("PYTHONPATH"):
+        env_ours["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) for p in env_ours["PYTHONPATH"].split(os.pathsep))
+    env_upstream = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    workers = {"ours": Worker("ours", sys.executable, env_ours), "torch": Worker("torch", sys.executable, env_ours)}
+    if args.upstream_python:
+        workers["upstream"] = Worker("upstream", args.upstream_python, env_upstream)
+    for worker in workers.values():
+        print(f"# {worker.implementation}: bitsandbytes {worker.info['version']} ({worker.info['file']}), "
+              f"torch {worker.info['torch']}, {worker.info['threads']} threads", file=sys.stderr)
+
+    sizes = [s for s in args.sizes.split(",") if s]
+    dtypes = [d for d in args.dtypes.split(",") if d]
+    wanted_ops = {o for o in args.ops.split(",") if o}
+    torch_max_n = SIZES[args.torch_max_n] if args.torch_max_n else None
+    rows = []
+    for op, blocksize, quant_type in OPS:
+        if wanted_ops and op not in wanted_ops:
+            continue
+        for dtype in dtypes:
+            for size in sizes:
+                n = SIZES[size]
+                case = {"op": op, "dtype": dtype, "n": n, "blocksize": blocksize, "quant_type": quant_type,
+                        "min_reps": args.min_reps, "max_reps": 200, "floor_reps": 3,
+                        "min_seconds": args.min_seconds, "max_seconds": args.max_seconds}
+                row = {"op": op, "blocksize": blocksize, "quant_type": quant_type, "dtype": dtype, "size": size, "n": n}
+                for name in IMPLEMENTATIONS:
+                    if name not in workers or (name == "torch" and torch_max_n is not None and n > torch_max_n):
+                        continue
+                    row[name] = workers[name].run(case)
+                rows.append(row)
+                print(_format_row(row), file=sys.stderr, flush=True)
+    for worker in workers.values():
+        worker.close()
+
+    header = {
+        "cpu": _cpu_model(), "cores": os.cpu_count(),
+        "threads": {name: w.info["threads"] for name, w in workers.items()},
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS", "(unset)"),
+        "versions": {name: w.info["version"] for name, w in workers.items()},
+        "torch": workers["ours"].info["torch"],
+        "method": f"median of >= {args.min_reps} reps (>= {args.min_seconds}s for fast cases, >= 3 reps when one "
+                  f"call is slower than {args.max_seconds}s/{args.min_reps}), after a warm-up call",
+    }
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump({"header": header, "rows": rows}, out, indent=1)
+    table = _markdown(header, rows)
+    if args.markdown:
+        with open(args.markdown, "w") as out:
+            out.write(table)
+    print(table)
+
+
+def _format_row(row):
+    parts = [f"{_case_label(row['op'], row['blocksize'], row['quant_type']):28s} {row['dtype']:9s} {row['size']:>4s}"]
+    for name in IMPLEMENTATIONS:
+        if name in row:
+            parts.append(f"{name} {row[name]['median_s'] * 1e3:9.2f} ms {row[name]['gbps']:6.2f} GB/s")
+    return "  ".join(parts)
+
+
+def _ratio(row, other):
+    if other not in row:
+        return "—"
+    return f"{row[other]['median_s'] / row['ours']['median_s']:.2f}×"
+
+
+def _markdown(header, rows):
+    lines = [
+        f"CPU: {header['cpu']}, {header['cores']} cores; torch {header['torch']}; threads "
+        + ", ".join(f"{k} {v}" for k, v in header["threads"].items())
+        + f"; OMP_NUM_THREADS {header['omp_num_threads']}",
+        f"Method: {header['method']}.",
+        "Ratio = their median time / ours (> 1: ours faster). '=' after the torch ratio: ours and the pure-torch "
+        "path produced identical bytes.",
+        "",
+        "| op | dtype | n | ours ms | ours GB/s | upstream ms | upstream GB/s | vs upstream | torch ms | vs torch |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        ours = row["ours"]
+        upstream = row.get("upstream")
+        torch_path = row.get("torch")
+        same = " =" if torch_path and torch_path["digest"] == ours["digest"] else ("" if not torch_path else " ≠")
+        lines.append(
+            f"| {_case_label(row['op'], row['blocksize'], row['quant_type'])} | {row['dtype']} | {row['size']} "
+            f"| {ours['median_s'] * 1e3:.2f} | {ours['gbps']:.2f} "
+            f"| {upstream['median_s'] * 1e3 if upstream else float('nan'):.2f} "
+            f"| {upstream['gbps'] if upstream else float('nan'):.2f} | {_ratio(row, 'upstream')} "
+            f"| {torch_path['median_s'] * 1e3 if torch_path else float('nan'):.1f} "
+            f"| {_ratio(row, 'torch')}{same} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
