@@ -40,30 +40,34 @@ fi
 
 if has_stage test; then
   {
-    stamp "pytest (CPU and CUDA)"
-    timeout 280 $PY -m pytest -q -p no:cacheprovider -rs tests/python --ignore=tests/python/integration \
-      tests/python/integration/test_golden_modules.py 2>&1 | tail -60
+    stamp "pytest: CUDA kernel tests"
+    timeout 200 $PY -m pytest -q -p no:cacheprovider -rs $CUDA_TESTS 2>&1 | tail -40
+    stamp "pytest: all of tests/python (CPU and CUDA)"
+    timeout 240 $PY -m pytest -q -p no:cacheprovider -rs tests/python --ignore=tests/python/integration 2>&1 | tail -40
+    stamp "pytest: golden modules"
+    timeout 120 $PY -m pytest -q -p no:cacheprovider -rs tests/python/integration/test_golden_modules.py 2>&1 | tail -15
     stamp done
-  } 2>&1 | tee "$OUT/pytest.log"
+  } > "$OUT/pytest.log" 2>&1
+  grep -E "^=== |passed|failed|error" "$OUT/pytest.log" | tail -20
 fi
 
 if has_stage sanitize; then
   {
     stamp "compute-sanitizer memcheck"
-    timeout 200 compute-sanitizer --tool memcheck --print-limit 20 $PY -m pytest -q -p no:cacheprovider \
-      $CUDA_TESTS -k "not large and not compile and not graph and not side_stream" 2>&1 | tail -25
+    timeout 240 compute-sanitizer --tool memcheck --print-limit 20 $PY -m pytest -v -p no:cacheprovider \
+      $CUDA_TESTS -k "not large and not compile and not graph and not side_stream" 2>&1 | grep -v PASSED
     stamp "compute-sanitizer racecheck (kernels with shared memory)"
     timeout 150 compute-sanitizer --tool racecheck --print-limit 20 $PY -m pytest -q -p no:cacheprovider \
-      $CUDA_TESTS -k "(fourbit_matches_cpu and 64-nf4-bf16) or (blockwise_matches_cpu and 256-bf16) or (tensor_core_kernel and 256x4096-True) or (simt_kernel and True-nf4-1-) or (generic_kernel_any_shape and bf16)" \
-      2>&1 | tail -25
+      $CUDA_TESTS -k "(fourbit_matches_cpu and 64-nf4-bf16) or (blockwise_matches_cpu and 256-bf16) or (tensor_core_kernel and 256x4096-True) or (simt_kernel and True-nf4-1-) or (generic_kernel_any_shape and bf16)" 2>&1
     stamp done
-  } 2>&1 | tee "$OUT/sanitizer.log"
+  } > "$OUT/sanitizer.log" 2>&1
+  grep -E "^=== |SUMMARY|passed|failed|rror" "$OUT/sanitizer.log" | tail -20
 fi
 
 if has_stage bench; then
   {
     stamp "benchmark: ours"
-    timeout 240 $PY benchmarks/cuda/bench_cuda.py --impl ours --paths --out "$OUT/bench_ours.json" 2>&1 | tail -5
+    timeout 300 $PY benchmarks/cuda/bench_cuda.py --impl ours --paths --out "$OUT/bench_ours.json" 2>&1 | tail -5
     stamp "benchmark: upstream"
     timeout 180 env PYTHONPATH=$PWD/.upstream python3 benchmarks/cuda/bench_cuda.py --impl upstream \
       --out "$OUT/bench_upstream.json" 2>&1 | tail -5

@@ -10,33 +10,32 @@ namespace {
 
 constexpr int kCodeSize = 256;
 
-// Upstream's deterministic code search (dQuantize): a 7-step binary descent from
-// pivot 127, then the pivot or its last bracketing neighbour, whichever side of
-// their float32 midpoint s lies on.
-__device__ __forceinline__ uint32_t search_code(const float* code, float s) {
-    int pivot = 127;
-    int upper_pivot = 255;
-    int lower_pivot = 0;
-    float upper = 1.0f;
-    float lower = -1.0f;
-    float value = code[pivot];
+constexpr int kSearchLevels = 7;
+constexpr int kTreeNodes = (1 << kSearchLevels) - 1;  // the pivots compared during the descent
+
+// Upstream's deterministic code search (dQuantize) visits the pivots of a fixed
+// binary tree: 127, then 127 -+ 64, ... (odd indices), ending on an even leaf p.
+// The tree is stored breadth-first (node i has children 2i + 1 and 2i + 2), so
+// the lanes of a warp read distinct banks at every level. Node (level l,
+// position k) is pivot (2k + 1) * 2^(7 - l) - 1.
+__device__ __forceinline__ int tree_pivot(int node) {
+    const int level = 31 - __clz(node + 1);
+    const int position = node + 1 - (1 << level);
+    return ((2 * position + 1) << (kSearchLevels - level)) - 1;
+}
+
+// The bracketing values upstream keeps (last pivot below and above s) are the
+// leaf's in-order neighbours p - 1 and p + 1; upstream substitutes code[0] and
+// code[255] at the ends, where the result is p either way or p + 1 = 255.
+__device__ __forceinline__ uint32_t search_code(const float* tree, const float* code, float s) {
+    int node = 0;
 #pragma unroll
-    for (int step = 64; step > 0; step >>= 1) {
-        if (s > value) {
-            lower_pivot = pivot;
-            lower = value;
-            pivot += step;
-        } else {
-            upper_pivot = pivot;
-            upper = value;
-            pivot -= step;
-        }
-        value = code[pivot];
-    }
-    if (upper_pivot == 255) upper = code[255];
-    if (lower_pivot == 0) lower = code[0];
-    if (s > value) return static_cast<uint32_t>(s > (upper + value) * 0.5f ? upper_pivot : pivot);
-    return static_cast<uint32_t>(s < (lower + value) * 0.5f ? lower_pivot : pivot);
+    for (int level = 0; level < kSearchLevels; ++level) node = 2 * node + (s > tree[node] ? 2 : 1);
+    const int p = 2 * (node - kTreeNodes);
+    const float value = code[p];
+    if (s > value) return static_cast<uint32_t>(s > (code[p + 1] + value) * 0.5f ? p + 1 : p);
+    if (p == 0) return 0;
+    return static_cast<uint32_t>(s < (code[p - 1] + value) * 0.5f ? p - 1 : p);
 }
 
 // One thread per 8 consecutive elements, blocksize / 8 threads per quantization block.
@@ -46,8 +45,10 @@ __global__ void __launch_bounds__(tuning::kQuantizeMaxThreads)
                               bool vector_loads, bool vector_stores, uint8_t* __restrict__ out,
                               float* __restrict__ absmax) {
     __shared__ float code_table[kCodeSize];
+    __shared__ float tree[kTreeNodes];
     __shared__ float warp_scratch[tuning::kQuantizeMaxThreads / kWarpSize];
     for (int i = threadIdx.x; i < kCodeSize; i += blockDim.x) code_table[i] = code[i];
+    for (int i = threadIdx.x; i < kTreeNodes; i += blockDim.x) tree[i] = code[tree_pivot(i)];
     const int64_t first = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) * 8;
     float v[8];
     load8(A, first, n, vector_loads, v);
@@ -59,7 +60,7 @@ __global__ void __launch_bounds__(tuning::kQuantizeMaxThreads)
     const float reciprocal = rcp_approx_ftz(block_absmax);
     uint32_t codes[8];
 #pragma unroll
-    for (int j = 0; j < 8; ++j) codes[j] = search_code(code_table, mul_ftz(v[j], reciprocal));
+    for (int j = 0; j < 8; ++j) codes[j] = search_code(tree, code_table, mul_ftz(v[j], reciprocal));
     if (vector_stores && first + 8 <= n) {
         uint2 packed;
         packed.x = codes[0] | (codes[1] << 8) | (codes[2] << 16) | (codes[3] << 24);

@@ -13,8 +13,11 @@ namespace {
 template <typename T, bnb_quant_type Q>
 __global__ void __launch_bounds__(tuning::kQuantizeMaxThreads)
     quantize_4bit_kernel(const T* __restrict__ A, int64_t n, int blocksize, bool vector_loads, bool word_stores,
-                         uint8_t* __restrict__ packed, float* __restrict__ absmax) {
+                         EncoderCells cells, uint8_t* __restrict__ packed, float* __restrict__ absmax) {
     __shared__ float warp_scratch[tuning::kQuantizeMaxThreads / kWarpSize];
+    __shared__ CellTable cell_table;
+    fill_cell_table(cell_table, cells);
+    const float2* column = cell_column(cell_table);
     const int64_t first = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) * 8;
     float v[8];
     load8(A, first, n, vector_loads, v);
@@ -27,8 +30,8 @@ __global__ void __launch_bounds__(tuning::kQuantizeMaxThreads)
     uint32_t word = 0;
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-        const uint32_t high = encode_4bit<Q>(mul_ftz(v[2 * j], reciprocal));
-        const uint32_t low = encode_4bit<Q>(mul_ftz(v[2 * j + 1], reciprocal));
+        const uint32_t high = encode_4bit<Q>(column, mul_ftz(v[2 * j], reciprocal));
+        const uint32_t low = encode_4bit<Q>(column, mul_ftz(v[2 * j + 1], reciprocal));
         word |= ((high << 4) | low) << (8 * j);
     }
     const int64_t byte0 = first / 2;
@@ -112,16 +115,17 @@ bnb_status quantize_4bit(const Quantize4bitArgs& args) {
     const int64_t blocks = ceil_div(ceil_div(args.n, tuning::kQuantizeElementsPerThread), threads);
     const bool vector_loads = is_aligned(args.A, 16);
     const bool word_stores = is_aligned(args.packed, 4);
+    const EncoderCells cells = encoder_cells(args.quant_type);
     const cudaStream_t stream = to_stream(args.stream);
     return dispatch_float(args.dtype, [&](auto tag) {
         using T = typename decltype(tag)::type;
         const T* A = static_cast<const T*>(args.A);
         if (args.quant_type == BNB_QUANT_NF4) {
             quantize_4bit_kernel<T, BNB_QUANT_NF4><<<blocks, threads, 0, stream>>>(
-                A, args.n, static_cast<int>(args.blocksize), vector_loads, word_stores, args.packed, args.absmax);
+                A, args.n, static_cast<int>(args.blocksize), vector_loads, word_stores, cells, args.packed, args.absmax);
         } else {
             quantize_4bit_kernel<T, BNB_QUANT_FP4><<<blocks, threads, 0, stream>>>(
-                A, args.n, static_cast<int>(args.blocksize), vector_loads, word_stores, args.packed, args.absmax);
+                A, args.n, static_cast<int>(args.blocksize), vector_loads, word_stores, cells, args.packed, args.absmax);
         }
         return check_launch("quantize_4bit");
     });

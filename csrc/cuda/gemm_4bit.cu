@@ -39,8 +39,16 @@ struct GemmParams {
     Codebook16 codebook;
 };
 
-// The scale of quantization block j; nested statistics are de-nested on the fly
-// with the same two roundings as dequantize_blockwise + offset.
+// The statistics of one quantization block as loaded: its absmax, or (nested) the
+// 8-bit code and the float32 absmax of its group of 256 blocks.
+struct RawScale {
+    float absmax;
+    uint32_t code;
+};
+
+// Scale of quantization block j. load() only issues independent global loads, so
+// that a prefetch never waits; scale() de-nests with the same two roundings as
+// dequantize_blockwise + offset.
 template <bool NESTED>
 struct Scales {
     const float* absmax;
@@ -48,14 +56,23 @@ struct Scales {
     const float* nested_code;  // shared memory
     float offset;
 
-    __device__ __forceinline__ float operator()(int64_t block) const {
+    __device__ __forceinline__ RawScale load(int64_t block) const {
         if constexpr (NESTED) {
-            const float scale = mul_ftz(nested_code[__ldg(absmax_8bit + block)], __ldg(absmax + block / kNestedBlocksize));
-            return __fadd_rn(scale, offset);
+            return {__ldg(absmax + block / kNestedBlocksize), __ldg(absmax_8bit + block)};
         } else {
-            return __ldg(absmax + block);
+            return {__ldg(absmax + block), 0u};
         }
     }
+
+    __device__ __forceinline__ float scale(const RawScale& raw) const {
+        if constexpr (NESTED) {
+            return __fadd_rn(mul_ftz(nested_code[raw.code], raw.absmax), offset);
+        } else {
+            return raw.absmax;
+        }
+    }
+
+    __device__ __forceinline__ float operator()(int64_t block) const { return scale(load(block)); }
 };
 
 template <bool NESTED>
@@ -113,24 +130,21 @@ __global__ void __launch_bounds__(256) gemm_4bit_generic_kernel(GemmParams p) {
 
 // ---- SIMT ------------------------------------------------------------------------------------
 
-// sum_j a[j] * weights[j] over the 32 elements of A at `a` (64- or 128-byte aligned).
+// 16-byte vectors of A per 32-element chunk.
 template <typename T>
-__device__ __forceinline__ float dot_chunk(const T* __restrict__ a, const float (&weights)[kChunk]) {
+constexpr int kChunkVectors = kChunk * static_cast<int>(sizeof(T)) / 16;
+
+// sum_j a[j] * weights[j] over one chunk of A held in registers.
+template <typename T>
+__device__ __forceinline__ float dot_chunk(const uint4 (&a)[kChunkVectors<T>], const float (&weights)[kChunk]) {
     float sum = 0.0f;
-    if constexpr (sizeof(T) == 4) {
 #pragma unroll
-        for (int v = 0; v < kChunk / 4; ++v) {
-            const float4 x = __ldg(reinterpret_cast<const float4*>(a) + v);
-            sum = fmaf(x.x, weights[4 * v], sum);
-            sum = fmaf(x.y, weights[4 * v + 1], sum);
-            sum = fmaf(x.z, weights[4 * v + 2], sum);
-            sum = fmaf(x.w, weights[4 * v + 3], sum);
-        }
-    } else {
+    for (int v = 0; v < kChunkVectors<T>; ++v) {
+        const uint32_t words[4] = {a[v].x, a[v].y, a[v].z, a[v].w};
+        if constexpr (sizeof(T) == 4) {
 #pragma unroll
-        for (int v = 0; v < kChunk / 8; ++v) {
-            const uint4 x = __ldg(reinterpret_cast<const uint4*>(a) + v);
-            const uint32_t words[4] = {x.x, x.y, x.z, x.w};
+            for (int w = 0; w < 4; ++w) sum = fmaf(__uint_as_float(words[w]), weights[4 * v + w], sum);
+        } else {
 #pragma unroll
             for (int w = 0; w < 4; ++w) {
                 sum = fmaf(Element<T>::low_of(words[w]), weights[8 * v + 2 * w], sum);
@@ -141,12 +155,27 @@ __device__ __forceinline__ float dot_chunk(const T* __restrict__ a, const float 
     return sum;
 }
 
-// A warp computes ROWS_PER_WARP outputs of each of the (at most MAX_ROWS) rows of
-// A. Lane l takes the 32-element chunks l, l + 32, ... of every weight row: one
-// 16-byte load of W and one scale per chunk, the codebook from a per-lane table.
-// Each chunk's dot product is scaled once (sum_j c_j a_j) * scale.
-template <typename T, int MAX_ROWS, int ROWS_PER_WARP, bool NESTED>
+template <typename T>
+__device__ __forceinline__ void load_chunk(const T* __restrict__ a, uint4 (&out)[kChunkVectors<T>]) {
+#pragma unroll
+    for (int v = 0; v < kChunkVectors<T>; ++v) out[v] = __ldg(reinterpret_cast<const uint4*>(a) + v);
+}
+
+// Chunks a lane keeps in flight: one row of A fits in registers for 4 chunks of
+// 16-bit values (2 of float32); with more rows A is re-read from L1 instead.
+template <typename T, int MAX_ROWS>
+constexpr int simt_unroll() {
+    return MAX_ROWS == 1 && sizeof(T) == 4 ? 2 : 4;
+}
+
+// One warp per weight row n, for up to MAX_ROWS rows of A. Lane l takes the
+// 32-element chunks l, l + 32, ... of the row: a 16-byte load of W and one scale
+// per chunk, UNROLL chunks loaded before any is used; codebook values come from
+// a per-lane table and each chunk's dot product is scaled once.
+template <typename T, int MAX_ROWS, bool NESTED>
 __global__ void __launch_bounds__(tuning::kSimtWarpsPerBlock* kWarpSize) gemm_4bit_simt_kernel(GemmParams p) {
+    constexpr int kUnroll = simt_unroll<T, MAX_ROWS>();
+    constexpr bool kHoistA = MAX_ROWS == 1;
     __shared__ LaneTable table;
     __shared__ float nested_code[NESTED ? 256 : 1];
     const Scales<NESTED> scales = load_scales<NESTED>(p, nested_code);
@@ -154,56 +183,63 @@ __global__ void __launch_bounds__(tuning::kSimtWarpsPerBlock* kWarpSize) gemm_4b
     const float* column = lane_column(table);
     const T* A = static_cast<const T*>(p.A);
     const int lane = threadIdx.x % kWarpSize;
-    const int64_t row0 =
-        (static_cast<int64_t>(blockIdx.x) * tuning::kSimtWarpsPerBlock + threadIdx.x / kWarpSize) * ROWS_PER_WARP;
-    if (row0 >= p.N) return;
+    const int64_t row = static_cast<int64_t>(blockIdx.x) * tuning::kSimtWarpsPerBlock + threadIdx.x / kWarpSize;
+    if (row >= p.N) return;
     const int rows_of_A = static_cast<int>(p.M);
     const int64_t chunks = p.K / kChunk;
-    float acc[MAX_ROWS][ROWS_PER_WARP];
+    const int64_t row_first = row * p.K;
+    float acc[MAX_ROWS];
 #pragma unroll
-    for (int m = 0; m < MAX_ROWS; ++m) {
+    for (int m = 0; m < MAX_ROWS; ++m) acc[m] = 0.0f;
+    for (int64_t base = lane; base < chunks; base += int64_t{kWarpSize} * kUnroll) {
+        uint4 packed[kUnroll];
+        RawScale raw[kUnroll];
+        uint4 act[kHoistA ? kUnroll : 1][kChunkVectors<T>];
 #pragma unroll
-        for (int r = 0; r < ROWS_PER_WARP; ++r) acc[m][r] = 0.0f;
-    }
-    for (int64_t chunk = lane; chunk < chunks; chunk += kWarpSize) {
-        const int64_t k0 = chunk * kChunk;
-        uint4 packed[ROWS_PER_WARP];
-        float scale[ROWS_PER_WARP];
-#pragma unroll
-        for (int r = 0; r < ROWS_PER_WARP; ++r) {
-            packed[r] = make_uint4(0, 0, 0, 0);
-            scale[r] = 0.0f;
-            if (row0 + r < p.N) {
-                const int64_t element = (row0 + r) * p.K + k0;
-                packed[r] = __ldg(reinterpret_cast<const uint4*>(p.B + element / 2));
-                scale[r] = scales(element >> p.log2_blocksize);
+        for (int u = 0; u < kUnroll; ++u) {
+            const int64_t chunk = base + u * kWarpSize;
+            packed[u] = make_uint4(0, 0, 0, 0);
+            raw[u] = {0.0f, 0u};
+            if (chunk < chunks) {
+                const int64_t element = row_first + chunk * kChunk;
+                packed[u] = __ldg(reinterpret_cast<const uint4*>(p.B + element / 2));
+                raw[u] = scales.load(element >> p.log2_blocksize);
+                if constexpr (kHoistA) load_chunk<T>(A + chunk * kChunk, act[u]);
             }
         }
 #pragma unroll
-        for (int r = 0; r < ROWS_PER_WARP; ++r) {
-            float weights[kChunk];
-            const uint32_t words[4] = {packed[r].x, packed[r].y, packed[r].z, packed[r].w};
+        for (int u = 0; u < kUnroll; ++u) {
+            const int64_t chunk = base + u * kWarpSize;
+            if (chunk < chunks) {
+                float weights[kChunk];
+                const uint32_t words[4] = {packed[u].x, packed[u].y, packed[u].z, packed[u].w};
 #pragma unroll
-            for (int b = 0; b < kChunk / 2; ++b) {
-                const uint32_t byte = (words[b / 4] >> (8 * (b % 4))) & 0xffu;
-                weights[2 * b] = column[(byte >> 4) * kWarpSize];
-                weights[2 * b + 1] = column[(byte & 15u) * kWarpSize];
-            }
+                for (int b = 0; b < kChunk / 2; ++b) {
+                    const uint32_t byte = (words[b / 4] >> (8 * (b % 4))) & 0xffu;
+                    weights[2 * b] = column[(byte >> 4) * kWarpSize];
+                    weights[2 * b + 1] = column[(byte & 15u) * kWarpSize];
+                }
+                const float scale = scales.scale(raw[u]);
+                if constexpr (kHoistA) {
+                    acc[0] = fmaf(dot_chunk<T>(act[u], weights), scale, acc[0]);
+                } else {
 #pragma unroll
-            for (int m = 0; m < MAX_ROWS; ++m) {
-                if (m < rows_of_A) acc[m][r] = fmaf(dot_chunk<T>(A + m * p.K + k0, weights), scale[r], acc[m][r]);
+                    for (int m = 0; m < MAX_ROWS; ++m) {
+                        if (m < rows_of_A) {
+                            uint4 a[kChunkVectors<T>];
+                            load_chunk<T>(A + m * p.K + chunk * kChunk, a);
+                            acc[m] = fmaf(dot_chunk<T>(a, weights), scale, acc[m]);
+                        }
+                    }
+                }
             }
         }
     }
     T* out = static_cast<T*>(p.out);
 #pragma unroll
     for (int m = 0; m < MAX_ROWS; ++m) {
-#pragma unroll
-        for (int r = 0; r < ROWS_PER_WARP; ++r) {
-            const float sum = warp_sum(acc[m][r]);
-            const int64_t n = row0 + r;
-            if (lane == 0 && m < rows_of_A && n < p.N) out[m * p.N + n] = Element<T>::from_float(sum + bias_of<T>(p, n));
-        }
+        const float sum = warp_sum(acc[m]);
+        if (lane == 0 && m < rows_of_A) out[m * p.N + row] = Element<T>::from_float(sum + bias_of<T>(p, row));
     }
 }
 
@@ -247,9 +283,20 @@ __device__ __forceinline__ uint32_t dequantize_pair(const float* column, uint32_
 
 constexpr int kMmaChunk = 4 * kChunk;  // k per mma chunk: 4 threads of a group x 32
 
+// What a warp loads for one chunk: its weight bytes and raw scales (and, for few
+// rows of A, the chunk of A) one chunk ahead of the math.
+template <typename T, int N_TILES, int M_TILES>
+struct MmaStage {
+    static constexpr bool kHoldsA = N_TILES <= 2;
+    uint4 packed[M_TILES][2];
+    RawScale raw[M_TILES][2];
+    uint4 act[kHoldsA ? N_TILES : 1][4];
+};
+
 template <typename T, int N_TILES, int M_TILES, bool NESTED>
 __global__ void __launch_bounds__(tuning::kMmaKWarps* kWarpSize) gemm_4bit_mma_kernel(GemmParams p) {
 #if defined(BNB_HAS_MMA_M16N8K16)
+    using Stage = MmaStage<T, N_TILES, M_TILES>;
     constexpr int kRows = 16 * M_TILES;  // weight rows of the block
     constexpr int kCols = 8 * N_TILES;   // rows of A
     constexpr int kPad = 4;              // spreads the partial-sum stores over the banks
@@ -278,52 +325,68 @@ __global__ void __launch_bounds__(tuning::kMmaKWarps* kWarpSize) gemm_4bit_mma_k
     }
 
     // Weight rows of this thread: tile t, half h -> row_base + 16 t + 8 h + group.
-    auto load_weights = [&](int64_t chunk, uint4 (&packed)[M_TILES][2], float (&scale)[M_TILES][2]) {
+    const auto load_stage = [&](int64_t chunk, Stage& stage) {
         const int64_t k0 = chunk * kMmaChunk + kChunk * index;
+        const bool k_valid = k0 < p.K;
 #pragma unroll
         for (int t = 0; t < M_TILES; ++t) {
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
                 const int64_t row = row_base + 16 * t + 8 * h + group;
-                packed[t][h] = make_uint4(0, 0, 0, 0);
-                scale[t][h] = 0.0f;
-                if (k0 < p.K && row < p.N) {
+                stage.packed[t][h] = make_uint4(0, 0, 0, 0);
+                stage.raw[t][h] = {0.0f, 0u};
+                if (k_valid && row < p.N) {
                     const int64_t element = row * p.K + k0;
-                    packed[t][h] = __ldg(reinterpret_cast<const uint4*>(p.B + element / 2));
-                    scale[t][h] = scales(element >> p.log2_blocksize);
+                    stage.packed[t][h] = __ldg(reinterpret_cast<const uint4*>(p.B + element / 2));
+                    stage.raw[t][h] = scales.load(element >> p.log2_blocksize);
+                }
+            }
+        }
+        if constexpr (Stage::kHoldsA) {
+#pragma unroll
+            for (int nt = 0; nt < N_TILES; ++nt) {
+                const int64_t a_row = 8 * nt + group;
+#pragma unroll
+                for (int pair = 0; pair < 4; ++pair) {
+                    stage.act[nt][pair] = make_uint4(0, 0, 0, 0);
+                    if (k_valid && a_row < p.M) {
+                        stage.act[nt][pair] = __ldg(reinterpret_cast<const uint4*>(A + a_row * p.K + k0) + pair);
+                    }
                 }
             }
         }
     };
 
-    uint4 next_packed[M_TILES][2];
-    float next_scale[M_TILES][2];
+    Stage next;
     int64_t chunk = warp;
-    if (chunk < chunks) load_weights(chunk, next_packed, next_scale);
+    if (chunk < chunks) load_stage(chunk, next);
     for (; chunk < chunks; chunk += tuning::kMmaKWarps) {
-        uint4 packed[M_TILES][2];
+        const Stage stage = next;
+        // W is the stream from memory: fetch the warp's next chunk before this one's math.
+        if (chunk + tuning::kMmaKWarps < chunks) load_stage(chunk + tuning::kMmaKWarps, next);
+        const int64_t k0 = chunk * kMmaChunk + kChunk * index;
+        const bool k_valid = k0 < p.K;
         float scale[M_TILES][2];
 #pragma unroll
         for (int t = 0; t < M_TILES; ++t) {
-#pragma unroll
-            for (int h = 0; h < 2; ++h) {
-                packed[t][h] = next_packed[t][h];
-                scale[t][h] = next_scale[t][h];
-            }
+            scale[t][0] = scales.scale(stage.raw[t][0]);
+            scale[t][1] = scales.scale(stage.raw[t][1]);
         }
-        // W is the stream from memory: fetch the warp's next chunk before this one's math.
-        if (chunk + tuning::kMmaKWarps < chunks) load_weights(chunk + tuning::kMmaKWarps, next_packed, next_scale);
-        const int64_t k0 = chunk * kMmaChunk + kChunk * index;
-        const bool k_valid = k0 < p.K;
 #pragma unroll
         for (int pair = 0; pair < 4; ++pair) {
             // 8 elements of A (mma steps 2 pair and 2 pair + 1) for each 8-row group.
             uint4 act[N_TILES];
 #pragma unroll
             for (int nt = 0; nt < N_TILES; ++nt) {
-                const int64_t a_row = 8 * nt + group;
-                act[nt] = make_uint4(0, 0, 0, 0);
-                if (k_valid && a_row < p.M) act[nt] = __ldg(reinterpret_cast<const uint4*>(A + a_row * p.K + k0) + pair);
+                if constexpr (Stage::kHoldsA) {
+                    act[nt] = stage.act[nt][pair];
+                } else {
+                    const int64_t a_row = 8 * nt + group;
+                    act[nt] = make_uint4(0, 0, 0, 0);
+                    if (k_valid && a_row < p.M) {
+                        act[nt] = __ldg(reinterpret_cast<const uint4*>(A + a_row * p.K + k0) + pair);
+                    }
+                }
             }
 #pragma unroll
             for (int sub = 0; sub < 2; ++sub) {
@@ -332,8 +395,10 @@ __global__ void __launch_bounds__(tuning::kMmaKWarps* kWarpSize) gemm_4bit_mma_k
                 const int shift = 16 * (step % 2);  // byte 2 step of the 16 loaded bytes
 #pragma unroll
                 for (int t = 0; t < M_TILES; ++t) {
-                    const uint32_t row_low[4] = {packed[t][0].x, packed[t][0].y, packed[t][0].z, packed[t][0].w};
-                    const uint32_t row_high[4] = {packed[t][1].x, packed[t][1].y, packed[t][1].z, packed[t][1].w};
+                    const uint32_t row_low[4] = {stage.packed[t][0].x, stage.packed[t][0].y, stage.packed[t][0].z,
+                                                 stage.packed[t][0].w};
+                    const uint32_t row_high[4] = {stage.packed[t][1].x, stage.packed[t][1].y, stage.packed[t][1].z,
+                                                  stage.packed[t][1].w};
                     const uint32_t fragment[4] = {
                         dequantize_pair<T>(column, row_low[word], shift, scale[t][0]),
                         dequantize_pair<T>(column, row_high[word], shift, scale[t][1]),
@@ -391,20 +456,17 @@ auto with_nested(bool nested, F&& body) {
 
 template <typename T, bool NESTED>
 void launch_simt(const GemmParams& p, cudaStream_t stream) {
-    const tuning::SimtConfig config = tuning::simt_config(p.M);
-    const auto launch = [&](auto max_rows, auto rows_per_warp) {
+    const auto launch = [&](auto max_rows) {
         constexpr int kMaxRows = decltype(max_rows)::value;
-        constexpr int kRowsPerWarp = decltype(rows_per_warp)::value;
-        const int64_t warps = ceil_div(p.N, kRowsPerWarp);
-        gemm_4bit_simt_kernel<T, kMaxRows, kRowsPerWarp, NESTED>
-            <<<ceil_div(warps, tuning::kSimtWarpsPerBlock), tuning::kSimtWarpsPerBlock * kWarpSize, 0, stream>>>(p);
+        gemm_4bit_simt_kernel<T, kMaxRows, NESTED>
+            <<<ceil_div(p.N, tuning::kSimtWarpsPerBlock), tuning::kSimtWarpsPerBlock * kWarpSize, 0, stream>>>(p);
     };
     using I = int;
-    switch (config.max_rows) {
-        case 1: launch(std::integral_constant<I, 1>{}, std::integral_constant<I, 4>{}); break;
-        case 2: launch(std::integral_constant<I, 2>{}, std::integral_constant<I, 4>{}); break;
-        case 4: launch(std::integral_constant<I, 4>{}, std::integral_constant<I, 2>{}); break;
-        default: launch(std::integral_constant<I, 8>{}, std::integral_constant<I, 2>{}); break;
+    switch (tuning::simt_max_rows(p.M)) {
+        case 1: launch(std::integral_constant<I, 1>{}); break;
+        case 2: launch(std::integral_constant<I, 2>{}); break;
+        case 4: launch(std::integral_constant<I, 4>{}); break;
+        default: launch(std::integral_constant<I, 8>{}); break;
     }
 }
 

@@ -87,23 +87,62 @@ __device__ __forceinline__ float absmax8(const float (&v)[8]) {
 }
 
 // ---- 4-bit encoders (formats.md section 3.1) -----------------------------------------------
+//
+// The range of the scaled value is cut into equal cells that each hold at most one
+// decision threshold, none closer than 0.03 cell widths to a cell edge, so that
+//   code = base[cell] + (s > threshold[cell])
+// is exact whatever rounding the cell index suffers. NF4 cells cover s in [-1, 1],
+// FP4 cells |s| in [0, 1]; out-of-range values clamp to the end cells and NaN to
+// cell 0, which give upstream's codes (checked against the threshold rule at
+// every threshold and its float32 neighbours by tests/python/test_kernel_agreement.py
+// and test_cuda_kernels.py, which compare with the CPU backend).
 
-// NF4: the number of thresholds that s exceeds (strict >), found by a binary
-// descent over the 15 increasing thresholds; NaN compares false and gives 0.
-__host__ __device__ __forceinline__ uint32_t encode_nf4(float s) {
-    constexpr float t0 = kNf4Thresholds[0], t1 = kNf4Thresholds[1], t2 = kNf4Thresholds[2];
-    constexpr float t3 = kNf4Thresholds[3], t4 = kNf4Thresholds[4], t5 = kNf4Thresholds[5];
-    constexpr float t6 = kNf4Thresholds[6], t7 = kNf4Thresholds[7], t8 = kNf4Thresholds[8];
-    constexpr float t9 = kNf4Thresholds[9], t10 = kNf4Thresholds[10], t11 = kNf4Thresholds[11];
-    constexpr float t12 = kNf4Thresholds[12], t13 = kNf4Thresholds[13], t14 = kNf4Thresholds[14];
-    uint32_t code = s > t7 ? 8u : 0u;
-    code += s > (code & 8u ? t11 : t3) ? 4u : 0u;
-    const float third = code & 8u ? (code & 4u ? t13 : t9) : (code & 4u ? t5 : t1);
-    code += s > third ? 2u : 0u;
-    const float last = code & 8u ? (code & 4u ? (code & 2u ? t14 : t12) : (code & 2u ? t10 : t8))
-                                 : (code & 4u ? (code & 2u ? t6 : t4) : (code & 2u ? t2 : t0));
-    code += s > last ? 1u : 0u;
-    return code;
+constexpr int kNf4Cells = 32;
+constexpr int kFp4Cells = 16;
+constexpr int kMaxCells = 32;
+
+struct EncoderCells {
+    float threshold[kMaxCells];  // +inf where the cell holds no threshold
+    uint32_t base[kMaxCells];    // code (NF4) or magnitude rank (FP4) at the cell's lower edge
+};
+
+// Cell tables of a quant type, from the thresholds of codebooks.h.
+inline EncoderCells encoder_cells(bnb_quant_type quant_type) {
+    EncoderCells cells{};
+    const bool nf4 = quant_type == BNB_QUANT_NF4;
+    const int count = nf4 ? kNf4Cells : kFp4Cells;
+    const float* thresholds = nf4 ? kNf4Thresholds : kFp4MagnitudeThresholds;
+    const int threshold_count = nf4 ? 15 : 7;
+    for (int cell = 0; cell < kMaxCells; ++cell) {
+        const float low = nf4 ? cell / 16.0f - 1.0f : cell / 16.0f;
+        const float high = low + 1.0f / 16.0f;
+        cells.threshold[cell] = __builtin_huge_valf();
+        cells.base[cell] = 0;
+        if (cell >= count) continue;
+        for (int k = 0; k < threshold_count; ++k) {
+            if (thresholds[k] < low) cells.base[cell] += 1;
+            else if (thresholds[k] < high) cells.threshold[cell] = thresholds[k];
+        }
+    }
+    return cells;
+}
+
+// The cell table in shared memory, one copy per lane (no bank conflicts):
+// entry (cell, lane) = {threshold, base as float bits}.
+struct CellTable {
+    float2 entries[kMaxCells][kWarpSize];
+};
+
+__device__ __forceinline__ void fill_cell_table(CellTable& table, const EncoderCells& cells) {
+    for (int i = threadIdx.x; i < kMaxCells * kWarpSize; i += blockDim.x) {
+        const int cell = i / kWarpSize;
+        table.entries[cell][i % kWarpSize] = make_float2(cells.threshold[cell], __uint_as_float(cells.base[cell]));
+    }
+    __syncthreads();
+}
+
+__device__ __forceinline__ const float2* cell_column(const CellTable& table) {
+    return &table.entries[0][threadIdx.x % kWarpSize];
 }
 
 // kFp4MagnitudeIndexAbove as nibbles indexed by rank (rank 0 -> index 0).
@@ -113,26 +152,27 @@ constexpr uint32_t fp4_rank_to_index() {
     return packed;
 }
 
+// NF4: the number of thresholds that s exceeds (strict >); NaN gives 0.
+__device__ __forceinline__ uint32_t encode_nf4(const float2* column, float s) {
+    const float position = fminf(fmaxf(fmaf(s, 16.0f, 16.0f), 0.0f), static_cast<float>(kNf4Cells - 1));
+    const float2 entry = column[__float2int_rz(position) * kWarpSize];
+    return __float_as_uint(entry.y) + (s > entry.x ? 1u : 0u);
+}
+
 // FP4: sign bit 8 for s < 0 (so -0, NaN and flushed negatives are positive), then
 // the magnitude index of the rank of |s| among the 7 increasing thresholds.
-__host__ __device__ __forceinline__ uint32_t encode_fp4(float s) {
-    constexpr float m0 = kFp4MagnitudeThresholds[0], m1 = kFp4MagnitudeThresholds[1];
-    constexpr float m2 = kFp4MagnitudeThresholds[2], m3 = kFp4MagnitudeThresholds[3];
-    constexpr float m4 = kFp4MagnitudeThresholds[4], m5 = kFp4MagnitudeThresholds[5];
-    constexpr float m6 = kFp4MagnitudeThresholds[6];
+__device__ __forceinline__ uint32_t encode_fp4(const float2* column, float s) {
     constexpr uint32_t kRankToIndex = fp4_rank_to_index();
-    const uint32_t sign = s < 0.0f ? 8u : 0u;
-    const float a = fabsf(s);
-    uint32_t rank = a > m3 ? 4u : 0u;
-    rank += a > (rank != 0u ? m5 : m1) ? 2u : 0u;
-    const float last = rank == 0u ? m0 : rank == 2u ? m2 : rank == 4u ? m4 : m6;
-    rank += a > last ? 1u : 0u;
-    return ((kRankToIndex >> (4u * rank)) & 7u) | sign;
+    const float magnitude = fabsf(s);
+    const float position = fminf(fmaxf(magnitude * 16.0f, 0.0f), static_cast<float>(kFp4Cells - 1));
+    const float2 entry = column[__float2int_rz(position) * kWarpSize];
+    const uint32_t rank = __float_as_uint(entry.y) + (magnitude > entry.x ? 1u : 0u);
+    return ((kRankToIndex >> (4u * rank)) & 7u) | (s < 0.0f ? 8u : 0u);
 }
 
 template <bnb_quant_type Q>
-__host__ __device__ __forceinline__ uint32_t encode_4bit(float s) {
-    return Q == BNB_QUANT_NF4 ? encode_nf4(s) : encode_fp4(s);
+__device__ __forceinline__ uint32_t encode_4bit(const float2* column, float s) {
+    return Q == BNB_QUANT_NF4 ? encode_nf4(column, s) : encode_fp4(column, s);
 }
 
 }  // namespace bnb::cuda

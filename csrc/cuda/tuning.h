@@ -13,7 +13,7 @@ namespace bnb::cuda::tuning {
 // Dequantizers: each thread writes this many 16-byte vectors of output, the warp's
 // stores covering one contiguous span (coalesced loads and stores).
 constexpr int kDequantizeThreads = 256;
-constexpr int kDequantizeVectorsPerThread = 4;
+constexpr int kDequantizeVectorsPerThread = 8;
 
 // Quantizers: each thread reads 8 consecutive elements; the threads of one
 // quantization block reduce its absmax together.
@@ -26,21 +26,12 @@ constexpr int kQuantizeMaxThreads = 512;
 constexpr int kScalarThreads = 256;
 
 // ---- 4-bit matmul ------------------------------------------------------------------------
-// SIMT kernel: one warp computes `rows_per_warp` outputs for up to `max_rows` rows
-// of A, lanes striding over K in 32-element chunks.
-struct SimtConfig {
-    int max_rows;       // compile-time row count of A (1, 2, 4 or 8)
-    int rows_per_warp;  // weight rows per warp
-};
+// SIMT kernel: one warp per weight row, up to kSimtMaxRows rows of A (compiled
+// for 1, 2, 4 and 8), lanes striding over K in 32-element chunks.
 constexpr int kSimtWarpsPerBlock = 4;
 constexpr int kSimtMaxRows = 8;
 
-inline SimtConfig simt_config(int64_t M) {
-    if (M <= 1) return {1, 4};
-    if (M <= 2) return {2, 4};
-    if (M <= 4) return {4, 2};
-    return {8, 2};
-}
+inline int simt_max_rows(int64_t M) { return M <= 1 ? 1 : M <= 2 ? 2 : M <= 4 ? 4 : 8; }
 
 // Tensor-core kernel: a block of kMmaKWarps warps shares 16 * m_tiles weight rows
 // and splits K among its warps; each warp multiplies with mma.m16n8k16 over
@@ -54,10 +45,12 @@ constexpr int kMmaMaxRows = 64;
 
 inline MmaConfig mma_config(int64_t M, int64_t N, int sm_count) {
     const int n_tiles = M <= 8 ? 1 : M <= 16 ? 2 : M <= 32 ? 4 : 8;
-    // Two weight tiles per block halve the re-reads of A, worth it once the grid
-    // still has about two blocks per SM (the shared partial sums limit m*n to 8).
-    const int m_tiles = (n_tiles <= 4 && N / 32 >= 2 * sm_count) ? 2 : 1;
-    return {n_tiles, m_tiles};
+    // Two weight tiles per block halve the re-reads of A from L2, worth it when the
+    // grid keeps about two blocks per SM, or one when A is large (4+ row groups).
+    // The shared partial sums allow n_tiles * m_tiles <= 8.
+    const int64_t blocks_of_two = N / 32;
+    const bool two = n_tiles <= 4 && (blocks_of_two >= 2 * sm_count || (n_tiles == 4 && 4 * blocks_of_two >= 3 * sm_count));
+    return {n_tiles, two ? 2 : 1};
 }
 
 // Fused kernels vs dequantize + dense GEMM: the largest M that stays fused.
