@@ -5,7 +5,7 @@
 #   .upstream/, run in its own process), and the markdown report.
 # Needs the golden vectors copied to .golden/ (shared/golden does not travel).
 #
-#   bash benchmarks/cuda/device_run.sh [stage ...]    stages: build test sanitize bench (default: all)
+#   bash benchmarks/cuda/device_run.sh [stage ...]    stages: build diagnose test sanitize bench (default: all)
 #
 # Logs go to $OUT (the device tool's folder that comes back), at most 8 files.
 set -u
@@ -13,7 +13,7 @@ OUT=${OUT:-/tmp/bnb-device-out}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 export BNB_GOLDEN_DIR=$PWD/.golden
-STAGES=${*:-build test sanitize bench}
+STAGES=${*:-build diagnose test sanitize bench}
 BUILD=build-dev
 PY="env PYTHONPATH=$PWD/$BUILD/python python3"
 CUDA_TESTS="tests/python/test_cuda_kernels.py tests/python/test_matmul_4bit_kernels.py"
@@ -36,6 +36,37 @@ if has_stage build; then
     (cd $BUILD && timeout 120 ctest -j 16 --output-on-failure 2>&1 | tail -25)
     stamp done
   } 2>&1 | tee "$OUT/build.log"
+fi
+
+if has_stage diagnose; then
+  # A C++ exception from the op glue crashed pytest on this machine (not locally):
+  # reproduce it alone, then take a native backtrace.
+  cat > /tmp/raise_from_glue.py <<'PY'
+import torch, bitsandbytes, bitsandbytes.functional as F
+A, code = torch.randn(100), F.create_dynamic_map()
+for device in ("cpu", "cuda"):
+    for blocksize in (0, 32, 100):
+        try:
+            torch.ops.bitsandbytes.quantize_blockwise(A.to(device), code.to(device), blocksize)
+        except ValueError as error:
+            print("raised", device, blocksize, str(error)[:70], flush=True)
+x = torch.randn(2, 128, device="cuda", dtype=torch.half)
+try:
+    torch.ops.bitsandbytes.gemm_4bit(x, torch.zeros(4096, 1, dtype=torch.uint8, device="cuda"), [64, 128, 1],
+                                     torch.ones(128, device="cuda"), 64, "nf4")
+except RuntimeError as error:
+    print("raised gemm_4bit", str(error)[:70], flush=True)
+print("no crash")
+PY
+  {
+    stamp "raise from the glue"
+    timeout 60 $PY -X faulthandler /tmp/raise_from_glue.py 2>&1 | tail -12
+    stamp "same under cuda-gdb"
+    timeout 150 env PYTHONPATH=$PWD/$BUILD/python cuda-gdb -q -batch -ex run -ex bt -ex "info sharedlibrary" \
+      --args python3 /tmp/raise_from_glue.py 2>&1 | grep -vE "^\[(New|Thread|Detaching)" | tail -70
+    stamp done
+  } > "$OUT/diagnose.log" 2>&1
+  cat "$OUT/diagnose.log" | head -60
 fi
 
 if has_stage test; then

@@ -182,11 +182,13 @@ __global__ void __launch_bounds__(tuning::kSimtWarpsPerBlock* kWarpSize) gemm_4b
     fill_lane_table(table, p.code, p.codebook);
     const float* column = lane_column(table);
     const T* A = static_cast<const T*>(p.A);
+    T* out = static_cast<T*>(p.out);
     const int lane = threadIdx.x % kWarpSize;
-    const int64_t row = static_cast<int64_t>(blockIdx.x) * tuning::kSimtWarpsPerBlock + threadIdx.x / kWarpSize;
-    if (row >= p.N) return;
     const int rows_of_A = static_cast<int>(p.M);
     const int64_t chunks = p.K / kChunk;
+    const int64_t warps_in_grid = static_cast<int64_t>(gridDim.x) * tuning::kSimtWarpsPerBlock;
+    for (int64_t row = static_cast<int64_t>(blockIdx.x) * tuning::kSimtWarpsPerBlock + threadIdx.x / kWarpSize;
+         row < p.N; row += warps_in_grid) {
     const int64_t row_first = row * p.K;
     float acc[MAX_ROWS];
 #pragma unroll
@@ -235,11 +237,11 @@ __global__ void __launch_bounds__(tuning::kSimtWarpsPerBlock* kWarpSize) gemm_4b
             }
         }
     }
-    T* out = static_cast<T*>(p.out);
 #pragma unroll
     for (int m = 0; m < MAX_ROWS; ++m) {
         const float sum = warp_sum(acc[m]);
         if (lane == 0 && m < rows_of_A) out[m * p.N + row] = Element<T>::from_float(sum + bias_of<T>(p, row));
+    }
     }
 }
 
@@ -311,8 +313,11 @@ __global__ void __launch_bounds__(tuning::kMmaKWarps* kWarpSize) gemm_4bit_mma_k
     const int lane = threadIdx.x % kWarpSize;
     const int group = lane / 4;
     const int index = lane % 4;
-    const int64_t row_base = static_cast<int64_t>(blockIdx.x) * kRows;
     const int64_t chunks = (p.K + kMmaChunk - 1) / kMmaChunk;
+    const int64_t tiles = (p.N + kRows - 1) / kRows;
+    T* out = static_cast<T*>(p.out);
+    for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+    const int64_t row_base = tile * kRows;
 
     float acc[M_TILES][N_TILES][4];
 #pragma unroll
@@ -430,7 +435,6 @@ __global__ void __launch_bounds__(tuning::kMmaKWarps* kWarpSize) gemm_4bit_mma_k
         }
     }
     __syncthreads();
-    T* out = static_cast<T*>(p.out);
     for (int i = threadIdx.x; i < kCols * kRows; i += blockDim.x) {
         const int a_row = i / kRows;
         const int w_row = i % kRows;
@@ -440,6 +444,8 @@ __global__ void __launch_bounds__(tuning::kMmaKWarps* kWarpSize) gemm_4bit_mma_k
 #pragma unroll
         for (int w = 0; w < tuning::kMmaKWarps; ++w) sum += partial[w][a_row][w_row];
         out[a_row * p.N + n] = Element<T>::from_float(sum + bias_of<T>(p, n));
+    }
+    __syncthreads();  // partial is rewritten by the next tile
     }
 #endif
 }
@@ -455,11 +461,14 @@ auto with_nested(bool nested, F&& body) {
 }
 
 template <typename T, bool NESTED>
-void launch_simt(const GemmParams& p, cudaStream_t stream) {
+void launch_simt(const GemmParams& p, cudaStream_t stream, int device, int sm_count) {
     const auto launch = [&](auto max_rows) {
         constexpr int kMaxRows = decltype(max_rows)::value;
-        gemm_4bit_simt_kernel<T, kMaxRows, NESTED>
-            <<<ceil_div(p.N, tuning::kSimtWarpsPerBlock), tuning::kSimtWarpsPerBlock * kWarpSize, 0, stream>>>(p);
+        constexpr int kThreads = tuning::kSimtWarpsPerBlock * kWarpSize;
+        const auto kernel = gemm_4bit_simt_kernel<T, kMaxRows, NESTED>;
+        const int64_t blocks =
+            persistent_grid(kernel, kThreads, ceil_div(p.N, tuning::kSimtWarpsPerBlock), device, sm_count);
+        kernel<<<blocks, kThreads, 0, stream>>>(p);
     };
     using I = int;
     switch (tuning::simt_max_rows(p.M)) {
@@ -471,13 +480,15 @@ void launch_simt(const GemmParams& p, cudaStream_t stream) {
 }
 
 template <typename T, bool NESTED>
-void launch_mma(const GemmParams& p, cudaStream_t stream, int sm_count) {
+void launch_mma(const GemmParams& p, cudaStream_t stream, int device, int sm_count) {
     const tuning::MmaConfig config = tuning::mma_config(p.M, p.N, sm_count);
     const auto launch = [&](auto n_tiles, auto m_tiles) {
         constexpr int kNTiles = decltype(n_tiles)::value;
         constexpr int kMTiles = decltype(m_tiles)::value;
-        gemm_4bit_mma_kernel<T, kNTiles, kMTiles, NESTED>
-            <<<ceil_div(p.N, 16 * kMTiles), tuning::kMmaKWarps * kWarpSize, 0, stream>>>(p);
+        constexpr int kThreads = tuning::kMmaKWarps * kWarpSize;
+        const auto kernel = gemm_4bit_mma_kernel<T, kNTiles, kMTiles, NESTED>;
+        kernel<<<persistent_grid(kernel, kThreads, ceil_div(p.N, 16 * kMTiles), device, sm_count), kThreads, 0,
+                 stream>>>(p);
     };
     using I = int;
     using One = std::integral_constant<I, 1>;
@@ -565,9 +576,11 @@ bnb_status gemm_4bit(const Gemm4bitArgs& args) {
         with_nested(args.absmax_8bit != nullptr, [&](auto nested) {
             constexpr bool kNested = decltype(nested)::value;
             if (algo == BNB_GEMM_4BIT_SIMT) {
-                launch_simt<T, kNested>(params, stream);
+                launch_simt<T, kNested>(params, stream, args.device.index, info.sm_count);
             } else if (algo == BNB_GEMM_4BIT_TENSOR_CORE) {
-                if constexpr (!std::is_same_v<T, float>) launch_mma<T, kNested>(params, stream, info.sm_count);
+                if constexpr (!std::is_same_v<T, float>) {
+                    launch_mma<T, kNested>(params, stream, args.device.index, info.sm_count);
+                }
             } else {
                 launch_generic<T, kNested>(params, stream, info.sm_count);
             }
