@@ -1,4 +1,5 @@
-// The CUDA backend's table and the device queries its kernels share.
+// The CUDA backend's table (the HIP backend's when hipcc builds this file) and
+// the device queries its kernels share.
 #include <mutex>
 #include <vector>
 
@@ -14,7 +15,7 @@ bool available() {
 }
 
 const BackendOps kCudaOps = {
-    "cuda",
+    BNB_GPU_BACKEND_NAME,
     available,
     quantize_blockwise,
     dequantize_blockwise,
@@ -45,4 +46,4 @@ DeviceInfo device_info(int index) {
 
 }  // namespace bnb::cuda
 
-BNB_REGISTER_BACKEND(BNB_DEVICE_CUDA, bnb::cuda::kCudaOps);
+BNB_REGISTER_BACKEND(BNB_GPU_DEVICE_TYPE, bnb::cuda::kCudaOps);

@@ -10,6 +10,9 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+// The dispatch-table entry these sources fill (hip_compat.h names the HIP one).
+#define BNB_GPU_DEVICE_TYPE BNB_DEVICE_CUDA
+#define BNB_GPU_BACKEND_NAME "cuda"
 #endif
 
 #include <cstdint>
@@ -164,7 +167,7 @@ public:
         }
     }
     ~DeviceGuard() {
-        if (changed_) cudaSetDevice(previous_);
+        if (changed_) (void)cudaSetDevice(previous_);
     }
     DeviceGuard(const DeviceGuard&) = delete;
     DeviceGuard& operator=(const DeviceGuard&) = delete;
@@ -203,7 +206,7 @@ int resident_blocks_per_sm(Kernel kernel, int threads, int device) {
     if (found != cache[slot].end()) return found->second;
     int blocks = 0;
     if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, threads, 0) != cudaSuccess || blocks < 1) {
-        cudaGetLastError();  // a failed query must not be reported as the next launch's error
+        (void)cudaGetLastError();  // a failed query must not be reported as the next launch's error
         blocks = 1;
     }
     cache[slot].emplace(key, blocks);

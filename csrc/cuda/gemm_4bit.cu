@@ -283,7 +283,7 @@ __device__ __forceinline__ uint32_t dequantize_pair(const float* column, uint32_
                              mul_ftz(column[(byte & 15u) * kWarpSize], scale));
 }
 
-constexpr int kMmaChunk = 4 * kChunk;  // k per mma chunk: 4 threads of a group x 32
+[[maybe_unused]] constexpr int kMmaChunk = 4 * kChunk;  // k per mma chunk: 4 threads of a group x 32
 
 // What a warp loads for one chunk: its weight bytes and raw scales (and, for few
 // rows of A, the chunk of A) one chunk ahead of the math.
