@@ -79,7 +79,9 @@ TEST(Backends, AvailableImpliesBuilt) {
         const int available = bnb_backend_available(device_type);
         EXPECT_TRUE(built == 0 || built == 1) << bnb_backend_name(device_type);
         EXPECT_TRUE(available == 0 || available == 1) << bnb_backend_name(device_type);
-        if (available) EXPECT_EQ(built, 1) << bnb_backend_name(device_type);
+        if (available) {
+            EXPECT_EQ(built, 1) << bnb_backend_name(device_type);
+        }
     }
 }
 

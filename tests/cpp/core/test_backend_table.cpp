@@ -22,8 +22,10 @@ constexpr bnb_device kTestDevice = {kTestDeviceType, 0};
 bool always_available() { return true; }
 bool never_available() { return false; }
 
-const bnb::BackendOps kNullSlots = {"test_null_slots", always_available, nullptr, nullptr, nullptr, nullptr};
-const bnb::BackendOps kWithoutDevices = {"test_without_devices", never_available, nullptr, nullptr, nullptr, nullptr};
+const bnb::BackendOps kNullSlots = {"test_null_slots", always_available, nullptr, nullptr, nullptr, nullptr,
+                                    nullptr, nullptr};
+const bnb::BackendOps kWithoutDevices = {"test_without_devices", never_available, nullptr, nullptr, nullptr, nullptr,
+                                         nullptr, nullptr};
 
 // What the recording backend saw; reset by each test.
 struct Recorded {
@@ -61,6 +63,8 @@ const bnb::BackendOps kRecording = {
         recorded.dequantize_4bit = args;
         return record_result();
     },
+    nullptr,  // gemm_4bit: test_gemm_4bit_entry.cpp
+    nullptr,  // gemm_4bit_fused_max_rows
 };
 
 class BackendTable : public ::testing::Test {
