@@ -8,6 +8,8 @@ noisy neighbour hits all three alike:
   upstream  torch.ops.bitsandbytes.* of upstream 0.50.2 from its own virtual
             environment (never imported into the same process as ours)
   torch     this library's pure-torch kernels (bitsandbytes/backends/torch_ops.py)
+  ours_avx2 (with --avx2) this library again with BNB_CPU_ISA=avx2, as on a CPU
+            without AVX-512
 
 Each case: warm-up calls, then repetitions until both a minimum count and a
 minimum time are reached; time.perf_counter around the op call only (output
@@ -44,7 +46,7 @@ OPS = (
     ("dequantize_4bit", 64, "nf4"),
     ("dequantize_4bit", 64, "fp4"),
 )
-IMPLEMENTATIONS = ("ours", "upstream", "torch")
+IMPLEMENTATIONS = ("ours", "upstream", "torch", "ours_avx2")
 
 
 # ---- worker side (runs in a subprocess; imports exactly one bitsandbytes) ------------
@@ -63,12 +65,28 @@ def _digest(tensors):
     return digest.hexdigest()[:16]
 
 
+def _native_cpu_isa(package):
+    """The CPU path of this library's native kernels (bnb_cpu_isa of the C library)."""
+    import ctypes
+    import glob
+
+    for path in sorted(glob.glob(os.path.join(os.path.dirname(package.__file__), "libbitsandbytes.so*"))):
+        library = ctypes.CDLL(path)  # the copy _C already loaded: same handle
+        if hasattr(library, "bnb_cpu_isa"):
+            library.bnb_cpu_isa.restype = ctypes.c_char_p
+            return library.bnb_cpu_isa().decode()
+    return "unknown"
+
+
 def _worker(implementation):
     import torch
 
     import bitsandbytes
     from bitsandbytes.functional import create_dynamic_map
 
+    isa = _native_cpu_isa(bitsandbytes) if implementation.startswith("ours") else "upstream's own"
+    if implementation == "ours_avx2" and isa != "avx2":
+        raise RuntimeError(f"BNB_CPU_ISA=avx2 did not take effect (the library reports {isa})")
     if implementation == "torch":
         from bitsandbytes.backends import torch_ops as ops
     else:
@@ -77,46 +95,99 @@ def _worker(implementation):
     code = create_dynamic_map(signed=True)
     print(json.dumps({"ready": implementation, "version": getattr(bitsandbytes, "__version__", "?"),
                       "torch": torch.__version__, "threads": torch.get_num_threads(),
-                      "file": bitsandbytes.__file__}), flush=True)
+                      "file": bitsandbytes.__file__, "isa": isa}), flush=True)
+    call = None
     for line in sys.stdin:
-        case = json.loads(line)
-        dtype = getattr(torch, case["dtype"])
-        n, blocksize, quant_type, op = case["n"], case["blocksize"], case["quant_type"], case["op"]
-        generator = torch.Generator().manual_seed(1234)
-        A = torch.randn(n, generator=generator, dtype=torch.float32).to(dtype)
-        if op == "quantize_blockwise":
-            call = lambda: ops.quantize_blockwise(A, code, blocksize)  # noqa: E731
-        elif op == "dequantize_blockwise":
-            q, absmax = native.quantize_blockwise(A, code, blocksize)
-            call = lambda: ops.dequantize_blockwise(q, absmax, code, blocksize, dtype)  # noqa: E731
-        elif op == "quantize_4bit":
-            call = lambda: ops.quantize_4bit(A, blocksize, quant_type, torch.uint8)  # noqa: E731
-        else:
-            packed, absmax = native.quantize_4bit(A, blocksize, quant_type, torch.uint8)
-            call = lambda: ops.dequantize_4bit(packed, absmax, blocksize, quant_type, [n], dtype)  # noqa: E731
-        result = call()  # warm-up (first touch, lazy initialisation, torch.compile if any)
-        digest = _digest(result if isinstance(result, tuple) else (result,))
-        del result
-        start = time.perf_counter()
-        call()
-        single = time.perf_counter() - start
-        reps = case["min_reps"]
-        if single * reps > case["max_seconds"]:
-            reps = max(case["floor_reps"], int(case["max_seconds"] / max(single, 1e-9)))
-        else:
-            reps = max(reps, min(case["max_reps"], int(case["min_seconds"] / max(single, 1e-9))))
-        times = []
-        for _ in range(reps):
+        command = json.loads(line)
+        if command["cmd"] == "load":
+            case = command["case"]
+            dtype = getattr(torch, case["dtype"])
+            n, blocksize, quant_type, op = case["n"], case["blocksize"], case["quant_type"], case["op"]
+            generator = torch.Generator().manual_seed(1234)
+            A = torch.randn(n, generator=generator, dtype=torch.float32).to(dtype)
+            if op == "quantize_blockwise":
+                call = lambda: ops.quantize_blockwise(A, code, blocksize)  # noqa: E731
+            elif op == "dequantize_blockwise":
+                q, absmax = native.quantize_blockwise(A, code, blocksize)
+                call = lambda: ops.dequantize_blockwise(q, absmax, code, blocksize, dtype)  # noqa: E731
+            elif op == "quantize_4bit":
+                call = lambda: ops.quantize_4bit(A, blocksize, quant_type, torch.uint8)  # noqa: E731
+            else:
+                packed, absmax = native.quantize_4bit(A, blocksize, quant_type, torch.uint8)
+                call = lambda: ops.dequantize_4bit(packed, absmax, blocksize, quant_type, [n], dtype)  # noqa: E731
+            result = call()  # warm-up (first touch, lazy initialisation, torch.compile if any)
+            digest = _digest(result if isinstance(result, tuple) else (result,))
+            del result
             start = time.perf_counter()
             call()
-            times.append(time.perf_counter() - start)
-        median = statistics.median(times)
-        moved = _bytes_moved(op, n, A.element_size(), blocksize)
-        print(json.dumps({"median_s": median, "min_s": min(times), "reps": reps, "gbps": moved / median / 1e9,
-                          "digest": digest}), flush=True)
+            single = time.perf_counter() - start
+            reply = {"single_s": single, "digest": digest, "bytes": _bytes_moved(op, n, A.element_size(), blocksize)}
+        elif command["cmd"] == "time":
+            times = []
+            for _ in range(command["reps"]):
+                start = time.perf_counter()
+                call()
+                times.append(time.perf_counter() - start)
+            reply = {"times": times}
+        else:  # unload
+            call = A = q = packed = absmax = None
+            reply = {}
+        print(json.dumps(reply), flush=True)
 
 
 # ---- driver side ---------------------------------------------------------------------
+
+
+def _busy_fraction(seconds):
+    """Share of all cores busy during `seconds` (this script's workers idle meanwhile)."""
+    def sample():
+        with open("/proc/stat") as stat:
+            fields = [int(value) for value in stat.readline().split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # total, idle + iowait
+    total0, idle0 = sample()
+    time.sleep(seconds)
+    total1, idle1 = sample()
+    return 1.0 - (idle1 - idle0) / max(total1 - total0, 1)
+
+
+def _wait_for_quiet(threshold, max_wait):
+    """Waits (up to max_wait s) until other processes use less than `threshold` of
+    the cores; returns the last busy fraction seen. Shared build machines are
+    rarely idle for long: the rounds of _measure spread what noise remains over
+    every implementation alike."""
+    deadline = time.monotonic() + max_wait
+    busy = _busy_fraction(0.5)
+    while busy > threshold and time.monotonic() < deadline:
+        busy = _busy_fraction(0.5)
+    return round(busy, 2)
+
+
+def _measure(case, workers, args):
+    """Loads the case in every worker, then times them in alternating rounds
+    until each has its repetitions: at least --min-reps, more for fast calls (up
+    to --min-seconds), fewer (>= 3) for calls slower than --max-seconds / --min-reps."""
+    loaded = {name: worker.request({"cmd": "load", "case": case}) for name, worker in workers.items()}
+    wanted = {}
+    for name, info in loaded.items():
+        single = max(info["single_s"], 1e-9)
+        if single * args.min_reps > args.max_seconds:
+            wanted[name] = max(3, int(args.max_seconds / single))
+        else:
+            wanted[name] = max(args.min_reps, min(200, int(args.min_seconds / single)))
+    times = {name: [] for name in workers}
+    while any(len(times[name]) < wanted[name] for name in workers):
+        for name, worker in workers.items():
+            remaining = wanted[name] - len(times[name])
+            if remaining > 0:
+                chunk = max(1, min(remaining, -(-wanted[name] // args.rounds)))
+                times[name] += worker.request({"cmd": "time", "reps": chunk})["times"]
+    results = {}
+    for name, worker in workers.items():
+        worker.request({"cmd": "unload"})
+        median = statistics.median(times[name])
+        results[name] = {"median_s": median, "min_s": min(times[name]), "reps": len(times[name]),
+                         "gbps": loaded[name]["bytes"] / median / 1e9, "digest": loaded[name]["digest"]}
+    return results
 
 
 class Worker:
@@ -131,12 +202,12 @@ class Worker:
             raise RuntimeError(f"the {implementation} worker ({python}) did not start")
         self.info = json.loads(line)
 
-    def run(self, case):
-        self.process.stdin.write(json.dumps(case) + "\n")
+    def request(self, command):
+        self.process.stdin.write(json.dumps(command) + "\n")
         self.process.stdin.flush()
         line = self.process.stdout.readline()
         if not line:
-            raise RuntimeError(f"the {self.implementation} worker died on {case}")
+            raise RuntimeError(f"the {self.implementation} worker died on {command}")
         return json.loads(line)
 
     def close(self):
@@ -173,6 +244,11 @@ def main():
     parser.add_argument("--max-seconds", type=float, default=30.0,
                         help="cap per case and implementation; slower ones get fewer (>= 3) repetitions")
     parser.add_argument("--torch-max-n", default="16M", help="largest size for the slow pure-torch path ('' = all)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternate the implementations this many times per case")
+    parser.add_argument("--quiet-threshold", type=float, default=0.2,
+                        help="before each case, wait while other processes keep more than this share of the cores busy")
+    parser.add_argument("--quiet-wait", type=float, default=60.0, help="longest wait for a quiet machine (s)")
+    parser.add_argument("--avx2", action="store_true", help="also run this library on its AVX2 path")
     parser.add_argument("--json", help="write all results here")
     parser.add_argument("--markdown", help="write the results table here")
     args = parser.parse_args()
@@ -189,9 +265,12 @@ def main():
     workers = {"ours": Worker("ours", sys.executable, env_ours), "torch": Worker("torch", sys.executable, env_ours)}
     if args.upstream_python:
         workers["upstream"] = Worker("upstream", args.upstream_python, env_upstream)
+    if args.avx2:
+        workers["ours_avx2"] = Worker("ours_avx2", sys.executable, dict(env_ours, BNB_CPU_ISA="avx2"))
     for worker in workers.values():
         print(f"# {worker.implementation}: bitsandbytes {worker.info['version']} ({worker.info['file']}), "
-              f"torch {worker.info['torch']}, {worker.info['threads']} threads", file=sys.stderr)
+              f"torch {worker.info['torch']}, {worker.info['threads']} threads, CPU path {worker.info['isa']}",
+              file=sys.stderr)
 
     sizes = [s for s in args.sizes.split(",") if s]
     dtypes = [d for d in args.dtypes.split(",") if d]
@@ -204,14 +283,12 @@ def main():
         for dtype in dtypes:
             for size in sizes:
                 n = SIZES[size]
-                case = {"op": op, "dtype": dtype, "n": n, "blocksize": blocksize, "quant_type": quant_type,
-                        "min_reps": args.min_reps, "max_reps": 200, "floor_reps": 3,
-                        "min_seconds": args.min_seconds, "max_seconds": args.max_seconds}
+                case = {"op": op, "dtype": dtype, "n": n, "blocksize": blocksize, "quant_type": quant_type}
                 row = {"op": op, "blocksize": blocksize, "quant_type": quant_type, "dtype": dtype, "size": size, "n": n}
-                for name in IMPLEMENTATIONS:
-                    if name not in workers or (name == "torch" and torch_max_n is not None and n > torch_max_n):
-                        continue
-                    row[name] = workers[name].run(case)
+                names = [name for name in IMPLEMENTATIONS if name in workers
+                         and not (name == "torch" and torch_max_n is not None and n > torch_max_n)]
+                row["busy_before"] = _wait_for_quiet(args.quiet_threshold, args.quiet_wait)
+                row.update(_measure(case, {name: workers[name] for name in names}, args))
                 rows.append(row)
                 print(_format_row(row), file=sys.stderr, flush=True)
     for worker in workers.values():
@@ -220,11 +297,14 @@ def main():
     header = {
         "cpu": _cpu_model(), "cores": os.cpu_count(),
         "threads": {name: w.info["threads"] for name, w in workers.items()},
+        "isa": {name: w.info["isa"] for name, w in workers.items()},
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS", "(unset)"),
         "versions": {name: w.info["version"] for name, w in workers.items()},
         "torch": workers["ours"].info["torch"],
-        "method": f"median of >= {args.min_reps} reps (>= {args.min_seconds}s for fast cases, >= 3 reps when one "
-                  f"call is slower than {args.max_seconds}s/{args.min_reps}), after a warm-up call",
+        "method": f"median of >= {args.min_reps} reps (more up to {args.min_seconds}s for fast cases, >= 3 when one "
+                  f"call is slower than {args.max_seconds}s/{args.min_reps}) after a warm-up call, the implementations "
+                  f"timed in {args.rounds} alternating rounds per case, each case started once other processes used "
+                  f"< {args.quiet_threshold:.0%} of the cores (or after {args.quiet_wait:.0f}s)",
     }
     if args.json:
         with open(args.json, "w") as out:
@@ -241,7 +321,7 @@ def _format_row(row):
     for name in IMPLEMENTATIONS:
         if name in row:
             parts.append(f"{name} {row[name]['median_s'] * 1e3:9.2f} ms {row[name]['gbps']:6.2f} GB/s")
-    return "  ".join(parts)
+    return "  ".join(parts) + f"  (others busy {row['busy_before']:.0%})"
 
 
 def _ratio(row, other):
@@ -251,30 +331,43 @@ def _ratio(row, other):
 
 
 def _markdown(header, rows):
+    with_avx2 = any("ours_avx2" in row for row in rows)
     lines = [
         f"CPU: {header['cpu']}, {header['cores']} cores; torch {header['torch']}; threads "
         + ", ".join(f"{k} {v}" for k, v in header["threads"].items())
-        + f"; OMP_NUM_THREADS {header['omp_num_threads']}",
+        + f"; OMP_NUM_THREADS {header['omp_num_threads']}; our CPU path {header['isa'].get('ours')}",
         f"Method: {header['method']}.",
-        "Ratio = their median time / ours (> 1: ours faster). '=' after the torch ratio: ours and the pure-torch "
-        "path produced identical bytes.",
+        "Ratios are their median time over ours (> 1: ours faster). '=' after the torch ratio: ours and the "
+        "pure-torch path produced identical bytes ('≠': they did not). 'others busy': share of the cores that other "
+        "processes used just before the case.",
         "",
-        "| op | dtype | n | ours ms | ours GB/s | upstream ms | upstream GB/s | vs upstream | torch ms | vs torch |",
-        "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    head = ("| op | dtype | n | ours ms | ours GB/s | upstream ms | upstream GB/s | ours vs upstream | torch ms "
+            "| ours vs torch | others busy |")
+    rule = "|---|---|---|---|---|---|---|---|---|---|---|"
+    if with_avx2:
+        head += " ours avx2 ms | avx2 vs upstream |"
+        rule += "---|---|"
+    lines += [head, rule]
     for row in rows:
         ours = row["ours"]
         upstream = row.get("upstream")
         torch_path = row.get("torch")
-        same = " =" if torch_path and torch_path["digest"] == ours["digest"] else ("" if not torch_path else " ≠")
-        lines.append(
-            f"| {_case_label(row['op'], row['blocksize'], row['quant_type'])} | {row['dtype']} | {row['size']} "
-            f"| {ours['median_s'] * 1e3:.2f} | {ours['gbps']:.2f} "
-            f"| {upstream['median_s'] * 1e3 if upstream else float('nan'):.2f} "
-            f"| {upstream['gbps'] if upstream else float('nan'):.2f} | {_ratio(row, 'upstream')} "
-            f"| {torch_path['median_s'] * 1e3 if torch_path else float('nan'):.1f} "
-            f"| {_ratio(row, 'torch')}{same} |")
+        same = "" if not torch_path else (" =" if torch_path["digest"] == ours["digest"] else " ≠")
+        line = (f"| {_case_label(row['op'], row['blocksize'], row['quant_type'])} | {row['dtype']} | {row['size']} "
+                f"| {ours['median_s'] * 1e3:.2f} | {ours['gbps']:.2f} "
+                f"| {_ms(upstream)} | {upstream['gbps'] if upstream else float('nan'):.2f} | {_ratio(row, 'upstream')} "
+                f"| {_ms(torch_path, 1)} | {_ratio(row, 'torch')}{same} | {row['busy_before']:.0%} |")
+        if with_avx2:
+            avx2 = row.get("ours_avx2")
+            versus = f"{upstream['median_s'] / avx2['median_s']:.2f}×" if avx2 and upstream else "—"
+            line += f" {_ms(avx2)} | {versus} |"
+        lines.append(line)
     return "\n".join(lines) + "\n"
+
+
+def _ms(result, digits=2):
+    return f"{result['median_s'] * 1e3:.{digits}f}" if result else "—"
 
 
 if __name__ == "__main__":
