@@ -19,9 +19,9 @@ cmake -S . -B build/ctest -G Ninja -DBNB_BUILD_PYTHON=OFF -DBNB_WITH_CUDA=OFF >/
 cmake --build build/ctest
 ctest --test-dir build/ctest --output-on-failure
 
-if [ -x scripts/hip_compile_check.sh ] && command -v hipcc >/dev/null 2>&1; then
-  echo "== HIP compile check"
-  bash scripts/hip_compile_check.sh
+if command -v hipcc >/dev/null 2>&1; then
+  echo "== HIP compile check (gfx90a, gfx1100)"
+  bash csrc/hip/compile_check.sh
 fi
 
 echo "== Python tests"

@@ -7,6 +7,7 @@ import bitsandbytes as bnb
 
 accelerate = pytest.importorskip("accelerate")
 transformers = pytest.importorskip("transformers")
+from tiny_models import tiny_llama_dir, token_ids  # noqa: E402,F401  (fixtures)
 
 
 def test_accelerate_sees_4bit_support():

@@ -9,6 +9,7 @@ peft = pytest.importorskip("peft")
 transformers = pytest.importorskip("transformers")
 from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training  # noqa: E402
 from transformers import AutoModelForCausalLM, BitsAndBytesConfig  # noqa: E402
+from tiny_models import tiny_llama_dir, token_ids  # noqa: E402,F401  (fixtures)
 
 
 def qlora_model(path, device):

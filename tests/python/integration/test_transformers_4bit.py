@@ -9,6 +9,7 @@ import bitsandbytes as bnb
 
 transformers = pytest.importorskip("transformers")
 from transformers import AutoModelForCausalLM, BitsAndBytesConfig  # noqa: E402
+from tiny_models import tiny_llama_dir, tiny_opt_dir, token_ids  # noqa: E402,F401  (fixtures)
 
 
 def load_4bit(path, device, quant_type="nf4", double_quant=True, compute_dtype=torch.bfloat16,

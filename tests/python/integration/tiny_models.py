@@ -1,6 +1,8 @@
 """Tiny models built from configs (no hub access), saved once per session.
 
-The `device` and `golden` fixtures come from tests/python/conftest.py."""
+Test modules import these fixtures by name (a second conftest.py here would shadow the
+`conftest` module that tests/python's tests import helpers from). The `device` and
+`golden` fixtures come from tests/python/conftest.py."""
 
 import pytest
 import torch
