@@ -6,6 +6,10 @@ kernels for torch.compile and the pure-torch kernels for other devices. It never
 initialises CUDA.
 """
 
+# torch's shared libraries must be loaded, and its Python module initialised,
+# before the extension that links against them.
+import torch  # noqa: F401
+
 try:
     from . import _C
 except ImportError as _native_error:

@@ -29,7 +29,7 @@ def test_top_level_names():
 
 def test_import_is_cheap_and_leaves_cuda_alone():
     result = run_python(
-        "import sys, torch, bitsandbytes\n"
+        "import sys, bitsandbytes, torch\n"  # bitsandbytes first: it must load torch itself
         "print(torch.cuda.is_initialized())\n"
         "print(sorted(m for m in ('scipy', 'transformers', 'safetensors', 'triton') if m in sys.modules))"
     )
