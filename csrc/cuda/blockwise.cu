@@ -38,9 +38,7 @@ __device__ __forceinline__ uint32_t search_code(const float* tree, const float* 
     return static_cast<uint32_t>(s < (code[p - 1] + value) * 0.5f ? p - 1 : p);
 }
 
-// One thread per 8 consecutive elements, blocksize / 8 threads per quantization
-// block; blocks stride over the groups (persistent grid: the tables are loaded
-// once per block).
+// One thread per 8 consecutive elements, blocksize / 8 threads per quantization block.
 template <typename T>
 __global__ void __launch_bounds__(tuning::kQuantizeMaxThreads)
     quantize_blockwise_kernel(const T* __restrict__ A, const float* __restrict__ code, int64_t n, int blocksize,
@@ -51,33 +49,25 @@ __global__ void __launch_bounds__(tuning::kQuantizeMaxThreads)
     __shared__ float warp_scratch[tuning::kQuantizeMaxThreads / kWarpSize];
     for (int i = threadIdx.x; i < kCodeSize; i += blockDim.x) code_table[i] = code[i];
     for (int i = threadIdx.x; i < kTreeNodes; i += blockDim.x) tree[i] = code[tree_pivot(i)];
-    __syncthreads();
+    const int64_t first = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) * 8;
+    float v[8];
+    load8(A, first, n, vector_loads, v);
+    __syncthreads();  // code_table
     const int group = blocksize / 8;
-    const int64_t groups = (n + 7) / 8;
-    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-    // The loop bound depends on the block only: every thread reaches group_max's barrier.
-    for (int64_t block_first = static_cast<int64_t>(blockIdx.x) * blockDim.x; block_first < groups;
-         block_first += stride) {
-        const int64_t first = (block_first + threadIdx.x) * 8;
-        float v[8];
-        load8(A, first, n, vector_loads, v);
-        const float block_absmax = group_max(absmax8(v), group, warp_scratch);
-        if (first < n) {
-            if (threadIdx.x % group == 0) absmax[first / blocksize] = block_absmax;
-            const float reciprocal = rcp_approx_ftz(block_absmax);
-            uint32_t codes[8];
+    const float block_absmax = group_max(absmax8(v), group, warp_scratch);
+    if (first >= n) return;
+    if (threadIdx.x % group == 0) absmax[first / blocksize] = block_absmax;
+    const float reciprocal = rcp_approx_ftz(block_absmax);
+    uint32_t codes[8];
 #pragma unroll
-            for (int j = 0; j < 8; ++j) codes[j] = search_code(tree, code_table, mul_ftz(v[j], reciprocal));
-            if (vector_stores && first + 8 <= n) {
-                uint2 packed;
-                packed.x = codes[0] | (codes[1] << 8) | (codes[2] << 16) | (codes[3] << 24);
-                packed.y = codes[4] | (codes[5] << 8) | (codes[6] << 16) | (codes[7] << 24);
-                *reinterpret_cast<uint2*>(out + first) = packed;
-            } else {
-                for (int j = 0; j < 8 && first + j < n; ++j) out[first + j] = static_cast<uint8_t>(codes[j]);
-            }
-        }
-        if (group > kWarpSize) __syncthreads();  // warp_scratch is rewritten next round
+    for (int j = 0; j < 8; ++j) codes[j] = search_code(tree, code_table, mul_ftz(v[j], reciprocal));
+    if (vector_stores && first + 8 <= n) {
+        uint2 packed;
+        packed.x = codes[0] | (codes[1] << 8) | (codes[2] << 16) | (codes[3] << 24);
+        packed.y = codes[4] | (codes[5] << 8) | (codes[6] << 16) | (codes[7] << 24);
+        *reinterpret_cast<uint2*>(out + first) = packed;
+    } else {
+        for (int j = 0; j < 8 && first + j < n; ++j) out[first + j] = static_cast<uint8_t>(codes[j]);
     }
 }
 
@@ -95,46 +85,41 @@ __global__ void __launch_bounds__(tuning::kDequantizeThreads)
     // kElements code bytes per vector.
     using Bits = std::conditional_t<kElements == 8, uint2, uint32_t>;
     const int lane = threadIdx.x % kWarpSize;
-    const int64_t span = int64_t{kWarpSize} * kVectors * kElements;
-    const int64_t warps = (n + span - 1) / span;
-    const int64_t warps_in_grid = static_cast<int64_t>(gridDim.x) * blockDim.x / kWarpSize;
-    static_assert(sizeof(Bits) == kElements, "one code byte per element");
-    for (int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarpSize; warp < warps;
-         warp += warps_in_grid) {
-        const int64_t warp_first = warp * span;
-        uint32_t words[kVectors][2];
-        float scale[kVectors];
+    const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarpSize;
+    const int64_t warp_first = warp * (kWarpSize * kVectors * kElements);
+    uint32_t words[kVectors][2];
+    float scale[kVectors];
 #pragma unroll
-        for (int v = 0; v < kVectors; ++v) {
-            const int64_t first = warp_first + static_cast<int64_t>(v * kWarpSize + lane) * kElements;
-            words[v][0] = words[v][1] = 0;
-            scale[v] = 0.0f;
-            if (first + kElements <= n) {
-                if constexpr (kElements == 8) {
-                    const uint2 raw = __ldg(reinterpret_cast<const uint2*>(A + first));
-                    words[v][0] = raw.x;
-                    words[v][1] = raw.y;
-                } else {
-                    words[v][0] = __ldg(reinterpret_cast<const uint32_t*>(A + first));
-                }
-                scale[v] = __ldg(absmax + (first >> log2_blocksize));
-            }
-        }
-#pragma unroll
-        for (int v = 0; v < kVectors; ++v) {
-            const int64_t first = warp_first + static_cast<int64_t>(v * kWarpSize + lane) * kElements;
-            if (first + kElements <= n) {
-                float values[kElements];
-#pragma unroll
-                for (int j = 0; j < kElements; ++j) {
-                    const uint32_t q = (words[v][j / 4] >> (8 * (j % 4))) & 0xffu;
-                    values[j] = mul_ftz(code_table[q], scale[v]);
-                }
-                store_vector<T>(out + first, values);
+    for (int v = 0; v < kVectors; ++v) {
+        const int64_t first = warp_first + static_cast<int64_t>(v * kWarpSize + lane) * kElements;
+        words[v][0] = words[v][1] = 0;
+        scale[v] = 0.0f;
+        if (first + kElements <= n) {
+            if constexpr (kElements == 8) {
+                const uint2 raw = __ldg(reinterpret_cast<const uint2*>(A + first));
+                words[v][0] = raw.x;
+                words[v][1] = raw.y;
             } else {
-                for (int64_t i = first; i < n; ++i) {
-                    out[i] = Element<T>::from_float(mul_ftz(code_table[A[i]], absmax[i >> log2_blocksize]));
-                }
+                words[v][0] = __ldg(reinterpret_cast<const uint32_t*>(A + first));
+            }
+            scale[v] = __ldg(absmax + (first >> log2_blocksize));
+        }
+    }
+    static_assert(sizeof(Bits) == kElements, "one code byte per element");
+#pragma unroll
+    for (int v = 0; v < kVectors; ++v) {
+        const int64_t first = warp_first + static_cast<int64_t>(v * kWarpSize + lane) * kElements;
+        if (first + kElements <= n) {
+            float values[kElements];
+#pragma unroll
+            for (int j = 0; j < kElements; ++j) {
+                const uint32_t q = (words[v][j / 4] >> (8 * (j % 4))) & 0xffu;
+                values[j] = mul_ftz(code_table[q], scale[v]);
+            }
+            store_vector<T>(out + first, values);
+        } else {
+            for (int64_t i = first; i < n; ++i) {
+                out[i] = Element<T>::from_float(mul_ftz(code_table[A[i]], absmax[i >> log2_blocksize]));
             }
         }
     }
@@ -160,15 +145,12 @@ bnb_status quantize_blockwise(const QuantizeBlockwiseArgs& args) {
     const DeviceGuard guard(args.device.index);
     const int group = static_cast<int>(args.blocksize / tuning::kQuantizeElementsPerThread);
     const int threads = std::max(tuning::kQuantizeThreads, group);
-    const int64_t work_blocks = ceil_div(ceil_div(args.n, tuning::kQuantizeElementsPerThread), threads);
+    const int64_t blocks = ceil_div(ceil_div(args.n, tuning::kQuantizeElementsPerThread), threads);
     const bool vector_loads = is_aligned(args.A, 16);
     const bool vector_stores = is_aligned(args.out, 8);
     const cudaStream_t stream = to_stream(args.stream);
-    const int sm_count = device_info(args.device.index).sm_count;
     return dispatch_float(args.dtype, [&](auto tag) {
         using T = typename decltype(tag)::type;
-        const int64_t blocks =
-            persistent_grid(quantize_blockwise_kernel<T>, threads, work_blocks, args.device.index, sm_count);
         quantize_blockwise_kernel<T><<<blocks, threads, 0, stream>>>(
             static_cast<const T*>(args.A), args.code, args.n, static_cast<int>(args.blocksize), vector_loads,
             vector_stores, args.out, args.absmax);
@@ -187,10 +169,7 @@ bnb_status dequantize_blockwise(const DequantizeBlockwiseArgs& args) {
         if (vectorized) {
             const int64_t per_block = int64_t{tuning::kDequantizeThreads} * tuning::kDequantizeVectorsPerThread *
                                       kPerVector<T>;
-            const int64_t blocks = persistent_grid(dequantize_blockwise_kernel<T>, tuning::kDequantizeThreads,
-                                                   ceil_div(args.n, per_block), args.device.index,
-                                                   device_info(args.device.index).sm_count);
-            dequantize_blockwise_kernel<T><<<blocks, tuning::kDequantizeThreads, 0, stream>>>(
+            dequantize_blockwise_kernel<T><<<ceil_div(args.n, per_block), tuning::kDequantizeThreads, 0, stream>>>(
                 args.A, args.code, args.absmax, args.n, log2_blocksize, out);
         } else {
             const int64_t blocks = std::min<int64_t>(ceil_div(args.n, tuning::kScalarThreads),

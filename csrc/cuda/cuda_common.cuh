@@ -16,10 +16,7 @@
 #endif
 
 #include <cstdint>
-#include <map>
-#include <mutex>
 #include <string>
-#include <utility>
 
 #include "backend.h"
 #include "codebooks.h"
@@ -192,35 +189,6 @@ struct DeviceInfo {
 
 // Cached per device ordinal (attributes never change while the process runs).
 DeviceInfo device_info(int index);
-
-// Blocks of `kernel` resident on one SM at `threads` threads per block (from the
-// occupancy calculator, cached per kernel and device).
-template <typename Kernel>
-int resident_blocks_per_sm(Kernel kernel, int threads, int device) {
-    static std::mutex mutex;
-    static std::map<std::pair<const void*, int>, int> cache[64];
-    const std::pair<const void*, int> key{reinterpret_cast<const void*>(kernel), threads};
-    const int slot = device & 63;
-    const std::lock_guard<std::mutex> lock(mutex);
-    const auto found = cache[slot].find(key);
-    if (found != cache[slot].end()) return found->second;
-    int blocks = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, threads, 0) != cudaSuccess || blocks < 1) {
-        (void)cudaGetLastError();  // a failed query must not be reported as the next launch's error
-        blocks = 1;
-    }
-    cache[slot].emplace(key, blocks);
-    return blocks;
-}
-
-// Grid of a kernel whose blocks loop over `work_blocks` units of work: one full
-// wave of resident blocks at most, so per-block setup (shared tables) is paid
-// once per block rather than once per unit.
-template <typename Kernel>
-int64_t persistent_grid(Kernel kernel, int threads, int64_t work_blocks, int device, int sm_count) {
-    const int64_t wave = int64_t{sm_count} * resident_blocks_per_sm(kernel, threads, device);
-    return work_blocks < wave ? (work_blocks > 0 ? work_blocks : 1) : wave;
-}
 
 inline bool is_aligned(const void* pointer, uintptr_t bytes) {
     return reinterpret_cast<uintptr_t>(pointer) % bytes == 0;

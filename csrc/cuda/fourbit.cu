@@ -10,9 +10,6 @@ namespace {
 
 // One thread per 8 consecutive elements; the blocksize / 8 threads of a
 // quantization block share its absmax. Writes 4 packed bytes per thread.
-// One thread per 8 consecutive elements, the blocksize / 8 threads of a
-// quantization block sharing its absmax, 4 packed bytes written per thread;
-// blocks stride over the groups (a persistent grid keeps the table fill rare).
 template <typename T, bnb_quant_type Q>
 __global__ void __launch_bounds__(tuning::kQuantizeMaxThreads)
     quantize_4bit_kernel(const T* __restrict__ A, int64_t n, int blocksize, bool vector_loads, bool word_stores,
@@ -21,36 +18,28 @@ __global__ void __launch_bounds__(tuning::kQuantizeMaxThreads)
     __shared__ CellTable cell_table;
     fill_cell_table(cell_table, cells);
     const float2* column = cell_column(cell_table);
+    const int64_t first = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) * 8;
+    float v[8];
+    load8(A, first, n, vector_loads, v);
     const int group = blocksize / 8;
-    const int64_t groups = (n + 7) / 8;
-    const int64_t bytes = (n + 1) / 2;
-    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-    // The loop bound depends on the block only: every thread reaches group_max's barrier.
-    for (int64_t block_first = static_cast<int64_t>(blockIdx.x) * blockDim.x; block_first < groups;
-         block_first += stride) {
-        const int64_t first = (block_first + threadIdx.x) * 8;
-        float v[8];
-        load8(A, first, n, vector_loads, v);
-        const float block_absmax = group_max(absmax8(v), group, warp_scratch);
-        if (first < n) {
-            if (threadIdx.x % group == 0) absmax[first / blocksize] = block_absmax;
-            // Elements past n (odd n) encode 0 * r, as upstream's zero-filled load does.
-            const float reciprocal = rcp_approx_ftz(block_absmax);
-            uint32_t word = 0;
+    const float block_absmax = group_max(absmax8(v), group, warp_scratch);
+    if (first >= n) return;
+    if (threadIdx.x % group == 0) absmax[first / blocksize] = block_absmax;
+    // Elements past n (odd n) encode 0 * r, as upstream's zero-filled load does.
+    const float reciprocal = rcp_approx_ftz(block_absmax);
+    uint32_t word = 0;
 #pragma unroll
-            for (int j = 0; j < 4; ++j) {
-                const uint32_t high = encode_4bit<Q>(column, mul_ftz(v[2 * j], reciprocal));
-                const uint32_t low = encode_4bit<Q>(column, mul_ftz(v[2 * j + 1], reciprocal));
-                word |= ((high << 4) | low) << (8 * j);
-            }
-            const int64_t byte0 = first / 2;
-            if (word_stores && byte0 + 4 <= bytes) {
-                *reinterpret_cast<uint32_t*>(packed + byte0) = word;
-            } else {
-                for (int j = 0; j < 4 && byte0 + j < bytes; ++j) packed[byte0 + j] = static_cast<uint8_t>(word >> (8 * j));
-            }
-        }
-        if (group > kWarpSize) __syncthreads();  // warp_scratch is rewritten next round
+    for (int j = 0; j < 4; ++j) {
+        const uint32_t high = encode_4bit<Q>(column, mul_ftz(v[2 * j], reciprocal));
+        const uint32_t low = encode_4bit<Q>(column, mul_ftz(v[2 * j + 1], reciprocal));
+        word |= ((high << 4) | low) << (8 * j);
+    }
+    const int64_t byte0 = first / 2;
+    const int64_t bytes = (n + 1) / 2;
+    if (word_stores && byte0 + 4 <= bytes) {
+        *reinterpret_cast<uint32_t*>(packed + byte0) = word;
+    } else {
+        for (int j = 0; j < 4 && byte0 + j < bytes; ++j) packed[byte0 + j] = static_cast<uint8_t>(word >> (8 * j));
     }
 }
 
@@ -68,42 +57,37 @@ __global__ void __launch_bounds__(tuning::kDequantizeThreads)
     // kElements / 2 packed bytes per vector.
     using Bits = std::conditional_t<kElements == 8, uint32_t, unsigned short>;
     const int lane = threadIdx.x % kWarpSize;
-    const int64_t span = int64_t{kWarpSize} * kVectors * kElements;
-    const int64_t warps = (n + span - 1) / span;
-    const int64_t warps_in_grid = static_cast<int64_t>(gridDim.x) * blockDim.x / kWarpSize;
-    for (int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarpSize; warp < warps;
-         warp += warps_in_grid) {
-        const int64_t warp_first = warp * span;
-        Bits bits[kVectors];
-        float scale[kVectors];
+    const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarpSize;
+    const int64_t warp_first = warp * (kWarpSize * kVectors * kElements);
+    Bits bits[kVectors];
+    float scale[kVectors];
 #pragma unroll
-        for (int v = 0; v < kVectors; ++v) {
-            const int64_t first = warp_first + static_cast<int64_t>(v * kWarpSize + lane) * kElements;
-            bits[v] = 0;
-            scale[v] = 0.0f;
-            if (first + kElements <= n) {
-                bits[v] = __ldg(reinterpret_cast<const Bits*>(packed + first / 2));
-                scale[v] = __ldg(absmax + (first >> log2_blocksize));
-            }
+    for (int v = 0; v < kVectors; ++v) {
+        const int64_t first = warp_first + static_cast<int64_t>(v * kWarpSize + lane) * kElements;
+        bits[v] = 0;
+        scale[v] = 0.0f;
+        if (first + kElements <= n) {
+            bits[v] = __ldg(reinterpret_cast<const Bits*>(packed + first / 2));
+            scale[v] = __ldg(absmax + (first >> log2_blocksize));
         }
+    }
 #pragma unroll
-        for (int v = 0; v < kVectors; ++v) {
-            const int64_t first = warp_first + static_cast<int64_t>(v * kWarpSize + lane) * kElements;
-            if (first + kElements <= n) {
-                float values[kElements];
+    for (int v = 0; v < kVectors; ++v) {
+        const int64_t first = warp_first + static_cast<int64_t>(v * kWarpSize + lane) * kElements;
+        if (first + kElements <= n) {
+            float values[kElements];
 #pragma unroll
-                for (int b = 0; b < kElements / 2; ++b) {
-                    const uint32_t byte = (static_cast<uint32_t>(bits[v]) >> (8 * b)) & 0xffu;
-                    values[2 * b] = mul_ftz(column[(byte >> 4) * kWarpSize], scale[v]);
-                    values[2 * b + 1] = mul_ftz(column[(byte & 15u) * kWarpSize], scale[v]);
-                }
-                store_vector<T>(out + first, values);
-            } else {
-                for (int64_t i = first; i < n; ++i) {
-                    const uint32_t byte = packed[i / 2];
-                    const uint32_t code = (i & 1) ? (byte & 15u) : (byte >> 4);
-                    out[i] = Element<T>::from_float(mul_ftz(column[code * kWarpSize], absmax[i >> log2_blocksize]));
-                }
+            for (int b = 0; b < kElements / 2; ++b) {
+                const uint32_t byte = (static_cast<uint32_t>(bits[v]) >> (8 * b)) & 0xffu;
+                values[2 * b] = mul_ftz(column[(byte >> 4) * kWarpSize], scale[v]);
+                values[2 * b + 1] = mul_ftz(column[(byte & 15u) * kWarpSize], scale[v]);
+            }
+            store_vector<T>(out + first, values);
+        } else {
+            for (int64_t i = first; i < n; ++i) {
+                const uint32_t byte = packed[i / 2];
+                const uint32_t code = (i & 1) ? (byte & 15u) : (byte >> 4);
+                out[i] = Element<T>::from_float(mul_ftz(column[code * kWarpSize], absmax[i >> log2_blocksize]));
             }
         }
     }
@@ -128,17 +112,14 @@ bnb_status quantize_4bit(const Quantize4bitArgs& args) {
     const DeviceGuard guard(args.device.index);
     const int group = static_cast<int>(args.blocksize / tuning::kQuantizeElementsPerThread);
     const int threads = std::max(tuning::kQuantizeThreads, group);
-    const int64_t work_blocks = ceil_div(ceil_div(args.n, tuning::kQuantizeElementsPerThread), threads);
+    const int64_t blocks = ceil_div(ceil_div(args.n, tuning::kQuantizeElementsPerThread), threads);
     const bool vector_loads = is_aligned(args.A, 16);
     const bool word_stores = is_aligned(args.packed, 4);
     const EncoderCells cells = encoder_cells(args.quant_type);
     const cudaStream_t stream = to_stream(args.stream);
-    const int sm_count = device_info(args.device.index).sm_count;
     return dispatch_float(args.dtype, [&](auto tag) {
         using T = typename decltype(tag)::type;
         const T* A = static_cast<const T*>(args.A);
-        const int64_t blocks = persistent_grid(quantize_4bit_kernel<T, BNB_QUANT_NF4>, threads, work_blocks,
-                                               args.device.index, sm_count);
         if (args.quant_type == BNB_QUANT_NF4) {
             quantize_4bit_kernel<T, BNB_QUANT_NF4><<<blocks, threads, 0, stream>>>(
                 A, args.n, static_cast<int>(args.blocksize), vector_loads, word_stores, cells, args.packed, args.absmax);
@@ -162,10 +143,7 @@ bnb_status dequantize_4bit(const Dequantize4bitArgs& args) {
         if (vectorized) {
             const int64_t per_block = int64_t{tuning::kDequantizeThreads} * tuning::kDequantizeVectorsPerThread *
                                       kPerVector<T>;
-            const int64_t blocks = persistent_grid(dequantize_4bit_kernel<T>, tuning::kDequantizeThreads,
-                                                   ceil_div(args.n, per_block), args.device.index,
-                                                   device_info(args.device.index).sm_count);
-            dequantize_4bit_kernel<T><<<blocks, tuning::kDequantizeThreads, 0, stream>>>(
+            dequantize_4bit_kernel<T><<<ceil_div(args.n, per_block), tuning::kDequantizeThreads, 0, stream>>>(
                 args.packed, args.absmax, args.n, log2_blocksize, codebook, out);
         } else {
             const int64_t blocks = std::min<int64_t>(ceil_div(args.n, tuning::kScalarThreads),

@@ -182,66 +182,64 @@ __global__ void __launch_bounds__(tuning::kSimtWarpsPerBlock* kWarpSize) gemm_4b
     fill_lane_table(table, p.code, p.codebook);
     const float* column = lane_column(table);
     const T* A = static_cast<const T*>(p.A);
-    T* out = static_cast<T*>(p.out);
     const int lane = threadIdx.x % kWarpSize;
+    const int64_t row = static_cast<int64_t>(blockIdx.x) * tuning::kSimtWarpsPerBlock + threadIdx.x / kWarpSize;
+    if (row >= p.N) return;
     const int rows_of_A = static_cast<int>(p.M);
     const int64_t chunks = p.K / kChunk;
-    const int64_t warps_in_grid = static_cast<int64_t>(gridDim.x) * tuning::kSimtWarpsPerBlock;
-    for (int64_t row = static_cast<int64_t>(blockIdx.x) * tuning::kSimtWarpsPerBlock + threadIdx.x / kWarpSize;
-         row < p.N; row += warps_in_grid) {
-        const int64_t row_first = row * p.K;
-        float acc[MAX_ROWS];
+    const int64_t row_first = row * p.K;
+    float acc[MAX_ROWS];
 #pragma unroll
-        for (int m = 0; m < MAX_ROWS; ++m) acc[m] = 0.0f;
-        for (int64_t base = lane; base < chunks; base += int64_t{kWarpSize} * kUnroll) {
-            uint4 packed[kUnroll];
-            RawScale raw[kUnroll];
-            uint4 act[kHoistA ? kUnroll : 1][kChunkVectors<T>];
+    for (int m = 0; m < MAX_ROWS; ++m) acc[m] = 0.0f;
+    for (int64_t base = lane; base < chunks; base += int64_t{kWarpSize} * kUnroll) {
+        uint4 packed[kUnroll];
+        RawScale raw[kUnroll];
+        uint4 act[kHoistA ? kUnroll : 1][kChunkVectors<T>];
 #pragma unroll
-            for (int u = 0; u < kUnroll; ++u) {
-                const int64_t chunk = base + u * kWarpSize;
-                packed[u] = make_uint4(0, 0, 0, 0);
-                raw[u] = {0.0f, 0u};
-                if (chunk < chunks) {
-                    const int64_t element = row_first + chunk * kChunk;
-                    packed[u] = __ldg(reinterpret_cast<const uint4*>(p.B + element / 2));
-                    raw[u] = scales.load(element >> p.log2_blocksize);
-                    if constexpr (kHoistA) load_chunk<T>(A + chunk * kChunk, act[u]);
-                }
+        for (int u = 0; u < kUnroll; ++u) {
+            const int64_t chunk = base + u * kWarpSize;
+            packed[u] = make_uint4(0, 0, 0, 0);
+            raw[u] = {0.0f, 0u};
+            if (chunk < chunks) {
+                const int64_t element = row_first + chunk * kChunk;
+                packed[u] = __ldg(reinterpret_cast<const uint4*>(p.B + element / 2));
+                raw[u] = scales.load(element >> p.log2_blocksize);
+                if constexpr (kHoistA) load_chunk<T>(A + chunk * kChunk, act[u]);
             }
+        }
 #pragma unroll
-            for (int u = 0; u < kUnroll; ++u) {
-                const int64_t chunk = base + u * kWarpSize;
-                if (chunk < chunks) {
-                    float weights[kChunk];
-                    const uint32_t words[4] = {packed[u].x, packed[u].y, packed[u].z, packed[u].w};
+        for (int u = 0; u < kUnroll; ++u) {
+            const int64_t chunk = base + u * kWarpSize;
+            if (chunk < chunks) {
+                float weights[kChunk];
+                const uint32_t words[4] = {packed[u].x, packed[u].y, packed[u].z, packed[u].w};
 #pragma unroll
-                    for (int b = 0; b < kChunk / 2; ++b) {
-                        const uint32_t byte = (words[b / 4] >> (8 * (b % 4))) & 0xffu;
-                        weights[2 * b] = column[(byte >> 4) * kWarpSize];
-                        weights[2 * b + 1] = column[(byte & 15u) * kWarpSize];
-                    }
-                    const float scale = scales.scale(raw[u]);
-                    if constexpr (kHoistA) {
-                        acc[0] = fmaf(dot_chunk<T>(act[u], weights), scale, acc[0]);
-                    } else {
+                for (int b = 0; b < kChunk / 2; ++b) {
+                    const uint32_t byte = (words[b / 4] >> (8 * (b % 4))) & 0xffu;
+                    weights[2 * b] = column[(byte >> 4) * kWarpSize];
+                    weights[2 * b + 1] = column[(byte & 15u) * kWarpSize];
+                }
+                const float scale = scales.scale(raw[u]);
+                if constexpr (kHoistA) {
+                    acc[0] = fmaf(dot_chunk<T>(act[u], weights), scale, acc[0]);
+                } else {
 #pragma unroll
-                        for (int m = 0; m < MAX_ROWS; ++m) {
-                            if (m < rows_of_A) {
-                                uint4 a[kChunkVectors<T>];
-                                load_chunk<T>(A + m * p.K + chunk * kChunk, a);
-                                acc[m] = fmaf(dot_chunk<T>(a, weights), scale, acc[m]);
-                            }
+                    for (int m = 0; m < MAX_ROWS; ++m) {
+                        if (m < rows_of_A) {
+                            uint4 a[kChunkVectors<T>];
+                            load_chunk<T>(A + m * p.K + chunk * kChunk, a);
+                            acc[m] = fmaf(dot_chunk<T>(a, weights), scale, acc[m]);
                         }
                     }
                 }
             }
         }
+    }
+    T* out = static_cast<T*>(p.out);
 #pragma unroll
-        for (int m = 0; m < MAX_ROWS; ++m) {
-            const float sum = warp_sum(acc[m]);
-            if (lane == 0 && m < rows_of_A) out[m * p.N + row] = Element<T>::from_float(sum + bias_of<T>(p, row));
-        }
+    for (int m = 0; m < MAX_ROWS; ++m) {
+        const float sum = warp_sum(acc[m]);
+        if (lane == 0 && m < rows_of_A) out[m * p.N + row] = Element<T>::from_float(sum + bias_of<T>(p, row));
     }
 }
 
@@ -313,139 +311,135 @@ __global__ void __launch_bounds__(tuning::kMmaKWarps* kWarpSize) gemm_4bit_mma_k
     const int lane = threadIdx.x % kWarpSize;
     const int group = lane / 4;
     const int index = lane % 4;
+    const int64_t row_base = static_cast<int64_t>(blockIdx.x) * kRows;
     const int64_t chunks = (p.K + kMmaChunk - 1) / kMmaChunk;
-    const int64_t tiles = (p.N + kRows - 1) / kRows;
-    T* out = static_cast<T*>(p.out);
-    for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
-        const int64_t row_base = tile * kRows;
 
-        float acc[M_TILES][N_TILES][4];
+    float acc[M_TILES][N_TILES][4];
+#pragma unroll
+    for (int t = 0; t < M_TILES; ++t) {
+#pragma unroll
+        for (int nt = 0; nt < N_TILES; ++nt) {
+#pragma unroll
+            for (int i = 0; i < 4; ++i) acc[t][nt][i] = 0.0f;
+        }
+    }
+
+    // Weight rows of this thread: tile t, half h -> row_base + 16 t + 8 h + group.
+    const auto load_stage = [&](int64_t chunk, Stage& stage) {
+        const int64_t k0 = chunk * kMmaChunk + kChunk * index;
+        const bool k_valid = k0 < p.K;
 #pragma unroll
         for (int t = 0; t < M_TILES; ++t) {
 #pragma unroll
-            for (int nt = 0; nt < N_TILES; ++nt) {
-#pragma unroll
-                for (int i = 0; i < 4; ++i) acc[t][nt][i] = 0.0f;
+            for (int h = 0; h < 2; ++h) {
+                const int64_t row = row_base + 16 * t + 8 * h + group;
+                stage.packed[t][h] = make_uint4(0, 0, 0, 0);
+                stage.raw[t][h] = {0.0f, 0u};
+                if (k_valid && row < p.N) {
+                    const int64_t element = row * p.K + k0;
+                    stage.packed[t][h] = __ldg(reinterpret_cast<const uint4*>(p.B + element / 2));
+                    stage.raw[t][h] = scales.load(element >> p.log2_blocksize);
+                }
             }
         }
-
-        // Weight rows of this thread: tile t, half h -> row_base + 16 t + 8 h + group.
-        const auto load_stage = [&](int64_t chunk, Stage& stage) {
-            const int64_t k0 = chunk * kMmaChunk + kChunk * index;
-            const bool k_valid = k0 < p.K;
+        if constexpr (Stage::kHoldsA) {
 #pragma unroll
-            for (int t = 0; t < M_TILES; ++t) {
+            for (int nt = 0; nt < N_TILES; ++nt) {
+                const int64_t a_row = 8 * nt + group;
 #pragma unroll
-                for (int h = 0; h < 2; ++h) {
-                    const int64_t row = row_base + 16 * t + 8 * h + group;
-                    stage.packed[t][h] = make_uint4(0, 0, 0, 0);
-                    stage.raw[t][h] = {0.0f, 0u};
-                    if (k_valid && row < p.N) {
-                        const int64_t element = row * p.K + k0;
-                        stage.packed[t][h] = __ldg(reinterpret_cast<const uint4*>(p.B + element / 2));
-                        stage.raw[t][h] = scales.load(element >> p.log2_blocksize);
+                for (int pair = 0; pair < 4; ++pair) {
+                    stage.act[nt][pair] = make_uint4(0, 0, 0, 0);
+                    if (k_valid && a_row < p.M) {
+                        stage.act[nt][pair] = __ldg(reinterpret_cast<const uint4*>(A + a_row * p.K + k0) + pair);
                     }
                 }
             }
-            if constexpr (Stage::kHoldsA) {
+        }
+    };
+
+    Stage next;
+    int64_t chunk = warp;
+    if (chunk < chunks) load_stage(chunk, next);
+    for (; chunk < chunks; chunk += tuning::kMmaKWarps) {
+        const Stage stage = next;
+        // W is the stream from memory: fetch the warp's next chunk before this one's math.
+        if (chunk + tuning::kMmaKWarps < chunks) load_stage(chunk + tuning::kMmaKWarps, next);
+        const int64_t k0 = chunk * kMmaChunk + kChunk * index;
+        const bool k_valid = k0 < p.K;
+        float scale[M_TILES][2];
 #pragma unroll
-                for (int nt = 0; nt < N_TILES; ++nt) {
+        for (int t = 0; t < M_TILES; ++t) {
+            scale[t][0] = scales.scale(stage.raw[t][0]);
+            scale[t][1] = scales.scale(stage.raw[t][1]);
+        }
+#pragma unroll
+        for (int pair = 0; pair < 4; ++pair) {
+            // 8 elements of A (mma steps 2 pair and 2 pair + 1) for each 8-row group.
+            uint4 act[N_TILES];
+#pragma unroll
+            for (int nt = 0; nt < N_TILES; ++nt) {
+                if constexpr (Stage::kHoldsA) {
+                    act[nt] = stage.act[nt][pair];
+                } else {
                     const int64_t a_row = 8 * nt + group;
-#pragma unroll
-                    for (int pair = 0; pair < 4; ++pair) {
-                        stage.act[nt][pair] = make_uint4(0, 0, 0, 0);
-                        if (k_valid && a_row < p.M) {
-                            stage.act[nt][pair] = __ldg(reinterpret_cast<const uint4*>(A + a_row * p.K + k0) + pair);
-                        }
+                    act[nt] = make_uint4(0, 0, 0, 0);
+                    if (k_valid && a_row < p.M) {
+                        act[nt] = __ldg(reinterpret_cast<const uint4*>(A + a_row * p.K + k0) + pair);
                     }
                 }
             }
-        };
+#pragma unroll
+            for (int sub = 0; sub < 2; ++sub) {
+                const int step = 2 * pair + sub;
+                const int word = step / 2;
+                const int shift = 16 * (step % 2);  // byte 2 step of the 16 loaded bytes
+#pragma unroll
+                for (int t = 0; t < M_TILES; ++t) {
+                    const uint32_t row_low[4] = {stage.packed[t][0].x, stage.packed[t][0].y, stage.packed[t][0].z,
+                                                 stage.packed[t][0].w};
+                    const uint32_t row_high[4] = {stage.packed[t][1].x, stage.packed[t][1].y, stage.packed[t][1].z,
+                                                  stage.packed[t][1].w};
+                    const uint32_t fragment[4] = {
+                        dequantize_pair<T>(column, row_low[word], shift, scale[t][0]),
+                        dequantize_pair<T>(column, row_high[word], shift, scale[t][1]),
+                        dequantize_pair<T>(column, row_low[word], shift + 8, scale[t][0]),
+                        dequantize_pair<T>(column, row_high[word], shift + 8, scale[t][1]),
+                    };
+#pragma unroll
+                    for (int nt = 0; nt < N_TILES; ++nt) {
+                        const uint32_t b0 = sub == 0 ? act[nt].x : act[nt].z;
+                        const uint32_t b1 = sub == 0 ? act[nt].y : act[nt].w;
+                        mma_m16n8k16<T>(acc[t][nt], fragment, b0, b1);
+                    }
+                }
+            }
+        }
+    }
 
-        Stage next;
-        int64_t chunk = warp;
-        if (chunk < chunks) load_stage(chunk, next);
-        for (; chunk < chunks; chunk += tuning::kMmaKWarps) {
-            const Stage stage = next;
-            // W is the stream from memory: fetch the warp's next chunk before this one's math.
-            if (chunk + tuning::kMmaKWarps < chunks) load_stage(chunk + tuning::kMmaKWarps, next);
-            const int64_t k0 = chunk * kMmaChunk + kChunk * index;
-            const bool k_valid = k0 < p.K;
-            float scale[M_TILES][2];
+    // Each warp summed a different part of K: add the warps' tiles in a fixed order.
 #pragma unroll
-            for (int t = 0; t < M_TILES; ++t) {
-                scale[t][0] = scales.scale(stage.raw[t][0]);
-                scale[t][1] = scales.scale(stage.raw[t][1]);
-            }
+    for (int t = 0; t < M_TILES; ++t) {
 #pragma unroll
-            for (int pair = 0; pair < 4; ++pair) {
-                // 8 elements of A (mma steps 2 pair and 2 pair + 1) for each 8-row group.
-                uint4 act[N_TILES];
+        for (int nt = 0; nt < N_TILES; ++nt) {
 #pragma unroll
-                for (int nt = 0; nt < N_TILES; ++nt) {
-                    if constexpr (Stage::kHoldsA) {
-                        act[nt] = stage.act[nt][pair];
-                    } else {
-                        const int64_t a_row = 8 * nt + group;
-                        act[nt] = make_uint4(0, 0, 0, 0);
-                        if (k_valid && a_row < p.M) {
-                            act[nt] = __ldg(reinterpret_cast<const uint4*>(A + a_row * p.K + k0) + pair);
-                        }
-                    }
-                }
-#pragma unroll
-                for (int sub = 0; sub < 2; ++sub) {
-                    const int step = 2 * pair + sub;
-                    const int word = step / 2;
-                    const int shift = 16 * (step % 2);  // byte 2 step of the 16 loaded bytes
-#pragma unroll
-                    for (int t = 0; t < M_TILES; ++t) {
-                        const uint32_t row_low[4] = {stage.packed[t][0].x, stage.packed[t][0].y, stage.packed[t][0].z,
-                                                     stage.packed[t][0].w};
-                        const uint32_t row_high[4] = {stage.packed[t][1].x, stage.packed[t][1].y, stage.packed[t][1].z,
-                                                      stage.packed[t][1].w};
-                        const uint32_t fragment[4] = {
-                            dequantize_pair<T>(column, row_low[word], shift, scale[t][0]),
-                            dequantize_pair<T>(column, row_high[word], shift, scale[t][1]),
-                            dequantize_pair<T>(column, row_low[word], shift + 8, scale[t][0]),
-                            dequantize_pair<T>(column, row_high[word], shift + 8, scale[t][1]),
-                        };
-#pragma unroll
-                        for (int nt = 0; nt < N_TILES; ++nt) {
-                            const uint32_t b0 = sub == 0 ? act[nt].x : act[nt].z;
-                            const uint32_t b1 = sub == 0 ? act[nt].y : act[nt].w;
-                            mma_m16n8k16<T>(acc[t][nt], fragment, b0, b1);
-                        }
-                    }
-                }
+            for (int i = 0; i < 4; ++i) {
+                const int w_row = 16 * t + group + (i >= 2 ? 8 : 0);
+                const int a_row = 8 * nt + 2 * index + (i & 1);
+                partial[warp][a_row][w_row] = acc[t][nt][i];
             }
         }
-
-        // Each warp summed a different part of K: add the warps' tiles in a fixed order.
+    }
+    __syncthreads();
+    T* out = static_cast<T*>(p.out);
+    for (int i = threadIdx.x; i < kCols * kRows; i += blockDim.x) {
+        const int a_row = i / kRows;
+        const int w_row = i % kRows;
+        const int64_t n = row_base + w_row;
+        if (a_row >= p.M || n >= p.N) continue;
+        float sum = 0.0f;
 #pragma unroll
-        for (int t = 0; t < M_TILES; ++t) {
-#pragma unroll
-            for (int nt = 0; nt < N_TILES; ++nt) {
-#pragma unroll
-                for (int i = 0; i < 4; ++i) {
-                    const int w_row = 16 * t + group + (i >= 2 ? 8 : 0);
-                    const int a_row = 8 * nt + 2 * index + (i & 1);
-                    partial[warp][a_row][w_row] = acc[t][nt][i];
-                }
-            }
-        }
-        __syncthreads();
-        for (int i = threadIdx.x; i < kCols * kRows; i += blockDim.x) {
-            const int a_row = i / kRows;
-            const int w_row = i % kRows;
-            const int64_t n = row_base + w_row;
-            if (a_row >= p.M || n >= p.N) continue;
-            float sum = 0.0f;
-#pragma unroll
-            for (int w = 0; w < tuning::kMmaKWarps; ++w) sum += partial[w][a_row][w_row];
-            out[a_row * p.N + n] = Element<T>::from_float(sum + bias_of<T>(p, n));
-        }
-        __syncthreads();  // partial is rewritten by the next tile
+        for (int w = 0; w < tuning::kMmaKWarps; ++w) sum += partial[w][a_row][w_row];
+        out[a_row * p.N + n] = Element<T>::from_float(sum + bias_of<T>(p, n));
     }
 #endif
 }
@@ -461,14 +455,11 @@ auto with_nested(bool nested, F&& body) {
 }
 
 template <typename T, bool NESTED>
-void launch_simt(const GemmParams& p, cudaStream_t stream, int device, int sm_count) {
+void launch_simt(const GemmParams& p, cudaStream_t stream) {
     const auto launch = [&](auto max_rows) {
         constexpr int kMaxRows = decltype(max_rows)::value;
-        constexpr int kThreads = tuning::kSimtWarpsPerBlock * kWarpSize;
-        const auto kernel = gemm_4bit_simt_kernel<T, kMaxRows, NESTED>;
-        const int64_t blocks =
-            persistent_grid(kernel, kThreads, ceil_div(p.N, tuning::kSimtWarpsPerBlock), device, sm_count);
-        kernel<<<blocks, kThreads, 0, stream>>>(p);
+        gemm_4bit_simt_kernel<T, kMaxRows, NESTED>
+            <<<ceil_div(p.N, tuning::kSimtWarpsPerBlock), tuning::kSimtWarpsPerBlock * kWarpSize, 0, stream>>>(p);
     };
     using I = int;
     switch (tuning::simt_max_rows(p.M)) {
@@ -480,15 +471,13 @@ void launch_simt(const GemmParams& p, cudaStream_t stream, int device, int sm_co
 }
 
 template <typename T, bool NESTED>
-void launch_mma(const GemmParams& p, cudaStream_t stream, int device, int sm_count) {
+void launch_mma(const GemmParams& p, cudaStream_t stream, int sm_count) {
     const tuning::MmaConfig config = tuning::mma_config(p.M, p.N, sm_count);
     const auto launch = [&](auto n_tiles, auto m_tiles) {
         constexpr int kNTiles = decltype(n_tiles)::value;
         constexpr int kMTiles = decltype(m_tiles)::value;
-        constexpr int kThreads = tuning::kMmaKWarps * kWarpSize;
-        const auto kernel = gemm_4bit_mma_kernel<T, kNTiles, kMTiles, NESTED>;
-        kernel<<<persistent_grid(kernel, kThreads, ceil_div(p.N, 16 * kMTiles), device, sm_count), kThreads, 0,
-                 stream>>>(p);
+        gemm_4bit_mma_kernel<T, kNTiles, kMTiles, NESTED>
+            <<<ceil_div(p.N, 16 * kMTiles), tuning::kMmaKWarps * kWarpSize, 0, stream>>>(p);
     };
     using I = int;
     using One = std::integral_constant<I, 1>;
@@ -576,11 +565,9 @@ bnb_status gemm_4bit(const Gemm4bitArgs& args) {
         with_nested(args.absmax_8bit != nullptr, [&](auto nested) {
             constexpr bool kNested = decltype(nested)::value;
             if (algo == BNB_GEMM_4BIT_SIMT) {
-                launch_simt<T, kNested>(params, stream, args.device.index, info.sm_count);
+                launch_simt<T, kNested>(params, stream);
             } else if (algo == BNB_GEMM_4BIT_TENSOR_CORE) {
-                if constexpr (!std::is_same_v<T, float>) {
-                    launch_mma<T, kNested>(params, stream, args.device.index, info.sm_count);
-                }
+                if constexpr (!std::is_same_v<T, float>) launch_mma<T, kNested>(params, stream, info.sm_count);
             } else {
                 launch_generic<T, kNested>(params, stream, info.sm_count);
             }

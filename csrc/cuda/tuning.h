@@ -60,7 +60,14 @@ inline int64_t fused_max_rows(bool tensor_cores, int64_t K) {
     return tensor_cores ? kMmaMaxRows : 4;
 }
 
-// AUTO: the SIMT kernel serves M rows (else the tensor-core kernel, where usable).
-inline bool prefer_simt(bool tensor_cores, int64_t M) { return !tensor_cores || M <= 2; }
+// AUTO: the SIMT kernel serves M rows only without tensor cores. Measured on the
+// H100 (benchmarks/RESULTS.md), the tensor-core kernel at M = 4 beat the SIMT one at
+// M = 1 on every benchmark shape (13.0 vs 15.4 us for 4096x4096, 102 vs 125 us for
+// 28672x8192): dequantizing straight into mma fragments costs fewer instructions
+// per weight than the SIMT dot product, even with 7 of 8 mma columns idle.
+inline bool prefer_simt(bool tensor_cores, int64_t M) {
+    (void)M;
+    return !tensor_cores;
+}
 
 }  // namespace bnb::cuda::tuning
