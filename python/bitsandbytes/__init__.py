@@ -28,7 +28,7 @@ from .backends import torch_matmul_4bit as _torch_matmul_4bit  # noqa: E402
 from .backends import torch_ops as _torch_ops  # noqa: E402
 
 _torch_ops.register_default_kernels()
-_torch_matmul_4bit.register_default_kernels()
+_torch_ops.register_default_kernels(_torch_matmul_4bit.KERNELS)
 
 from . import functional  # noqa: E402
 from . import autograd, nn  # noqa: E402

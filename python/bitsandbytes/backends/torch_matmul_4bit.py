@@ -75,7 +75,3 @@ KERNELS = {
     "gemm_4bit": gemm_4bit,
 }
 
-
-def register_default_kernels() -> None:
-    for name, kernel in KERNELS.items():
-        torch.library.register_kernel(f"bitsandbytes::{name}", "default", kernel)

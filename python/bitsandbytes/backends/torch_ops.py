@@ -320,7 +320,7 @@ KERNELS = {
 }
 
 
-def register_default_kernels() -> None:
+def register_default_kernels(kernels: dict = KERNELS) -> None:
     """Serve devices without a native kernel ("default" = CompositeExplicitAutograd)."""
-    for name, kernel in KERNELS.items():
+    for name, kernel in kernels.items():
         torch.library.register_kernel(f"bitsandbytes::{name}", "default", kernel)
