@@ -54,7 +54,10 @@ inline MmaConfig mma_config(int64_t M, int64_t N, int sm_count) {
 }
 
 // Fused kernels vs dequantize + dense GEMM: the largest M that stays fused.
-// Tensor cores (fp16/bf16 on sm_80+) hold out longer than SIMT.
+// Measured on the H100 (benchmarks/RESULTS.md, "Heuristic"): the tensor-core kernel
+// is 2.4-3.5x faster than dequantize + cuBLAS up to 16 rows and about even at 64
+// (0.92-1.02x), so 64 is the crossover. Without tensor cores the SIMT kernel's work
+// grows with every row of A; 4 is an estimate, not a measurement.
 inline int64_t fused_max_rows(bool tensor_cores, int64_t K) {
     if (K % 32 != 0) return 0;  // the fused kernels read 32-element chunks
     return tensor_cores ? kMmaMaxRows : 4;
