@@ -4,13 +4,24 @@
 
 namespace bnb::glue {
 
+void append_text(std::string& out, const c10::Device& device) { out += device.str(); }
+
+void append_text(std::string& out, c10::IntArrayRef shape) {
+    out += '[';
+    for (size_t i = 0; i < shape.size(); ++i) {
+        if (i > 0) out += ", ";
+        out += std::to_string(shape[i]);
+    }
+    out += ']';
+}
+
 void check_status(bnb_status status, const char* op) {
     if (status == BNB_STATUS_SUCCESS) return;
     const std::string message = std::string("bitsandbytes.") + op + ": " + bnb_last_error();
     switch (status) {
-        case BNB_STATUS_INVALID_ARGUMENT: TORCH_CHECK_VALUE(false, message);
-        case BNB_STATUS_UNSUPPORTED: TORCH_CHECK_NOT_IMPLEMENTED(false, message);
-        default: TORCH_CHECK(false, message, " (", bnb_status_name(status), ")");
+        case BNB_STATUS_INVALID_ARGUMENT: BNB_CHECK_VALUE(false, message);
+        case BNB_STATUS_UNSUPPORTED: BNB_CHECK_NOT_IMPLEMENTED(false, message);
+        default: BNB_CHECK_RUNTIME(false, message, " (", bnb_status_name(status), ")");
     }
 }
 
@@ -26,7 +37,7 @@ bnb_dtype to_bnb_dtype(c10::ScalarType dtype) {
         case c10::kByte: return BNB_DTYPE_UINT8;
         case c10::kChar: return BNB_DTYPE_INT8;
         case c10::kInt: return BNB_DTYPE_INT32;
-        default: TORCH_CHECK_TYPE(false, "bitsandbytes: unsupported dtype ", dtype);
+        default: BNB_CHECK_TYPE(false, "bitsandbytes: unsupported dtype ", dtype);
     }
 }
 
@@ -37,7 +48,7 @@ bnb_device to_bnb_device(const c10::Device& device) {
         case c10::DeviceType::CUDA:
             return {bnb_backend_built(BNB_DEVICE_HIP) ? BNB_DEVICE_HIP : BNB_DEVICE_CUDA,
                     device.has_index() ? device.index() : 0};
-        default: TORCH_CHECK_NOT_IMPLEMENTED(false, "bitsandbytes: no native kernels for device ", device);
+        default: BNB_CHECK_NOT_IMPLEMENTED(false, "bitsandbytes: no native kernels for device ", device);
     }
 }
 
@@ -48,14 +59,14 @@ void* current_stream(const c10::Device& device) {
 }
 
 void check_same_device(const at::Tensor& tensor, const c10::Device& device, const char* name) {
-    TORCH_CHECK_VALUE(tensor.device() == device, name, " must be on ", device, " like A, got ",
+    BNB_CHECK_VALUE(tensor.device() == device, name, " must be on ", device, " like A, got ",
                       tensor.device());
 }
 
 int64_t checked_numel(c10::IntArrayRef shape, const char* name) {
     int64_t numel = 1;
     for (int64_t size : shape) {
-        TORCH_CHECK_VALUE(size >= 0, name, " must not contain negative sizes, got ", shape);
+        BNB_CHECK_VALUE(size >= 0, name, " must not contain negative sizes, got ", shape);
         numel *= size;
     }
     return numel;

@@ -7,10 +7,35 @@
 #include <c10/util/Exception.h>
 
 #include <string>
+#include <type_traits>
 
 #include "bitsandbytes/bitsandbytes.h"
 
 namespace bnb::glue {
+
+// Error messages are assembled here, not by TORCH_CHECK's stream formatting: with a
+// partly static libstdc++ (seen on the H100 machine's toolchain) the extension's own
+// instantiation of the integer stream inserter crashed the process inside the error
+// path, so numbers are formatted with std::to_string and TORCH_CHECK receives one string.
+inline void append_text(std::string& out, const char* text) { out += text; }
+inline void append_text(std::string& out, const std::string& text) { out += text; }
+inline void append_text(std::string& out, c10::string_view text) { out.append(text.data(), text.size()); }
+inline void append_text(std::string& out, char text) { out += text; }
+inline void append_text(std::string& out, bool value) { out += value ? "true" : "false"; }
+template <typename Number, std::enable_if_t<std::is_arithmetic_v<Number>, int> = 0>
+void append_text(std::string& out, Number value) {
+    out += std::to_string(value);
+}
+inline void append_text(std::string& out, c10::ScalarType dtype) { out += c10::toString(dtype); }
+void append_text(std::string& out, const c10::Device& device);
+void append_text(std::string& out, c10::IntArrayRef shape);
+
+template <typename... Parts>
+std::string text(const Parts&... parts) {
+    std::string out;
+    (append_text(out, parts), ...);
+    return out;
+}
 
 // Raises ValueError (invalid argument), NotImplementedError (unsupported) or
 // RuntimeError (anything else) with the library's message, prefixed by `op`.
@@ -31,3 +56,13 @@ void check_same_device(const at::Tensor& tensor, const c10::Device& device, cons
 int64_t checked_numel(c10::IntArrayRef shape, const char* name);
 
 }  // namespace bnb::glue
+
+// TORCH_CHECK_VALUE / _TYPE / _NOT_IMPLEMENTED / TORCH_CHECK with the message built by text().
+#define BNB_CHECK_VALUE(cond, ...) \
+    do { if (C10_UNLIKELY(!(cond))) TORCH_CHECK_VALUE(false, ::bnb::glue::text(__VA_ARGS__)); } while (0)
+#define BNB_CHECK_TYPE(cond, ...) \
+    do { if (C10_UNLIKELY(!(cond))) TORCH_CHECK_TYPE(false, ::bnb::glue::text(__VA_ARGS__)); } while (0)
+#define BNB_CHECK_NOT_IMPLEMENTED(cond, ...) \
+    do { if (C10_UNLIKELY(!(cond))) TORCH_CHECK_NOT_IMPLEMENTED(false, ::bnb::glue::text(__VA_ARGS__)); } while (0)
+#define BNB_CHECK_RUNTIME(cond, ...) \
+    do { if (C10_UNLIKELY(!(cond))) TORCH_CHECK(false, ::bnb::glue::text(__VA_ARGS__)); } while (0)

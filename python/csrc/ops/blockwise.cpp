@@ -9,16 +9,16 @@ namespace bnb::glue {
 namespace {
 
 void check_code(const at::Tensor& code, const c10::Device& device) {
-    TORCH_CHECK_VALUE(code.scalar_type() == at::kFloat, "code must be float32, got ", code.scalar_type());
-    TORCH_CHECK_VALUE(code.numel() == 256, "code must have 256 entries, got ", code.numel());
+    BNB_CHECK_VALUE(code.scalar_type() == at::kFloat, "code must be float32, got ", code.scalar_type());
+    BNB_CHECK_VALUE(code.numel() == 256, "code must have 256 entries, got ", code.numel());
     check_same_device(code, device, "code");
 }
 
 std::tuple<at::Tensor, at::Tensor> quantize_blockwise(const at::Tensor& A_in, const at::Tensor& code_in,
                                                       int64_t blocksize) {
-    TORCH_CHECK_VALUE(is_float_dtype(A_in.scalar_type()),
+    BNB_CHECK_VALUE(is_float_dtype(A_in.scalar_type()),
                       "Blockwise quantization only supports 16/32-bit floats, but got ", A_in.scalar_type());
-    TORCH_CHECK_VALUE(blocksize > 0, "blocksize must be positive, got ", blocksize);
+    BNB_CHECK_VALUE(blocksize > 0, "blocksize must be positive, got ", blocksize);
     check_code(code_in, A_in.device());
     const at::Tensor A = A_in.contiguous();
     const at::Tensor code = code_in.contiguous();
@@ -35,16 +35,16 @@ std::tuple<at::Tensor, at::Tensor> quantize_blockwise(const at::Tensor& A_in, co
 
 void dequantize_blockwise_into(const at::Tensor& A_in, const at::Tensor& absmax_in, const at::Tensor& code_in,
                                int64_t blocksize, at::ScalarType dtype, at::Tensor& out) {
-    TORCH_CHECK_VALUE(A_in.scalar_type() == at::kByte, "A must be uint8, got ", A_in.scalar_type());
-    TORCH_CHECK_VALUE(is_float_dtype(dtype),
+    BNB_CHECK_VALUE(A_in.scalar_type() == at::kByte, "A must be uint8, got ", A_in.scalar_type());
+    BNB_CHECK_VALUE(is_float_dtype(dtype),
                       "Blockwise dequantization only supports 16/32-bit floats, but got ", dtype);
-    TORCH_CHECK_VALUE(blocksize > 0, "blocksize must be positive, got ", blocksize);
+    BNB_CHECK_VALUE(blocksize > 0, "blocksize must be positive, got ", blocksize);
     check_code(code_in, A_in.device());
     check_same_device(absmax_in, A_in.device(), "absmax");
-    TORCH_CHECK_VALUE(absmax_in.scalar_type() == at::kFloat, "absmax must be float32, got ",
+    BNB_CHECK_VALUE(absmax_in.scalar_type() == at::kFloat, "absmax must be float32, got ",
                       absmax_in.scalar_type());
     const int64_t n = A_in.numel();
-    TORCH_CHECK_VALUE(absmax_in.numel() >= (n + blocksize - 1) / blocksize, "absmax must have at least ",
+    BNB_CHECK_VALUE(absmax_in.numel() >= (n + blocksize - 1) / blocksize, "absmax must have at least ",
                       (n + blocksize - 1) / blocksize, " entries for ", n, " elements, got ", absmax_in.numel());
     const at::Tensor A = A_in.contiguous();
     const at::Tensor absmax = absmax_in.contiguous();
@@ -67,8 +67,8 @@ at::Tensor dequantize_blockwise(const at::Tensor& A, const at::Tensor& absmax, c
 
 void dequantize_blockwise_out(const at::Tensor& A, const at::Tensor& absmax, const at::Tensor& code,
                               int64_t blocksize, at::ScalarType dtype, at::Tensor out) {
-    TORCH_CHECK_VALUE(out.scalar_type() == dtype, "out must be ", dtype, ", got ", out.scalar_type());
-    TORCH_CHECK_VALUE(out.sizes() == A.sizes(), "out must have shape ", A.sizes(), ", got ", out.sizes());
+    BNB_CHECK_VALUE(out.scalar_type() == dtype, "out must be ", dtype, ", got ", out.scalar_type());
+    BNB_CHECK_VALUE(out.sizes() == A.sizes(), "out must have shape ", A.sizes(), ", got ", out.sizes());
     check_same_device(out, A.device(), "out");
     dequantize_blockwise_into(A, absmax, code, blocksize, dtype, out);
 }

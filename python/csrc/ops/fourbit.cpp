@@ -11,15 +11,15 @@ namespace {
 bnb_quant_type parse_quant_type(c10::string_view quant_type) {
     if (quant_type == "nf4") return BNB_QUANT_NF4;
     if (quant_type == "fp4") return BNB_QUANT_FP4;
-    TORCH_CHECK_VALUE(false, "quant_type must be 'nf4' or 'fp4', got '", quant_type, "'");
+    BNB_CHECK_VALUE(false, "quant_type must be 'nf4' or 'fp4', got '", quant_type, "'");
 }
 
 std::tuple<at::Tensor, at::Tensor> quantize_4bit(const at::Tensor& A_in, int64_t blocksize,
                                                  c10::string_view quant_type, at::ScalarType quant_storage) {
     const bnb_quant_type type = parse_quant_type(quant_type);
-    TORCH_CHECK_VALUE(is_float_dtype(A_in.scalar_type()),
+    BNB_CHECK_VALUE(is_float_dtype(A_in.scalar_type()),
                       "Blockwise 4bit quantization only supports 16/32-bit floats, but got ", A_in.scalar_type());
-    TORCH_CHECK_VALUE(blocksize > 0, "blocksize must be positive, got ", blocksize);
+    BNB_CHECK_VALUE(blocksize > 0, "blocksize must be positive, got ", blocksize);
     const at::Tensor A = A_in.contiguous();
     const int64_t n = A.numel();
     const int64_t packed_bytes = (n + 1) / 2;
@@ -41,18 +41,18 @@ void dequantize_4bit_into(const at::Tensor& A_in, const at::Tensor& absmax_in, i
                           c10::string_view quant_type, c10::IntArrayRef shape, at::ScalarType dtype,
                           at::Tensor& out) {
     const bnb_quant_type type = parse_quant_type(quant_type);
-    TORCH_CHECK_VALUE(is_float_dtype(dtype),
+    BNB_CHECK_VALUE(is_float_dtype(dtype),
                       "Blockwise 4bit dequantization only supports 16/32-bit floats, but got ", dtype);
-    TORCH_CHECK_VALUE(blocksize > 0, "blocksize must be positive, got ", blocksize);
-    TORCH_CHECK_VALUE(absmax_in.scalar_type() == at::kFloat, "absmax must be float32, got ",
+    BNB_CHECK_VALUE(blocksize > 0, "blocksize must be positive, got ", blocksize);
+    BNB_CHECK_VALUE(absmax_in.scalar_type() == at::kFloat, "absmax must be float32, got ",
                       absmax_in.scalar_type());
     check_same_device(absmax_in, A_in.device(), "absmax");
     const int64_t n = checked_numel(shape, "shape");
     // Packed storage of any dtype is read as its bytes.
     const at::Tensor packed = A_in.contiguous().reshape({-1}).view(at::kByte);
-    TORCH_CHECK_VALUE(packed.numel() >= (n + 1) / 2, "A holds ", packed.numel(), " bytes, but shape ", shape,
+    BNB_CHECK_VALUE(packed.numel() >= (n + 1) / 2, "A holds ", packed.numel(), " bytes, but shape ", shape,
                       " needs ", (n + 1) / 2);
-    TORCH_CHECK_VALUE(absmax_in.numel() >= (n + blocksize - 1) / blocksize, "absmax must have at least ",
+    BNB_CHECK_VALUE(absmax_in.numel() >= (n + blocksize - 1) / blocksize, "absmax must have at least ",
                       (n + blocksize - 1) / blocksize, " entries for ", n, " elements, got ", absmax_in.numel());
     const at::Tensor absmax = absmax_in.contiguous();
     at::Tensor target = out.is_contiguous() ? out : at::empty(out.sizes(), out.options());
@@ -74,8 +74,8 @@ at::Tensor dequantize_4bit(const at::Tensor& A, const at::Tensor& absmax, int64_
 void dequantize_4bit_out(const at::Tensor& A, const at::Tensor& absmax, int64_t blocksize,
                          c10::string_view quant_type, c10::IntArrayRef shape, at::ScalarType dtype,
                          at::Tensor out) {
-    TORCH_CHECK_VALUE(out.scalar_type() == dtype, "out must be ", dtype, ", got ", out.scalar_type());
-    TORCH_CHECK_VALUE(out.sizes() == shape, "out must have shape ", shape, ", got ", out.sizes());
+    BNB_CHECK_VALUE(out.scalar_type() == dtype, "out must be ", dtype, ", got ", out.scalar_type());
+    BNB_CHECK_VALUE(out.sizes() == shape, "out must have shape ", shape, ", got ", out.sizes());
     check_same_device(out, A.device(), "out");
     dequantize_4bit_into(A, absmax, blocksize, quant_type, shape, dtype, out);
 }

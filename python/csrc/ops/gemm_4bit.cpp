@@ -23,16 +23,16 @@ constexpr int64_t kDequantizeAndLinear = -1;
 bnb_quant_type parse_quant_type(c10::string_view quant_type) {
     if (quant_type == "nf4") return BNB_QUANT_NF4;
     if (quant_type == "fp4") return BNB_QUANT_FP4;
-    TORCH_CHECK(false, "quant_type must be 'nf4' or 'fp4', got '", quant_type, "'");
+    BNB_CHECK_RUNTIME(false, "quant_type must be 'nf4' or 'fp4', got '", quant_type, "'");
 }
 
 void check_operands(const at::Tensor& A, const at::Tensor& B, int64_t blocksize) {
     bool valid_blocksize = false;
     for (int64_t allowed : kFourBitBlocksizes) valid_blocksize |= blocksize == allowed;
-    TORCH_CHECK(valid_blocksize, "invalid blocksize ", blocksize, ": must be one of 32, 64, 128, 256, 512, 1024, 2048, 4096");
-    TORCH_CHECK(is_float_dtype(A.scalar_type()), "A must be float16, bfloat16, or float32, got ", A.scalar_type());
+    BNB_CHECK_RUNTIME(valid_blocksize, "invalid blocksize ", blocksize, ": must be one of 32, 64, 128, 256, 512, 1024, 2048, 4096");
+    BNB_CHECK_RUNTIME(is_float_dtype(A.scalar_type()), "A must be float16, bfloat16, or float32, got ", A.scalar_type());
     const auto storage = B.scalar_type();
-    TORCH_CHECK(storage == at::kByte || is_float_dtype(storage),
+    BNB_CHECK_RUNTIME(storage == at::kByte || is_float_dtype(storage),
                 "B must be backed by storage of type uint8, bfloat16, float16, or float32, got ", storage);
     check_same_device(B, A.device(), "B");
 }
@@ -45,9 +45,9 @@ struct WeightShape {
 };
 
 WeightShape check_shape(c10::IntArrayRef shapeB, const at::Tensor& A, int64_t blocksize) {
-    TORCH_CHECK(shapeB.size() == 2, "shapeB must be 2D [N, K], got ", shapeB);
-    TORCH_CHECK(shapeB[0] >= 0 && shapeB[1] >= 0, "shapeB must not contain negative sizes, got ", shapeB);
-    TORCH_CHECK(A.dim() >= 1 && A.size(-1) == shapeB[1], "A inner dim (", A.dim() >= 1 ? A.size(-1) : 0,
+    BNB_CHECK_RUNTIME(shapeB.size() == 2, "shapeB must be 2D [N, K], got ", shapeB);
+    BNB_CHECK_RUNTIME(shapeB[0] >= 0 && shapeB[1] >= 0, "shapeB must not contain negative sizes, got ", shapeB);
+    BNB_CHECK_RUNTIME(A.dim() >= 1 && A.size(-1) == shapeB[1], "A inner dim (", A.dim() >= 1 ? A.size(-1) : 0,
                 ") must match shapeB (", shapeB[1], ")");
     return {shapeB[0], shapeB[1], blocksize};
 }
@@ -56,15 +56,15 @@ WeightShape check_shape(c10::IntArrayRef shapeB, const at::Tensor& A, int64_t bl
 at::Tensor packed_bytes(const at::Tensor& B, const WeightShape& shape) {
     at::Tensor bytes = B.contiguous().reshape({-1}).view(at::kByte);
     const int64_t needed = (shape.N * shape.K + 1) / 2;
-    TORCH_CHECK(bytes.numel() >= needed, "B holds ", bytes.numel(), " bytes, but shapeB [", shape.N, ", ", shape.K,
+    BNB_CHECK_RUNTIME(bytes.numel() >= needed, "B holds ", bytes.numel(), " bytes, but shapeB [", shape.N, ", ", shape.K,
                 "] needs ", needed);
     return bytes;
 }
 
 at::Tensor float32_vector(const at::Tensor& tensor, int64_t entries, const c10::Device& device, const char* name) {
-    TORCH_CHECK(tensor.scalar_type() == at::kFloat, name, " must be float32, got ", tensor.scalar_type());
+    BNB_CHECK_RUNTIME(tensor.scalar_type() == at::kFloat, name, " must be float32, got ", tensor.scalar_type());
     check_same_device(tensor, device, name);
-    TORCH_CHECK(tensor.numel() >= entries, name, " must have at least ", entries, " entries, got ", tensor.numel());
+    BNB_CHECK_RUNTIME(tensor.numel() >= entries, name, " must have at least ", entries, " entries, got ", tensor.numel());
     return tensor.contiguous();
 }
 
@@ -86,18 +86,18 @@ std::optional<Nested> check_nested(const std::optional<at::Tensor>& absmax_8bit,
                                    const std::optional<at::Tensor>& absmax_offset, const WeightShape& shape,
                                    const c10::Device& device) {
     if (!absmax_8bit.has_value()) return std::nullopt;
-    TORCH_CHECK(absmax_8bit->dim() == 1, "absmax_8bit must be 1D, got ", absmax_8bit->dim(), "D");
-    TORCH_CHECK(absmax_8bit->scalar_type() == at::kByte, "absmax_8bit must be uint8, got ", absmax_8bit->scalar_type());
-    TORCH_CHECK(absmax_8bit->numel() >= shape.blocks(), "absmax_8bit must have at least ", shape.blocks(),
+    BNB_CHECK_RUNTIME(absmax_8bit->dim() == 1, "absmax_8bit must be 1D, got ", absmax_8bit->dim(), "D");
+    BNB_CHECK_RUNTIME(absmax_8bit->scalar_type() == at::kByte, "absmax_8bit must be uint8, got ", absmax_8bit->scalar_type());
+    BNB_CHECK_RUNTIME(absmax_8bit->numel() >= shape.blocks(), "absmax_8bit must have at least ", shape.blocks(),
                 " entries, got ", absmax_8bit->numel());
     check_same_device(*absmax_8bit, device, "absmax_8bit");
-    TORCH_CHECK(absmax_code.has_value(), "absmax_code required when absmax_8bit is provided");
-    TORCH_CHECK(absmax_code->dim() == 1, "absmax_code must be 1D, got ", absmax_code->dim(), "D");
-    TORCH_CHECK(absmax_code->numel() == 256, "absmax_code must have 256 entries, got ", absmax_code->numel());
-    TORCH_CHECK(absmax_offset.has_value(), "absmax_offset required when absmax_8bit is provided");
-    TORCH_CHECK(absmax_offset->dim() == 0, "absmax_offset must be a scalar (0-dim), got ", absmax_offset->dim(), "D");
+    BNB_CHECK_RUNTIME(absmax_code.has_value(), "absmax_code required when absmax_8bit is provided");
+    BNB_CHECK_RUNTIME(absmax_code->dim() == 1, "absmax_code must be 1D, got ", absmax_code->dim(), "D");
+    BNB_CHECK_RUNTIME(absmax_code->numel() == 256, "absmax_code must have 256 entries, got ", absmax_code->numel());
+    BNB_CHECK_RUNTIME(absmax_offset.has_value(), "absmax_offset required when absmax_8bit is provided");
+    BNB_CHECK_RUNTIME(absmax_offset->dim() == 0, "absmax_offset must be a scalar (0-dim), got ", absmax_offset->dim(), "D");
     // The eager op accepts a 16-bit offset and converts it (upstream, ops.md 3.4).
-    TORCH_CHECK(is_float_dtype(absmax_offset->scalar_type()), "absmax_offset must be float32, got ",
+    BNB_CHECK_RUNTIME(is_float_dtype(absmax_offset->scalar_type()), "absmax_offset must be float32, got ",
                 absmax_offset->scalar_type());
     check_same_device(*absmax_offset, device, "absmax_offset");
     return Nested{absmax_8bit->contiguous(), float32_vector(*absmax_code, 256, device, "absmax_code"),
@@ -106,9 +106,9 @@ std::optional<Nested> check_nested(const std::optional<at::Tensor>& absmax_8bit,
 
 std::optional<at::Tensor> check_bias(const std::optional<at::Tensor>& bias, const at::Tensor& A, int64_t N) {
     if (!bias.has_value()) return std::nullopt;
-    TORCH_CHECK(bias->dim() == 1, "bias must be 1D, got ", bias->dim(), "D");
-    TORCH_CHECK(bias->size(0) == N, "bias length (", bias->size(0), ") must match N (", N, ")");
-    TORCH_CHECK(bias->scalar_type() == A.scalar_type(), "bias dtype (", bias->scalar_type(), ") must match A dtype (",
+    BNB_CHECK_RUNTIME(bias->dim() == 1, "bias must be 1D, got ", bias->dim(), "D");
+    BNB_CHECK_RUNTIME(bias->size(0) == N, "bias length (", bias->size(0), ") must match N (", N, ")");
+    BNB_CHECK_RUNTIME(bias->scalar_type() == A.scalar_type(), "bias dtype (", bias->scalar_type(), ") must match A dtype (",
                 A.scalar_type(), ")");
     check_same_device(*bias, A.device(), "bias");
     return bias->contiguous();
@@ -170,7 +170,7 @@ at::Tensor gemm_4bit_with(const at::Tensor& A_in, const at::Tensor& B, c10::IntA
         const at::Tensor weight = dequantized_weight(bytes, absmax, nested, shape, type, A.scalar_type());
         return at::linear(A_in, weight, bias);
     }
-    TORCH_CHECK(path >= BNB_GEMM_4BIT_AUTO && path <= BNB_GEMM_4BIT_TENSOR_CORE, "algo must be -1 (dequantize + linear) or a ",
+    BNB_CHECK_RUNTIME(path >= BNB_GEMM_4BIT_AUTO && path <= BNB_GEMM_4BIT_TENSOR_CORE, "algo must be -1 (dequantize + linear) or a ",
                 "bnb_gemm_4bit_algo (0 to 3), got ", path);
     check_status(
         bnb_gemm_4bit(to_bnb_device(device), current_stream(device), dtype, type, A.const_data_ptr(), M, shape.K,
@@ -229,9 +229,9 @@ void gemv_4bit_out(const at::Tensor& A, const at::Tensor& B, c10::IntArrayRef sh
     check_shape(shapeB, A, blocksize);
     check_operands(A, B, blocksize);
     const std::vector<int64_t> expected = output_shape(A, shapeB[0]);
-    TORCH_CHECK_VALUE(out.sizes() == c10::IntArrayRef(expected), "out must have shape ", c10::IntArrayRef(expected),
+    BNB_CHECK_VALUE(out.sizes() == c10::IntArrayRef(expected), "out must have shape ", c10::IntArrayRef(expected),
                       ", got ", out.sizes());
-    TORCH_CHECK_VALUE(out.scalar_type() == A.scalar_type(), "out must be ", A.scalar_type(), ", got ",
+    BNB_CHECK_VALUE(out.scalar_type() == A.scalar_type(), "out must be ", A.scalar_type(), ", got ",
                       out.scalar_type());
     check_same_device(out, A.device(), "out");
     gemv_4bit_into(A, B, shapeB, absmax, code, blocksize, out);
