@@ -82,7 +82,7 @@ def load_seconds(path, device, quantized, repeats):
     return statistics.median(times)
 
 
-def decode_tokens_per_second(model, device, new_tokens, compiled):
+def decode_tokens_per_second(model, device, new_tokens, compiled, runs=3):
     prompt = torch.randint(3, model.config.vocab_size, (1, 16), generator=torch.Generator().manual_seed(0)).to(device)
     kwargs = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, pad_token_id=0)
     if compiled:
@@ -91,7 +91,7 @@ def decode_tokens_per_second(model, device, new_tokens, compiled):
     warmups = 2 if compiled else 1
     for _ in range(warmups):
         model.generate(prompt, **kwargs)
-    times = [timed(lambda: model.generate(prompt, **kwargs), device)[0] for _ in range(3)]
+    times = [timed(lambda: model.generate(prompt, **kwargs), device)[0] for _ in range(runs)]
     return new_tokens / statistics.median(times)
 
 
@@ -141,24 +141,29 @@ def run(args):
                "device": torch.cuda.get_device_name() if device == "cuda" else "cpu"}
     new_tokens = 8 if args.tiny else 128
     seq = 32 if args.tiny else 512
-    steps, warmup = (2, 1) if args.tiny else (10, 3)
-    repeats = 1 if args.tiny else 3
+    steps, warmup = (2, 1) if args.tiny else (4, 2) if args.quick else (10, 3)
+    repeats = 1 if args.tiny or args.quick else 3
+    results["method"] = {"new_tokens": new_tokens, "decode_runs": 1 if args.quick else 3, "lora_steps": steps,
+                         "lora_warmup": warmup, "load_repeats": repeats}
 
     attempt(results, "load_4bit_s", lambda: load_seconds(args.dir, device, True, repeats))
     model = load(args.dir, device, True)
     results["footprint_4bit_gb"] = model.get_memory_footprint() / 1e9
-    attempt(results, "decode_eager_tok_s", lambda: decode_tokens_per_second(model, device, new_tokens, False))
+    runs = results["method"]["decode_runs"]
+    attempt(results, "decode_eager_tok_s", lambda: decode_tokens_per_second(model, device, new_tokens, False, runs))
     attempt(results, "qlora_step", lambda: lora_step(model, device, 4, seq, steps, warmup))
     del model
     if args.compile:
         model = load(args.dir, device, True)
-        attempt(results, "decode_compiled_tok_s", lambda: decode_tokens_per_second(model, device, new_tokens, True))
+        attempt(results, "decode_compiled_tok_s",
+                lambda: decode_tokens_per_second(model, device, new_tokens, True, runs))
         del model
     if args.baselines:
         attempt(results, "load_bf16_s", lambda: load_seconds(args.dir, device, False, repeats))
         model = load(args.dir, device, False)
         results["footprint_bf16_gb"] = model.get_memory_footprint() / 1e9
-        attempt(results, "decode_bf16_eager_tok_s", lambda: decode_tokens_per_second(model, device, new_tokens, False))
+        attempt(results, "decode_bf16_eager_tok_s",
+                lambda: decode_tokens_per_second(model, device, new_tokens, False, runs))
         attempt(results, "lora_bf16_step", lambda: lora_step(model, device, 4, seq, steps, warmup))
     with open(args.out, "w") as f:
         json.dump(results, f, indent=1)
@@ -213,6 +218,8 @@ def main():
     run_parser.add_argument("--out", required=True)
     run_parser.add_argument("--baselines", action="store_true")
     run_parser.add_argument("--compile", action="store_true")
+    run_parser.add_argument("--quick", action="store_true",
+                            help="one timed decode and load, 4 LoRA steps after 2 warm-ups (a short device lease)")
     report_parser = sub.add_parser("report")
     report_parser.add_argument("ours")
     report_parser.add_argument("upstream")
