@@ -6,6 +6,7 @@
 #include "cpu_kernels.h"
 #include "float_types.h"
 #include "kernel_set.h"
+#include "float_mode.h"
 #include "memory_hints.h"
 #include "parallel.h"
 
@@ -67,12 +68,15 @@ void build_code_search_tables(const float* code, CodeSearchTables* tables) {
 }
 
 bnb_status quantize_blockwise(const QuantizeBlockwiseArgs& args) {
+    const DefaultFloatMode float_mode;  // the midpoints of the tables round like the kernels' own
     const KernelSet& kernels = active_kernels();
     CodeSearchTables tables;
     if (kernels.isa != CpuIsa::kScalar) build_code_search_tables(args.code, &tables);
     advise_huge_pages(args.out, static_cast<size_t>(args.n));
     const int64_t blocks = (args.n + args.blocksize - 1) / args.blocksize;
-    for_each_block_range(blocks, args.n, [&](int64_t first, int64_t last) {
+    // About 1.6 ns per element on one core.
+    for_each_block_range(blocks, args.n, int64_t{1} << 15, [&](int64_t first, int64_t last) {
+        const DefaultFloatMode float_mode;
         kernels.quantize_blockwise(args, tables, first, last);
     });
     return BNB_STATUS_SUCCESS;
@@ -82,7 +86,9 @@ bnb_status dequantize_blockwise(const DequantizeBlockwiseArgs& args) {
     const KernelSet& kernels = active_kernels();
     advise_huge_pages(args.out, static_cast<size_t>(args.n * dtype_bytes(args.dtype)));
     const int64_t blocks = (args.n + args.blocksize - 1) / args.blocksize;
-    for_each_block_range(blocks, args.n, [&](int64_t first, int64_t last) {
+    // 0.1 to 0.2 ns per element on one core.
+    for_each_block_range(blocks, args.n, int64_t{1} << 18, [&](int64_t first, int64_t last) {
+        const DefaultFloatMode float_mode;
         kernels.dequantize_blockwise(args, first, last);
     });
     return BNB_STATUS_SUCCESS;

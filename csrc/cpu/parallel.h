@@ -10,16 +10,16 @@
 
 namespace bnb::cpu {
 
-// Below this many elements per thread, waking the thread team costs more than the
-// work it would take over (measured with benchmarks/bench_cpu.cpp on 2 cores).
-inline constexpr int64_t kMinElementsPerThread = 1 << 15;
-
 // Calls run(first_block, last_block) once per participating thread, the ranges
-// together covering [0, blocks) in order.
+// together covering [0, blocks) in order. A thread joins only for at least
+// `min_elements_per_thread` elements: waking a sleeping OpenMP team costs about
+// 30 us on the 2-core KVM guest of benchmarks/RESULTS.md (1 us while its threads
+// still spin), so each op sets the count that takes its AVX-512 kernel about
+// 50 us on one core.
 template <typename Run>
-void for_each_block_range(int64_t blocks, int64_t elements, Run&& run) {
+void for_each_block_range(int64_t blocks, int64_t elements, int64_t min_elements_per_thread, Run&& run) {
 #ifdef _OPENMP
-    const int64_t useful_threads = std::max<int64_t>(1, elements / kMinElementsPerThread);
+    const int64_t useful_threads = std::max<int64_t>(1, elements / min_elements_per_thread);
     const int threads = static_cast<int>(std::min<int64_t>({useful_threads, blocks, omp_get_max_threads()}));
     if (threads > 1) {
 #pragma omp parallel num_threads(threads)
@@ -34,6 +34,7 @@ void for_each_block_range(int64_t blocks, int64_t elements, Run&& run) {
     }
 #endif
     (void)elements;
+    (void)min_elements_per_thread;
     run(int64_t{0}, blocks);
 }
 

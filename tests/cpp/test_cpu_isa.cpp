@@ -9,6 +9,10 @@
 // three quantizers (minutes on 2 cores).
 #include <gtest/gtest.h>
 
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -34,8 +38,10 @@ constexpr bnb_dtype kFloatDtypes[] = {BNB_DTYPE_FLOAT32, BNB_DTYPE_FLOAT16, BNB_
 constexpr int64_t kQuantize8Blocksizes[] = {64, 128, 256, 512, 1024, 2048, 4096};
 constexpr int64_t kDequantize8Blocksizes[] = {16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
 constexpr int64_t kFourBitBlocksizes[] = {32, 64, 128, 256, 512, 1024, 2048, 4096};
-// Odd and unaligned sizes for every tail, and sizes that take the threaded path.
+// Odd and unaligned sizes for every tail.
 constexpr int64_t kSizes[] = {1, 2, 15, 17, 31, 33, 63, 65, 255, 257, 4095, 4097, 12345, 70001};
+// Large enough that every op splits its blocks between threads (parallel.h).
+constexpr int64_t kThreadedSize = (int64_t{1} << 20) + 3;
 
 size_t dtype_size(bnb_dtype dtype) { return dtype == BNB_DTYPE_FLOAT32 ? 4 : 2; }
 
@@ -464,6 +470,88 @@ TEST_F(CpuIsa, Dequantize4bitMatchesScalar) {
         }
     }
 }
+
+// Blocks split among threads: each thread's range starts mid-array.
+TEST_F(CpuIsa, ThreadedRangesMatchScalar) {
+    const int64_t n = kThreadedSize;
+    const std::vector<float> code = codebook(BNB_CODEBOOK_DYNAMIC_SIGNED);
+    for (bnb_dtype dtype : {BNB_DTYPE_FLOAT32, BNB_DTYPE_BFLOAT16}) {
+        const auto input = make_input(dtype, n, 64, 99);
+        const auto codes = random_bytes(n, 5);
+        const auto absmax = make_absmax((n + 63) / 64, 6);
+        Quantized expected_8bit, expected_4bit;
+        std::vector<uint8_t> expected_dequantized_8bit, expected_dequantized_4bit;
+        {
+            IsaScope scalar("scalar");
+            expected_8bit = quantize_blockwise(input, dtype, code, n, 64);
+            expected_4bit = quantize_4bit(input, dtype, BNB_QUANT_NF4, n, 64);
+            expected_dequantized_8bit = dequantize_blockwise(codes, absmax, code, dtype, n, 64);
+            expected_dequantized_4bit = dequantize_4bit(codes, absmax, BNB_QUANT_FP4, dtype, n, 64);
+        }
+        for (const std::string& path : paths_) {
+            IsaScope scope(path);
+            const std::string where = label(path, dtype, 64, n);
+            const Quantized actual_8bit = quantize_blockwise(input, dtype, code, n, 64);
+            EXPECT_TRUE(bits_equal(actual_8bit.codes.data(), expected_8bit.codes.data(), n, 1)) << where;
+            EXPECT_TRUE(bits_equal(actual_8bit.absmax.data(), expected_8bit.absmax.data(),
+                                   static_cast<int64_t>(expected_8bit.absmax.size()), 4)) << where;
+            const Quantized actual_4bit = quantize_4bit(input, dtype, BNB_QUANT_NF4, n, 64);
+            EXPECT_TRUE(bits_equal(actual_4bit.codes.data(), expected_4bit.codes.data(), (n + 1) / 2, 1)) << where;
+            EXPECT_TRUE(bits_equal(dequantize_blockwise(codes, absmax, code, dtype, n, 64).data(),
+                                   expected_dequantized_8bit.data(), n, dtype_size(dtype))) << where;
+            EXPECT_TRUE(bits_equal(dequantize_4bit(codes, absmax, BNB_QUANT_FP4, dtype, n, 64).data(),
+                                   expected_dequantized_4bit.data(), n, dtype_size(dtype))) << where;
+        }
+    }
+}
+
+#if defined(__x86_64__)
+// A caller may run with flush-to-zero, denormals-are-zero and another rounding
+// mode (torch.set_flush_denormal(True) sets the first two): every path still
+// gives the default-mode bytes, and the caller's mode is restored.
+TEST(CpuIsaFloatMode, ResultsIgnoreTheCallersFloatMode) {
+    const int64_t n = 4097;  // one thread: the caller's mode is the kernels' mode
+    const std::vector<float> code = codebook(BNB_CODEBOOK_DYNAMIC_SIGNED);
+    const unsigned caller_mode = 0x1f80u | 0x8000u /* FTZ */ | 0x0040u /* DAZ */ | 0x6000u /* toward zero */;
+    std::vector<std::string> paths = vector_paths();
+    paths.insert(paths.begin(), "scalar");
+    for (bnb_dtype dtype : kFloatDtypes) {
+        const auto input = make_input(dtype, n, 64, 3);
+        const auto codes = random_bytes(n, 4);
+        const auto absmax = make_absmax((n + 63) / 64, 8);
+        Quantized expected_8bit, expected_4bit;
+        std::vector<uint8_t> expected_dequantized_8bit, expected_dequantized_4bit;
+        {
+            IsaScope scalar("scalar");
+            expected_8bit = quantize_blockwise(input, dtype, code, n, 64);
+            expected_4bit = quantize_4bit(input, dtype, BNB_QUANT_FP4, n, 64);
+            expected_dequantized_8bit = dequantize_blockwise(codes, absmax, code, dtype, n, 64);
+            expected_dequantized_4bit = dequantize_4bit(codes, absmax, BNB_QUANT_NF4, dtype, n, 64);
+        }
+        for (const std::string& path : paths) {
+            IsaScope scope(path);
+            const unsigned saved = _mm_getcsr();
+            _mm_setcsr(caller_mode);
+            const Quantized actual_8bit = quantize_blockwise(input, dtype, code, n, 64);
+            const Quantized actual_4bit = quantize_4bit(input, dtype, BNB_QUANT_FP4, n, 64);
+            const auto dequantized_8bit = dequantize_blockwise(codes, absmax, code, dtype, n, 64);
+            const auto dequantized_4bit = dequantize_4bit(codes, absmax, BNB_QUANT_NF4, dtype, n, 64);
+            const unsigned after = _mm_getcsr();
+            _mm_setcsr(saved);
+            const std::string where = label(path, dtype, 64, n);
+            EXPECT_EQ(after & 0xffc0u, caller_mode & 0xffc0u) << "the caller's mode was not restored, " << where;
+            EXPECT_TRUE(bits_equal(actual_8bit.codes.data(), expected_8bit.codes.data(), n, 1)) << where;
+            EXPECT_TRUE(bits_equal(actual_8bit.absmax.data(), expected_8bit.absmax.data(),
+                                   static_cast<int64_t>(expected_8bit.absmax.size()), 4)) << where;
+            EXPECT_TRUE(bits_equal(actual_4bit.codes.data(), expected_4bit.codes.data(), (n + 1) / 2, 1)) << where;
+            EXPECT_TRUE(bits_equal(dequantized_8bit.data(), expected_dequantized_8bit.data(), n, dtype_size(dtype)))
+                << where;
+            EXPECT_TRUE(bits_equal(dequantized_4bit.data(), expected_dequantized_4bit.data(), n, dtype_size(dtype)))
+                << where;
+        }
+    }
+}
+#endif
 
 // Every fp16 and bf16 bit pattern as quantizer input, in blocks of 64 that also
 // hold one value setting the block's scale.
