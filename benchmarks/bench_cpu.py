@@ -276,11 +276,17 @@ def main():
     parser.add_argument("--attempts", type=int, default=4, help="measurements of a disturbed case before keeping it")
     parser.add_argument("--avx2", action="store_true", help="also run this library on its AVX2 path")
     parser.add_argument("--json", help="write all results here")
+    parser.add_argument("--report", metavar="JSON", help="only print the table of a saved --json run")
     parser.add_argument("--markdown", help="write the results table here")
     args = parser.parse_args()
 
     if args.worker:
         _worker(args.worker)
+        return
+    if args.report:
+        with open(args.report) as saved:
+            run = json.load(saved)
+        print(_markdown(run["header"], run["rows"]))
         return
 
     env_ours = dict(os.environ)
@@ -380,8 +386,8 @@ def _markdown(header, rows):
         "processes used while the case ran (kept attempt).",
         "",
     ]
-    head = ("| op | dtype | n | ours ms | ours GB/s | upstream ms | upstream GB/s | ours vs upstream | torch ms "
-            "| ours vs torch | others busy |")
+    head = ("| op | dtype | n | ours ms (min) | ours GB/s | upstream ms (min) | upstream GB/s | ours vs upstream "
+            "| torch ms | ours vs torch | others busy |")
     rule = "|---|---|---|---|---|---|---|---|---|---|---|"
     if with_avx2:
         head += " ours avx2 ms | avx2 vs upstream |"
@@ -393,8 +399,9 @@ def _markdown(header, rows):
         torch_path = row.get("torch")
         same = "" if not torch_path else (" =" if torch_path["digest"] == ours["digest"] else " ≠")
         line = (f"| {_case_label(row['op'], row['blocksize'], row['quant_type'])} | {row['dtype']} | {row['size']} "
-                f"| {ours['median_s'] * 1e3:.2f} | {ours['gbps']:.2f} "
-                f"| {_ms(upstream)} | {upstream['gbps'] if upstream else float('nan'):.2f} | {_ratio(row, 'upstream')} "
+                f"| {_ms(ours)} ({ours['min_s'] * 1e3:.2f}) | {ours['gbps']:.2f} "
+                f"| {_ms(upstream)} ({upstream['min_s'] * 1e3 if upstream else float('nan'):.2f}) "
+                f"| {upstream['gbps'] if upstream else float('nan'):.2f} | {_ratio(row, 'upstream')} "
                 f"| {_ms(torch_path, 1)} | {_ratio(row, 'torch')}{same} | {row['others_busy']:.0%} |")
         if with_avx2:
             avx2 = row.get("ours_avx2")
