@@ -5,18 +5,30 @@
 #include <cstring>
 #include <string>
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#endif
+
 #include "kernel_set.h"
 #include "status.h"
 
 namespace bnb::cpu {
 namespace {
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+// F16C from CPUID leaf 1 (not every compiler's __builtin_cpu_supports knows it).
+bool has_f16c() {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    return __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & bit_F16C) != 0;
+}
+#endif
+
 bool probe(CpuIsa isa) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     // __builtin_cpu_supports also checks that the OS saves the vector state (XGETBV).
     switch (isa) {
         case CpuIsa::kScalar: return true;
-        case CpuIsa::kAvx2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+        case CpuIsa::kAvx2: return __builtin_cpu_supports("avx2") && has_f16c();
         case CpuIsa::kAvx512:
             return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                    __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");

@@ -400,6 +400,13 @@ BNB_AVX2 inline __m256i unpack_nibbles8(uint32_t four_bytes) {
                            _mm256_slli_epi64(_mm256_and_si256(byte_lanes, _mm256_set1_epi64x(15)), 32));
 }
 
+// The values of 8 codes (4 bytes) from the block's table of 16 results.
+BNB_AVX2 inline __m256 decode8(__m256 low_codes, __m256 high_codes, uint32_t four_bytes) {
+    const __m256i codes = unpack_nibbles8(four_bytes);
+    return _mm256_blendv_ps(_mm256_permutevar8x32_ps(low_codes, codes), _mm256_permutevar8x32_ps(high_codes, codes),
+                            _mm256_castsi256_ps(_mm256_slli_epi32(codes, 28)));
+}
+
 template <bnb_quant_type Q>
 BNB_AVX2 void dequantize_4bit_blocks_f32(const Dequantize4bitArgs& args, int64_t first_block, int64_t last_block) {
     float* out = static_cast<float*>(args.out);
@@ -410,22 +417,16 @@ BNB_AVX2 void dequantize_4bit_blocks_f32(const Dequantize4bitArgs& args, int64_t
         const __m256 scale = _mm256_set1_ps(flush_denormal(args.absmax[block]));
         const __m256 low_codes = flush8(_mm256_mul_ps(load_opaque(decode), scale));
         const __m256 high_codes = flush8(_mm256_mul_ps(load_opaque(decode + 8), scale));
-        const auto decode8 = [&](uint32_t four_bytes) BNB_AVX2 {
-            const __m256i codes = unpack_nibbles8(four_bytes);
-            return _mm256_blendv_ps(_mm256_permutevar8x32_ps(low_codes, codes),
-                                    _mm256_permutevar8x32_ps(high_codes, codes),
-                                    _mm256_castsi256_ps(_mm256_slli_epi32(codes, 28)));
-        };
         int64_t i = 0;
         for (; i + 8 <= count; i += 8) {
             uint32_t four_bytes;
             std::memcpy(&four_bytes, args.packed + (begin + i) / 2, 4);
-            store8(out + begin + i, decode8(four_bytes));
+            store8(out + begin + i, decode8(low_codes, high_codes, four_bytes));
         }
         if (i < count) {
             uint32_t four_bytes = 0;
             std::memcpy(&four_bytes, args.packed + (begin + i) / 2, static_cast<size_t>((count - i + 1) / 2));
-            store8_partial(out + begin + i, decode8(four_bytes), count - i);
+            store8_partial(out + begin + i, decode8(low_codes, high_codes, four_bytes), count - i);
         }
     }
 }
