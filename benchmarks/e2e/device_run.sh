@@ -27,10 +27,13 @@ if has_stage tests; then
     printf 'Metadata-Version: 2.1\nName: bitsandbytes\nVersion: 0.50.2\n' > "$SITE/bitsandbytes-0.50.2.dist-info/METADATA"
     printf 'bitsandbytes\n' > "$SITE/bitsandbytes-0.50.2.dist-info/top_level.txt"
     timeout ${BNB_TEST_TIMEOUT:-200} env PYTHONPATH=$PWD/build-dev/python:$SITE python3 -m pytest -q -p no:cacheprovider \
-      -n 12 -rf tests/python 2>&1 | tail -40
+      -n 12 -rf -v tests/python > "$OUT/pytest_verbose.log" 2>&1
+    # -v names every result as it lands, so a run cut by its time limit still shows what failed.
+    grep -E "FAILED|ERROR|crashed" "$OUT/pytest_verbose.log" | head -40
+    tail -5 "$OUT/pytest_verbose.log"
     stamp done
   } > "$OUT/pytest_all.log" 2>&1
-  grep -E "^=== |passed|failed|FAILED|crashed|rror" "$OUT/pytest_all.log" | tail -30
+  cat "$OUT/pytest_all.log"
 fi
 
 if has_stage bench; then
