@@ -9,7 +9,7 @@ QuantState. State dicts use upstream's keys (`weight.absmax`,
 import copy
 import logging
 import warnings
-from typing import Any, Optional, TypeVar
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as torch_F
@@ -20,8 +20,6 @@ import bitsandbytes.functional as F
 from bitsandbytes.functional import QuantState
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T", bound="torch.nn.Module")
 
 # Attributes a Params4bit carries in its __dict__ (callers rebuild one from another's __dict__).
 _PARAMS4BIT_ATTRIBUTES = ("blocksize", "compress_statistics", "quant_type", "quant_state", "quant_storage",
