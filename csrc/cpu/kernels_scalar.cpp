@@ -11,17 +11,27 @@
 namespace bnb::cpu {
 namespace {
 
+// The first step of every quantizer: block `block` of A widened to float32 into
+// `values`, its absmax stored, and the fast reciprocal of that absmax returned.
+template <typename T>
+float load_block(const T* A, int64_t n, int64_t blocksize, int64_t block, float* values, float* absmax_out,
+                 int64_t* count) {
+    const int64_t begin = block * blocksize;
+    *count = std::min(blocksize, n - begin);
+    for (int64_t i = 0; i < *count; ++i) values[i] = to_float(A[begin + i]);
+    const float absmax = block_absmax(values, *count);
+    absmax_out[block] = absmax;
+    return rcp_approx_ftz(absmax);
+}
+
 template <typename T>
 void quantize_blockwise_blocks(const QuantizeBlockwiseArgs& args, int64_t first_block, int64_t last_block) {
     const T* A = static_cast<const T*>(args.A);
     float values[4096];
     for (int64_t block = first_block; block < last_block; ++block) {
         const int64_t begin = block * args.blocksize;
-        const int64_t count = std::min(args.blocksize, args.n - begin);
-        for (int64_t i = 0; i < count; ++i) values[i] = to_float(A[begin + i]);
-        const float absmax = block_absmax(values, count);
-        args.absmax[block] = absmax;
-        const float reciprocal = rcp_approx_ftz(absmax);
+        int64_t count = 0;
+        const float reciprocal = load_block(A, args.n, args.blocksize, block, values, args.absmax, &count);
         for (int64_t i = 0; i < count; ++i) {
             args.out[begin + i] = search_code(args.code, ftz_mul(values[i], reciprocal));
         }
@@ -55,11 +65,8 @@ void quantize_4bit_blocks(const Quantize4bitArgs& args, int64_t first_block, int
     float values[4096];
     for (int64_t block = first_block; block < last_block; ++block) {
         const int64_t begin = block * args.blocksize;
-        const int64_t count = std::min(args.blocksize, args.n - begin);
-        for (int64_t i = 0; i < count; ++i) values[i] = to_float(A[begin + i]);
-        const float absmax = block_absmax(values, count);
-        args.absmax[block] = absmax;
-        const float reciprocal = rcp_approx_ftz(absmax);
+        int64_t count = 0;
+        const float reciprocal = load_block(A, args.n, args.blocksize, block, values, args.absmax, &count);
         // blocksize is even, so a byte never straddles two blocks.
         for (int64_t i = 0; i < count; i += 2) {
             const uint8_t high = encode<Q>(ftz_mul(values[i], reciprocal));
