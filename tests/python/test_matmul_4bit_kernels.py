@@ -305,7 +305,7 @@ def test_gemm_4bit_rejects_short_buffers_on_cuda():
         ops.gemm_4bit(A, packed[:10], [64, 128], state.absmax, 64, "nf4")
     with pytest.raises(RuntimeError, match="absmax must have at least"):
         ops.gemm_4bit(A, packed, [64, 128], state.absmax[:3], 64, "nf4")
-    with pytest.raises(RuntimeError, match="must be on"):
+    with pytest.raises(ValueError, match="must be on"):
         ops.gemm_4bit(A, packed, [64, 128], state.absmax.cpu(), 64, "nf4")
 
 
