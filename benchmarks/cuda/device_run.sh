@@ -6,7 +6,8 @@
 # Needs the golden vectors copied to .golden/ (shared/golden does not travel).
 #
 #   bash benchmarks/cuda/device_run.sh [stage ...]
-#     stages, in this order: build test sanitize racecheck diagnose bench (default: all)
+#     stages, in this order: build test sanitize racecheck diagnose ncu bench
+#     (default: all but ncu)
 #
 # Logs go to $OUT (the device tool's folder that comes back), at most 8 files.
 set -u
@@ -103,6 +104,21 @@ PY
     stamp done
   } > "$OUT/diagnose.log" 2>&1
   cat "$OUT/diagnose.log"
+fi
+
+if has_stage ncu; then
+  # Nsight Compute readings of each kernel family (ours, then upstream's for the same
+  # calls): duration, DRAM and SM throughput, occupancy, the main warp stalls.
+  NCU="ncu --clock-control none --kernel-name-base function --kernel-name regex:4bit|uantize|gemv|gemm|nvjet|Gemm
+    --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats"
+  {
+    stamp "ncu: ours"
+    timeout 200 $NCU $PY benchmarks/cuda/ncu_probe.py 1,4,16,64 2>&1
+    stamp "ncu: upstream"
+    timeout 150 $NCU env PYTHONPATH=$PWD/.upstream python3 benchmarks/cuda/ncu_probe.py 1,4,16 2>&1
+    stamp done
+  } > "$OUT/ncu.log" 2>&1
+  grep -E "^=== |^  [a-zA-Z_].*\(|Duration|DRAM Throughput|Achieved Occupancy|==ERROR|==WARNING" "$OUT/ncu.log" | head -120
 fi
 
 if has_stage bench; then

@@ -95,7 +95,18 @@ def decode_tokens_per_second(model, device, new_tokens, compiled, runs=3):
     return new_tokens / statistics.median(times)
 
 
-def lora_step(model, device, batch, seq, steps, warmup):
+def profile_table(fn, sort_by, rows=30):
+    """torch.profiler's per-op table of one call of fn (CPU and CUDA activity)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+    return prof.key_averages().table(sort_by=sort_by, row_limit=rows, max_name_column_width=70)
+
+
+def lora_step(model, device, batch, seq, steps, warmup, profile_to=None):
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     if getattr(model, "is_loaded_in_4bit", False):
@@ -120,6 +131,8 @@ def lora_step(model, device, batch, seq, steps, warmup):
         torch.cuda.reset_peak_memory_stats()
     times = [timed(step, device)[0] for _ in range(steps)]
     peak = torch.cuda.max_memory_allocated() if device == "cuda" else 0
+    if profile_to is not None:
+        profile_to.write(f"== one QLoRA step, by GPU time\n{profile_table(step, 'self_device_time_total')}\n")
     return statistics.median(times) * 1e3, peak / 1e9
 
 
@@ -151,7 +164,15 @@ def run(args):
     results["footprint_4bit_gb"] = model.get_memory_footprint() / 1e9
     runs = results["method"]["decode_runs"]
     attempt(results, "decode_eager_tok_s", lambda: decode_tokens_per_second(model, device, new_tokens, False, runs))
-    attempt(results, "qlora_step", lambda: lora_step(model, device, 4, seq, steps, warmup))
+    profile_to = open(args.profile, "w") if args.profile else None
+    if profile_to is not None:
+        prompt = torch.randint(3, model.config.vocab_size, (1, 16), device=device)
+        profile_to.write("== greedy decode of 16 tokens, by CPU time\n" + profile_table(
+            lambda: model.generate(prompt, max_new_tokens=16, min_new_tokens=16, do_sample=False, pad_token_id=0),
+            "self_cpu_time_total") + "\n")
+    attempt(results, "qlora_step", lambda: lora_step(model, device, 4, seq, steps, warmup, profile_to))
+    if profile_to is not None:
+        profile_to.close()
     del model
     if args.compile:
         model = load(args.dir, device, True)
@@ -218,6 +239,7 @@ def main():
     run_parser.add_argument("--out", required=True)
     run_parser.add_argument("--baselines", action="store_true")
     run_parser.add_argument("--compile", action="store_true")
+    run_parser.add_argument("--profile", help="write torch.profiler tables of one decode and one QLoRA step here")
     run_parser.add_argument("--quick", action="store_true",
                             help="one timed decode and load, 4 LoRA steps after 2 warm-ups (a short device lease)")
     report_parser = sub.add_parser("report")

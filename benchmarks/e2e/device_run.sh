@@ -7,7 +7,8 @@
 # its own process). Logs go to $OUT.
 #
 #   bash benchmarks/e2e/device_run.sh [stage ...]    stages: tests bench (default: both)
-#   BNB_E2E_FLAGS="--quick" shortens the benchmark for a short lease.
+#   BNB_E2E_FLAGS="--quick" shortens the benchmark for a short lease, "--compile" adds
+#   torch.compile decode; BNB_E2E_TIMEOUT bounds each side (seconds).
 set -u
 OUT=${OUT:-/tmp/bnb-device-out}
 mkdir -p "$OUT"
@@ -41,11 +42,11 @@ if has_stage bench; then
     stamp "e2e: prepare the 1.1B Llama checkpoint"
     [ -d $MODEL ] || timeout 90 $PY benchmarks/e2e/bench_e2e.py prepare --dir $MODEL 2>&1 | tail -2
     stamp "e2e: ours"
-    timeout 150 $PY benchmarks/e2e/bench_e2e.py run --dir $MODEL --impl ours --baselines ${BNB_E2E_FLAGS:-} \
-      --out "$OUT/e2e_ours.json" 2>&1 | grep -vE "Loading|Writing" | tail -12
+    timeout ${BNB_E2E_TIMEOUT:-150} $PY benchmarks/e2e/bench_e2e.py run --dir $MODEL --impl ours --baselines ${BNB_E2E_FLAGS:-} \
+      --profile "$OUT/profile_ours.txt" --out "$OUT/e2e_ours.json" 2>&1 | grep -vE "Loading|Writing" | tail -12
     stamp "e2e: upstream"
-    timeout 120 env PYTHONPATH=$PWD/.upstream python3 benchmarks/e2e/bench_e2e.py run --dir $MODEL --impl upstream \
-      ${BNB_E2E_FLAGS:-} --out "$OUT/e2e_upstream.json" 2>&1 | grep -vE "Loading|Writing" | tail -12
+    timeout ${BNB_E2E_TIMEOUT:-120} env PYTHONPATH=$PWD/.upstream python3 benchmarks/e2e/bench_e2e.py run --dir $MODEL --impl upstream \
+      ${BNB_E2E_FLAGS:-} --profile "$OUT/profile_upstream.txt" --out "$OUT/e2e_upstream.json" 2>&1 | grep -vE "Loading|Writing" | tail -12
     python3 benchmarks/e2e/bench_e2e.py report "$OUT/e2e_ours.json" "$OUT/e2e_upstream.json" > "$OUT/e2e.md"
     stamp done
   } > "$OUT/e2e.log" 2>&1
