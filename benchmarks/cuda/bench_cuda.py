@@ -207,6 +207,7 @@ def main():
     parser.add_argument("--quick", action="store_true", help="fewer shapes (smoke run)")
     parser.add_argument("--skip-quant", action="store_true")
     parser.add_argument("--paths", action="store_true", help="also time ours' fused and dequantize paths")
+    parser.add_argument("--batches", default=",".join(map(str, BATCHES)), help="comma-separated matmul batches")
     args = parser.parse_args()
 
     bnb, _ = library()
@@ -239,7 +240,8 @@ def main():
     if not args.skip_quant:
         quant_rows(args.impl, record)
     shapes = MATMUL_SHAPES[:1] + MATMUL_SHAPES[-1:] if args.quick else MATMUL_SHAPES
-    matmul_rows(args.impl, record, [torch.bfloat16, torch.float16], BATCHES, shapes, args.paths)
+    batches = [int(batch) for batch in args.batches.split(",")]
+    matmul_rows(args.impl, record, [torch.bfloat16, torch.float16], batches, shapes, args.paths)
     with open(args.out, "w") as handle:
         json.dump({"header": header, "rows": rows}, handle, indent=1)
 

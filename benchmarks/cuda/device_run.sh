@@ -6,8 +6,8 @@
 # Needs the golden vectors copied to .golden/ (shared/golden does not travel).
 #
 #   bash benchmarks/cuda/device_run.sh [stage ...]
-#     stages, in this order: build test sanitize racecheck diagnose ncu bench
-#     (default: all but ncu)
+#     stages, in this order: build test sanitize racecheck diagnose ncu smoke bench
+#     (default: all but ncu and smoke; smoke = ours' small-batch matmul rows only)
 #
 # Logs go to $OUT (the device tool's folder that comes back), at most 8 files.
 set -u
@@ -119,6 +119,13 @@ if has_stage ncu; then
     stamp done
   } > "$OUT/ncu.log" 2>&1
   grep -E "^=== |^  [a-zA-Z_].*\(|Duration|DRAM Throughput|Achieved Occupancy|==ERROR|==WARNING" "$OUT/ncu.log" | head -120
+fi
+
+if has_stage smoke; then
+  timeout 150 $PY benchmarks/cuda/bench_cuda.py --impl ours --quick --skip-quant --batches 1,4,16,64 \
+    --out "$OUT/smoke.json" > "$OUT/smoke.log" 2>&1
+  python3 -c "import json, sys; [print(r['op'], r['shape'], r['dtype'], r['batch'], 'kernel', r['kernel_us'], 'eager', \
+    r['eager_us']) for r in json.load(open(sys.argv[1]))['rows']]" "$OUT/smoke.json"
 fi
 
 if has_stage bench; then

@@ -14,7 +14,8 @@ Workloads (shared/targets.md, "End to end"): random-init Llama, hidden 2048, int
   the LoRA parameters on both sides (the same optimizer), no gradient checkpointing;
   median of 10 steps after 3 warm-up steps, peak allocated memory over those steps.
 - decode: batch 1, a 16-token prompt, 128 greedy new tokens; tokens/s, median of 3
-  after one warm-up; eager, and with torch.compile (static cache, reduce-overhead).
+  after one warm-up; eager, and with torch.compile of the forward (static cache,
+  reduce-overhead, fullgraph; Transformers does not auto-compile bnb-quantized models).
 - load: `from_pretrained` of the bf16 checkpoint onto the GPU, 4-bit and (baseline)
   bf16; median of 3 after one untimed load.
 Same-run baselines with --baselines: the bf16 model with the same LoRA, bf16 decode.
@@ -87,7 +88,15 @@ def decode_tokens_per_second(model, device, new_tokens, compiled, runs=3):
     kwargs = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, pad_token_id=0)
     if compiled:
         kwargs["cache_implementation"] = "static"
-        model.forward = torch.compile(model.forward, mode="reduce-overhead", fullgraph=True)
+        compiled_forward = torch.compile(model.forward, mode="reduce-overhead", fullgraph=True)
+
+        def forward(*args, **kw):
+            # Each call is a new CUDA-graph step: generate reads the previous step's logits
+            # before this one runs, and the static cache is updated in place.
+            torch.compiler.cudagraph_mark_step_begin()
+            return compiled_forward(*args, **kw)
+
+        model.forward = forward
     warmups = 2 if compiled else 1
     for _ in range(warmups):
         model.generate(prompt, **kwargs)

@@ -91,10 +91,21 @@ def test_tensor_core_kernel(dtype, M, nested, shape):
     bias = torch.randn(N, device="cuda").to(dtype)
     out = gemm(A, packed, state, bias, algo=TENSOR_CORE)
     assert relative_error(out, reference(A, packed, state, bias)) < TOLERANCE[dtype]
-    # Same weights after rounding to A's dtype: the tensor-core path is exact up to summation order.
-    weight = F.dequantize_4bit(packed, state).to(dtype)
-    dense = torch.nn.functional.linear(A.double(), weight.double(), bias.double())
+    # The kernel multiplies codebook value and block scale as a pair of A's dtype:
+    # with the weights rounded that way it is exact up to summation order.
+    dense = torch.nn.functional.linear(A.double(), weights_as_tensor_cores_see_them(packed, state, dtype).double(),
+                                       bias.double())
     assert relative_error(out, dense) < 2 * torch.finfo(dtype).eps
+
+
+def weights_as_tensor_cores_see_them(packed, state, dtype):
+    """dtype(codebook value) * dtype(block scale), rounded to dtype."""
+    N, K = state.shape
+    unit = F.QuantState(absmax=torch.ones_like(F._denested_absmax(state)), shape=state.shape, dtype=torch.float32,
+                        blocksize=state.blocksize, quant_type=state.quant_type)
+    codes = F.dequantize_4bit(packed, unit).to(dtype)
+    scales = F._denested_absmax(state).to(dtype).repeat_interleave(state.blocksize)[: N * K].view(N, K)
+    return codes * scales
 
 
 @needs_cuda
