@@ -8,7 +8,8 @@
 #
 #   bash benchmarks/e2e/device_run.sh [stage ...]    stages: tests bench (default: both)
 #   BNB_E2E_FLAGS="--quick" shortens the benchmark for a short lease, "--compile" adds
-#   torch.compile decode; BNB_E2E_TIMEOUT bounds each side (seconds).
+#   torch.compile decode, "--decode-only" skips load and QLoRA; BNB_E2E_UPSTREAM_FLAGS
+#   replaces BNB_E2E_FLAGS for upstream's run; BNB_E2E_TIMEOUT bounds each side (seconds).
 set -u
 OUT=${OUT:-/tmp/bnb-device-out}
 mkdir -p "$OUT"
@@ -46,7 +47,7 @@ if has_stage bench; then
       --profile "$OUT/profile_ours.txt" --out "$OUT/e2e_ours.json" 2>&1 | grep -vE "Loading|Writing" | tail -12
     stamp "e2e: upstream"
     timeout ${BNB_E2E_TIMEOUT:-120} env PYTHONPATH=$PWD/.upstream python3 benchmarks/e2e/bench_e2e.py run --dir $MODEL --impl upstream \
-      ${BNB_E2E_FLAGS:-} --profile "$OUT/profile_upstream.txt" --out "$OUT/e2e_upstream.json" 2>&1 | grep -vE "Loading|Writing" | tail -12
+      ${BNB_E2E_UPSTREAM_FLAGS-${BNB_E2E_FLAGS:-}} --profile "$OUT/profile_upstream.txt" --out "$OUT/e2e_upstream.json" 2>&1 | grep -vE "Loading|Writing" | tail -12
     python3 benchmarks/e2e/bench_e2e.py report "$OUT/e2e_ours.json" "$OUT/e2e_upstream.json" > "$OUT/e2e.md"
     stamp done
   } > "$OUT/e2e.log" 2>&1
