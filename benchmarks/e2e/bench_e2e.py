@@ -83,17 +83,18 @@ def load_seconds(path, device, quantized, repeats):
     return statistics.median(times)
 
 
-def decode_tokens_per_second(model, device, new_tokens, compiled, runs=3):
+def decode_tokens_per_second(model, device, new_tokens, compiled, runs=3, compile_mode="reduce-overhead"):
     prompt = torch.randint(3, model.config.vocab_size, (1, 16), generator=torch.Generator().manual_seed(0)).to(device)
     kwargs = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, pad_token_id=0)
     if compiled:
         kwargs["cache_implementation"] = "static"
-        compiled_forward = torch.compile(model.forward, mode="reduce-overhead", fullgraph=True)
+        compiled_forward = torch.compile(model.forward, mode=compile_mode, fullgraph=True)
 
         def forward(*args, **kw):
             # Each call is a new CUDA-graph step: generate reads the previous step's logits
             # before this one runs, and the static cache is updated in place.
-            torch.compiler.cudagraph_mark_step_begin()
+            if compile_mode == "reduce-overhead":
+                torch.compiler.cudagraph_mark_step_begin()
             return compiled_forward(*args, **kw)
 
         model.forward = forward
@@ -188,7 +189,7 @@ def run(args):
     if args.compile:
         model = load(args.dir, device, True)
         attempt(results, "decode_compiled_tok_s",
-                lambda: decode_tokens_per_second(model, device, new_tokens, True, runs))
+                lambda: decode_tokens_per_second(model, device, new_tokens, True, runs, args.compile_mode))
         del model
     if args.baselines:
         if not args.decode_only:
@@ -203,7 +204,7 @@ def run(args):
             del model
             model = load(args.dir, device, False)
             attempt(results, "decode_bf16_compiled_tok_s",
-                    lambda: decode_tokens_per_second(model, device, new_tokens, True, runs))
+                    lambda: decode_tokens_per_second(model, device, new_tokens, True, runs, args.compile_mode))
     with open(args.out, "w") as f:
         json.dump(results, f, indent=1)
 
@@ -258,6 +259,7 @@ def main():
     run_parser.add_argument("--out", required=True)
     run_parser.add_argument("--baselines", action="store_true")
     run_parser.add_argument("--compile", action="store_true")
+    run_parser.add_argument("--compile-mode", default="reduce-overhead", help="torch.compile mode of --compile")
     run_parser.add_argument("--decode-only", action="store_true", help="only the decode rows (and footprint)")
     run_parser.add_argument("--profile", help="write torch.profiler tables of one decode and one QLoRA step here")
     run_parser.add_argument("--quick", action="store_true",
