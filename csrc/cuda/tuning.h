@@ -55,7 +55,7 @@ inline MmaConfig mma_config(int64_t M, int64_t N, int sm_count) {
 
 // Fused kernels vs dequantize + dense GEMM: the largest M that stays fused.
 // Measured on the H100 (benchmarks/RESULTS.md, "Heuristic"): the tensor-core kernel
-// is 2.4-4.2x faster than dequantize + cuBLAS up to 16 rows and takes 0.85-1.01 of
+// is 2.4-4.2x faster than dequantize + cuBLAS up to 16 rows and takes 0.83-1.03 of
 // its time at 64 rows, so 64 is the crossover. Without tensor cores the SIMT kernel's work
 // grows with every row of A; 4 is an estimate, not a measurement.
 inline int64_t fused_max_rows(bool tensor_cores, int64_t K) {
