@@ -94,8 +94,9 @@ struct Gemm4bitShape {
 
 struct BackendOps {
     const char* name;
-    // True if at least one device of this type can run kernels now.
-    bool (*available)();
+    // How many devices of this type can run kernels now (0: the backend is unavailable);
+    // the core accepts device indices below it.
+    int (*device_count)();
     bnb_status (*quantize_blockwise)(const QuantizeBlockwiseArgs&);
     bnb_status (*dequantize_blockwise)(const DequantizeBlockwiseArgs&);
     bnb_status (*quantize_4bit)(const Quantize4bitArgs&);

@@ -44,7 +44,7 @@ extern "C" BNB_API int bnb_backend_built(bnb_device_type type) { return backend_
 
 extern "C" BNB_API int bnb_backend_available(bnb_device_type type) {
     const BackendOps* ops = backend_ops(type);
-    return ops != nullptr && ops->available();
+    return ops != nullptr && ops->device_count() > 0;
 }
 
 extern "C" BNB_API int64_t bnb_codebook_size(bnb_codebook which) { return codebook_size(which); }

@@ -44,10 +44,16 @@ bnb_status check_device(bnb_device device, const BackendOps** ops) {
                     std::string("device: the ") + bnb_backend_name(device.type) +
                         " backend is not built into this library");
     }
-    if (!found->available()) {
+    const int count = found->device_count();
+    if (count <= 0) {
         return fail(BNB_STATUS_BACKEND_UNAVAILABLE,
                     std::string("device: the ") + found->name +
                         " backend is built but no device of that type is usable");
+    }
+    if (device.index >= count) {
+        return fail(BNB_STATUS_INVALID_ARGUMENT, "device.index must be < " + std::to_string(count) + " (the " +
+                                                     found->name + " devices present), got " +
+                                                     std::to_string(device.index));
     }
     *ops = found;
     return BNB_STATUS_SUCCESS;

@@ -4,11 +4,12 @@
 namespace bnb::cpu {
 namespace {
 
-bool available() { return true; }
+// The host is one device (torch's CPU tensors are all on device 0).
+int device_count() { return 1; }
 
 const BackendOps kCpuOps = {
     "cpu",
-    available,
+    device_count,
     quantize_blockwise,
     dequantize_blockwise,
     quantize_4bit,

@@ -9,14 +9,14 @@
 namespace bnb::cuda {
 namespace {
 
-bool available() {
+int device_count() {
     int count = 0;
-    return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
+    return cudaGetDeviceCount(&count) == cudaSuccess ? count : 0;
 }
 
 const BackendOps kCudaOps = {
     BNB_GPU_BACKEND_NAME,
-    available,
+    device_count,
     quantize_blockwise,
     dequantize_blockwise,
     quantize_4bit,

@@ -91,3 +91,29 @@ TEST(Backends, OutOfRangeDeviceTypesAreNeitherBuiltNorAvailable) {
         EXPECT_EQ(bnb_backend_available(static_cast<bnb_device_type>(type)), 0) << type;
     }
 }
+
+// The host is one device: index 0, as torch's CPU tensors report it.
+TEST(Backends, CpuDeviceIndexMustBeZero) {
+    float input[64] = {};
+    uint8_t packed[32] = {};
+    float absmax[1] = {};
+    const auto quantize = [&](int index) {
+        return bnb_quantize_4bit({BNB_DEVICE_CPU, index}, nullptr, BNB_QUANT_NF4, BNB_DTYPE_FLOAT32, input, 64, 64,
+                                 packed, absmax);
+    };
+    EXPECT_EQ(quantize(0), BNB_STATUS_SUCCESS) << bnb_last_error();
+    EXPECT_EQ(quantize(1), BNB_STATUS_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(bnb_last_error()).find("device.index must be < 1 (the cpu devices present), got 1"),
+              std::string::npos)
+        << bnb_last_error();
+}
+
+// Indices beyond the GPUs present are rejected before any CUDA call.
+TEST(Backends, CudaDeviceIndexBeyondTheDeviceCountIsRejected) {
+    if (!bnb_backend_available(BNB_DEVICE_CUDA)) GTEST_SKIP() << "no CUDA device";
+    float absmax[1] = {};
+    const bnb_status status = bnb_dequantize_4bit({BNB_DEVICE_CUDA, 4096}, nullptr, BNB_QUANT_NF4, BNB_DTYPE_FLOAT32,
+                                                  reinterpret_cast<const uint8_t*>(absmax), absmax, 2, 64, absmax);
+    EXPECT_EQ(status, BNB_STATUS_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(bnb_last_error()).find("got 4096"), std::string::npos) << bnb_last_error();
+}

@@ -19,12 +19,13 @@ namespace {
 constexpr bnb_device_type kTestDeviceType = BNB_DEVICE_METAL;
 constexpr bnb_device kTestDevice = {kTestDeviceType, 0};
 
-bool always_available() { return true; }
-bool never_available() { return false; }
+// Four devices, so that tests can pass indices other than 0.
+int four_devices() { return 4; }
+int no_devices() { return 0; }
 
-const bnb::BackendOps kNullSlots = {"test_null_slots", always_available, nullptr, nullptr, nullptr, nullptr,
+const bnb::BackendOps kNullSlots = {"test_null_slots", four_devices, nullptr, nullptr, nullptr, nullptr,
                                     nullptr, nullptr};
-const bnb::BackendOps kWithoutDevices = {"test_without_devices", never_available, nullptr, nullptr, nullptr, nullptr,
+const bnb::BackendOps kWithoutDevices = {"test_without_devices", no_devices, nullptr, nullptr, nullptr, nullptr,
                                          nullptr, nullptr};
 
 // What the recording backend saw; reset by each test.
@@ -46,7 +47,7 @@ bnb_status record_result() {
 
 const bnb::BackendOps kRecording = {
     "test_recording",
-    always_available,
+    four_devices,
     [](const bnb::QuantizeBlockwiseArgs& args) {
         recorded.quantize_blockwise = args;
         return record_result();
@@ -135,6 +136,18 @@ TEST_F(BackendTable, BuiltBackendWithoutDevicesIsUnavailable) {
     EXPECT_EQ(dequantize_blockwise(kTestDevice), BNB_STATUS_BACKEND_UNAVAILABLE);
     EXPECT_TRUE(mentions(bnb_last_error(), "test_without_devices")) << bnb_last_error();
     EXPECT_TRUE(mentions(bnb_last_error(), "no device")) << bnb_last_error();
+}
+
+TEST_F(BackendTable, DeviceIndexBeyondTheDeviceCountIsRejected) {
+    bnb::register_backend(kTestDeviceType, &kRecording);
+    for (const int index : {4, 5, 1000}) {
+        EXPECT_EQ(quantize_4bit({kTestDeviceType, index}), BNB_STATUS_INVALID_ARGUMENT) << index;
+        EXPECT_TRUE(mentions(bnb_last_error(), "device.index must be < 4")) << bnb_last_error();
+        EXPECT_TRUE(mentions(bnb_last_error(), "got " + std::to_string(index))) << bnb_last_error();
+    }
+    EXPECT_EQ(recorded.calls, 0);
+    EXPECT_EQ(quantize_4bit({kTestDeviceType, 3}), BNB_STATUS_SUCCESS) << bnb_last_error();
+    EXPECT_EQ(recorded.calls, 1);
 }
 
 TEST_F(BackendTable, ValidatedArgumentsReachTheBackendUnchanged) {

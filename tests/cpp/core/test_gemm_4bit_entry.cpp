@@ -28,11 +28,12 @@ struct Recorded {
 };
 Recorded recorded;
 
-bool always_available() { return true; }
+// Four devices, so that tests can pass indices other than 0.
+int four_devices() { return 4; }
 
 const bnb::BackendOps kRecording = {
     "test_recording",
-    always_available,
+    four_devices,
     nullptr,
     nullptr,
     nullptr,
@@ -50,7 +51,7 @@ const bnb::BackendOps kRecording = {
     },
 };
 
-const bnb::BackendOps kNoMatmul = {"test_no_matmul", always_available, nullptr, nullptr, nullptr, nullptr,
+const bnb::BackendOps kNoMatmul = {"test_no_matmul", four_devices, nullptr, nullptr, nullptr, nullptr,
                                    nullptr, nullptr};
 
 // A valid call for a [4, 64] x [8, 64]^T product, blocksize 64, nested statistics
