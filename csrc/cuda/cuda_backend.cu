@@ -1,6 +1,5 @@
 // The CUDA backend's table (the HIP backend's when hipcc builds this file) and
 // the device queries its kernels share.
-#include <mutex>
 #include <vector>
 
 #include "cuda_common.cuh"
@@ -9,10 +8,25 @@
 namespace bnb::cuda {
 namespace {
 
-int device_count() {
-    int count = 0;
-    return cudaGetDeviceCount(&count) == cudaSuccess ? count : 0;
+// The devices and their properties, queried once: every op call checks its device
+// index against this list, and launches read the SM count and compute capability.
+const std::vector<DeviceInfo>& devices() {
+    static const std::vector<DeviceInfo> found = [] {
+        std::vector<DeviceInfo> list;
+        int count = 0;
+        if (cudaGetDeviceCount(&count) != cudaSuccess) count = 0;
+        for (int device = 0; device < count; ++device) {
+            cudaDeviceProp properties{};
+            if (cudaGetDeviceProperties(&properties, device) != cudaSuccess) properties = cudaDeviceProp{};
+            list.push_back({properties.multiProcessorCount > 0 ? properties.multiProcessorCount : 1,
+                            properties.major * 10 + properties.minor});
+        }
+        return list;
+    }();
+    return found;
 }
+
+int device_count() { return static_cast<int>(devices().size()); }
 
 const BackendOps kCudaOps = {
     BNB_GPU_BACKEND_NAME,
@@ -28,20 +42,8 @@ const BackendOps kCudaOps = {
 }  // namespace
 
 DeviceInfo device_info(int index) {
-    static std::once_flag once;
-    static std::vector<DeviceInfo> devices;
-    std::call_once(once, [] {
-        int count = 0;
-        if (cudaGetDeviceCount(&count) != cudaSuccess) count = 0;
-        for (int device = 0; device < count; ++device) {
-            cudaDeviceProp properties{};
-            if (cudaGetDeviceProperties(&properties, device) != cudaSuccess) properties = cudaDeviceProp{};
-            devices.push_back({properties.multiProcessorCount > 0 ? properties.multiProcessorCount : 1,
-                               properties.major * 10 + properties.minor});
-        }
-    });
-    if (index < 0 || index >= static_cast<int>(devices.size())) return {1, 0};
-    return devices[static_cast<size_t>(index)];
+    if (index < 0 || index >= device_count()) return {1, 0};
+    return devices()[static_cast<size_t>(index)];
 }
 
 }  // namespace bnb::cuda
