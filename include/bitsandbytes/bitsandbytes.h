@@ -30,7 +30,17 @@ extern "C" {
 /* Bumped whenever a declaration below changes incompatibly. */
 #define BNB_ABI_VERSION 1
 
-typedef enum bnb_status {
+/* The enums are int-sized in C. A C++ translation unit gives them int as a fixed
+ * underlying type, so that any int a caller passes (an unknown dtype, say) is a
+ * value the library can reject with BNB_STATUS_INVALID_ARGUMENT, not undefined
+ * behaviour in C++. */
+#ifdef __cplusplus
+#  define BNB_ENUM(name) enum name : int
+#else
+#  define BNB_ENUM(name) enum name
+#endif
+
+typedef BNB_ENUM(bnb_status) {
     BNB_STATUS_SUCCESS = 0,
     BNB_STATUS_INVALID_ARGUMENT = 1, /* a value, pointer or size is not acceptable */
     BNB_STATUS_UNSUPPORTED = 2,      /* the backend lacks this op or this combination */
@@ -40,7 +50,7 @@ typedef enum bnb_status {
     BNB_STATUS_INTERNAL = 6
 } bnb_status;
 
-typedef enum bnb_dtype {
+typedef BNB_ENUM(bnb_dtype) {
     BNB_DTYPE_FLOAT32 = 0,
     BNB_DTYPE_FLOAT16 = 1,
     BNB_DTYPE_BFLOAT16 = 2,
@@ -49,7 +59,7 @@ typedef enum bnb_dtype {
     BNB_DTYPE_INT32 = 5
 } bnb_dtype;
 
-typedef enum bnb_device_type {
+typedef BNB_ENUM(bnb_device_type) {
     BNB_DEVICE_CPU = 0,
     BNB_DEVICE_CUDA = 1,
     BNB_DEVICE_HIP = 2,
@@ -62,12 +72,12 @@ typedef struct bnb_device {
     int32_t index; /* ordinal of the device; 0 on the CPU */
 } bnb_device;
 
-typedef enum bnb_quant_type {
+typedef BNB_ENUM(bnb_quant_type) {
     BNB_QUANT_NF4 = 0,
     BNB_QUANT_FP4 = 1
 } bnb_quant_type;
 
-typedef enum bnb_codebook {
+typedef BNB_ENUM(bnb_codebook) {
     BNB_CODEBOOK_DYNAMIC_SIGNED = 0,   /* 256 entries, create_dynamic_map(signed=True) */
     BNB_CODEBOOK_DYNAMIC_UNSIGNED = 1, /* 256 entries, create_dynamic_map(signed=False) */
     BNB_CODEBOOK_NF4 = 2,              /* 16 entries, get_4bit_type("nf4") */
@@ -141,7 +151,7 @@ BNB_API bnb_status bnb_dequantize_4bit(bnb_device device, void* stream,
 /* ---- 4-bit inference matmul ------------------------------------------- */
 
 /* Which kernel computes bnb_gemm_4bit; AUTO lets the backend's tuning table choose. */
-typedef enum bnb_gemm_4bit_algo {
+typedef BNB_ENUM(bnb_gemm_4bit_algo) {
     BNB_GEMM_4BIT_AUTO = 0,
     BNB_GEMM_4BIT_GENERIC = 1,     /* any shape and alignment; slow */
     BNB_GEMM_4BIT_SIMT = 2,        /* few rows, K % 32 == 0, 16-byte aligned A and B */

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <type_traits>
 
 #include "bitsandbytes/bitsandbytes.h"
 #include "support/abi_assertions.h"
@@ -16,6 +17,19 @@ TEST(Library, VersionIsTheProjectVersion) {
     // The version string comes from project(VERSION) in CMakeLists.txt; the build
     // passes the same value here so that the two cannot drift apart.
     EXPECT_STREQ(bnb_version(), BNB_EXPECTED_VERSION);
+}
+
+// Any int a C caller passes must be a valid value of the enum parameter on the C++
+// side (rejected by validation, not undefined behaviour): the header fixes int as
+// the underlying type when compiled as C++.
+TEST(Library, EnumsHaveIntAsUnderlyingTypeInCpp) {
+    static_assert(std::is_same_v<std::underlying_type_t<bnb_status>, int>);
+    static_assert(std::is_same_v<std::underlying_type_t<bnb_dtype>, int>);
+    static_assert(std::is_same_v<std::underlying_type_t<bnb_device_type>, int>);
+    static_assert(std::is_same_v<std::underlying_type_t<bnb_quant_type>, int>);
+    static_assert(std::is_same_v<std::underlying_type_t<bnb_codebook>, int>);
+    static_assert(std::is_same_v<std::underlying_type_t<bnb_gemm_4bit_algo>, int>);
+    EXPECT_EQ(sizeof(bnb_dtype), sizeof(int));
 }
 
 TEST(Library, VersionIsSemantic) {
