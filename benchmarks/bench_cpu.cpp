@@ -14,7 +14,6 @@
 #include <string>
 #include <vector>
 
-#include "../csrc/cpu/cpu_isa.h"
 #include "bitsandbytes/bitsandbytes.h"
 
 namespace {
@@ -37,7 +36,7 @@ Case begin_case(benchmark::State& state) {
     const char* path = kPaths[state.range(0)];
     const int dtype_index = static_cast<int>(state.range(1));
     Case c{kDtypes[dtype_index], int64_t{1} << state.range(2), true};
-    if (bnb_cpu_isa_select(path) != BNB_STATUS_SUCCESS) {
+    if (bnb_backend_select_variant(BNB_DEVICE_CPU, path) != BNB_STATUS_SUCCESS) {
         state.SkipWithError((std::string("this CPU cannot run the ") + path + " path").c_str());
         c.ok = false;
     }
@@ -47,7 +46,7 @@ Case begin_case(benchmark::State& state) {
 
 void end_case(benchmark::State& state, int64_t bytes_per_call) {
     state.SetBytesProcessed(state.iterations() * bytes_per_call);
-    bnb_cpu_isa_select("auto");
+    bnb_backend_select_variant(BNB_DEVICE_CPU, "auto");
 }
 
 // Gaussian input of n elements as raw bytes of `dtype` (bf16/fp16 by truncating

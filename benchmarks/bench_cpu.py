@@ -66,15 +66,15 @@ def _digest(tensors):
 
 
 def _native_cpu_isa(package):
-    """The CPU path of this library's native kernels (bnb_cpu_isa of the C library)."""
+    """The CPU path of this library's native kernels (bnb_backend_variant of the C library)."""
     import ctypes
     import glob
 
     for path in sorted(glob.glob(os.path.join(os.path.dirname(package.__file__), "libbitsandbytes.so*"))):
         library = ctypes.CDLL(path)  # the copy _C already loaded: same handle
-        if hasattr(library, "bnb_cpu_isa"):
-            library.bnb_cpu_isa.restype = ctypes.c_char_p
-            return library.bnb_cpu_isa().decode()
+        if hasattr(library, "bnb_backend_variant"):
+            library.bnb_backend_variant.restype = ctypes.c_char_p
+            return library.bnb_backend_variant(0).decode()
     return "unknown"
 
 

@@ -109,6 +109,8 @@ const float* codebook_values(bnb_codebook which) {
         case BNB_CODEBOOK_DYNAMIC_UNSIGNED: return dynamic_maps().unsigned_map;
         case BNB_CODEBOOK_NF4: return kNf4Values;
         case BNB_CODEBOOK_FP4: return kFp4CodebookValues;
+        case BNB_CODEBOOK_NF4_THRESHOLDS: return kNf4Thresholds;
+        case BNB_CODEBOOK_FP4_THRESHOLDS: return kFp4MagnitudeThresholds;
     }
     return nullptr;
 }
@@ -119,6 +121,8 @@ int64_t codebook_size(bnb_codebook which) {
         case BNB_CODEBOOK_DYNAMIC_UNSIGNED: return 256;
         case BNB_CODEBOOK_NF4:
         case BNB_CODEBOOK_FP4: return 16;
+        case BNB_CODEBOOK_NF4_THRESHOLDS: return 15;
+        case BNB_CODEBOOK_FP4_THRESHOLDS: return 7;
     }
     return 0;
 }

@@ -1,3 +1,5 @@
+#include <cstring>
+
 #include "backend.h"
 
 namespace bnb {
@@ -11,6 +13,27 @@ const BackendOps** table() {
 }
 
 }  // namespace
+
+bool find_op(const char* name, Op* op) {
+    if (name == nullptr) return false;
+    for (int index = 0; index < kOpCount; ++index) {
+        if (std::strcmp(name, kOpNames[index]) == 0) {
+            *op = static_cast<Op>(index);
+            return true;
+        }
+    }
+    return false;
+}
+
+const void* op_slot(const BackendOps& ops, Op op) {
+    switch (op) {
+#define BNB_OP(family, name, Args) \
+    case Op::name: return reinterpret_cast<const void*>(ops.name);
+#include "ops.def"
+#undef BNB_OP
+    }
+    return nullptr;
+}
 
 void register_backend(bnb_device_type type, const BackendOps* ops) {
     if (type >= 0 && type < BNB_DEVICE_TYPE_COUNT) table()[type] = ops;

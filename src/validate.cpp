@@ -5,18 +5,6 @@
 
 namespace bnb {
 
-int64_t dtype_size(bnb_dtype dtype) {
-    switch (dtype) {
-        case BNB_DTYPE_FLOAT32: return 4;
-        case BNB_DTYPE_FLOAT16: return 2;
-        case BNB_DTYPE_BFLOAT16: return 2;
-        case BNB_DTYPE_UINT8: return 1;
-        case BNB_DTYPE_INT8: return 1;
-        case BNB_DTYPE_INT32: return 4;
-    }
-    return 0;
-}
-
 const char* dtype_name(bnb_dtype dtype) {
     switch (dtype) {
         case BNB_DTYPE_FLOAT32: return "float32";
@@ -59,8 +47,8 @@ bnb_status check_device(bnb_device device, const BackendOps** ops) {
     return BNB_STATUS_SUCCESS;
 }
 
-bnb_status check_op_slot(const BackendOps* ops, const void* slot, const char* op) {
-    if (slot == nullptr) {
+bnb_status check_op_slot(const BackendOps* ops, bool present, const char* op) {
+    if (!present) {
         return fail(BNB_STATUS_UNSUPPORTED,
                     std::string(op) + " is not supported by the " + ops->name + " backend");
     }
@@ -101,6 +89,27 @@ bnb_status check_blocksize(int64_t blocksize, std::initializer_list<int64_t> all
                                                  std::to_string(blocksize));
 }
 
+bnb_status check_product(int64_t a, int64_t b, const char* what) {
+    constexpr int64_t kMaxElements = INT64_MAX / 8;
+    if (a != 0 && b > kMaxElements / a) {
+        return fail(BNB_STATUS_INVALID_ARGUMENT, std::string(what) + " must be <= " + std::to_string(kMaxElements) +
+                                                     ", got " + std::to_string(a) + " * " + std::to_string(b));
+    }
+    return BNB_STATUS_SUCCESS;
+}
+
+bnb_status check_gemm_4bit_algo(bnb_gemm_4bit_algo algo) {
+    switch (algo) {
+        case BNB_GEMM_4BIT_AUTO:
+        case BNB_GEMM_4BIT_GENERIC:
+        case BNB_GEMM_4BIT_SIMT:
+        case BNB_GEMM_4BIT_TENSOR_CORE:
+        case BNB_GEMM_4BIT_DEQUANTIZE: return BNB_STATUS_SUCCESS;
+    }
+    return fail(BNB_STATUS_INVALID_ARGUMENT,
+                "algo must be a bnb_gemm_4bit_algo, got " + std::to_string(static_cast<int>(algo)));
+}
+
 bnb_status check_quant_type(bnb_quant_type quant_type) {
     if (quant_type == BNB_QUANT_NF4 || quant_type == BNB_QUANT_FP4) return BNB_STATUS_SUCCESS;
     return fail(BNB_STATUS_INVALID_ARGUMENT,
@@ -108,7 +117,7 @@ bnb_status check_quant_type(bnb_quant_type quant_type) {
                     std::to_string(static_cast<int>(quant_type)));
 }
 
-bnb_status check_buffers(std::initializer_list<Buffer> buffers) {
+bnb_status check_buffers(const Buffers& buffers) {
     for (const Buffer& buffer : buffers) {
         if (buffer.bytes <= 0) continue;
         if (buffer.data == nullptr) {
@@ -126,7 +135,7 @@ bnb_status check_buffers(std::initializer_list<Buffer> buffers) {
         const auto a_begin = reinterpret_cast<uintptr_t>(a->data);
         const auto a_end = a_begin + static_cast<uintptr_t>(a->bytes);
         for (auto b = a + 1; b != buffers.end(); ++b) {
-            if (b->bytes <= 0 || !(a->written || b->written)) continue;
+            if (b->bytes <= 0 || (a->access == Access::kRead && b->access == Access::kRead)) continue;
             const auto b_begin = reinterpret_cast<uintptr_t>(b->data);
             const auto b_end = b_begin + static_cast<uintptr_t>(b->bytes);
             if (a_begin < b_end && b_begin < a_end) {

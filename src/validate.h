@@ -6,36 +6,28 @@
 #include <initializer_list>
 
 #include "backend.h"
+#include "buffers.h"
 
 namespace bnb {
 
-int64_t dtype_size(bnb_dtype dtype);
 const char* dtype_name(bnb_dtype dtype);
 
-// Resolves the backend of `device` and checks that it implements `op`
-// (`slot` is the op's entry in the table, looked up by the caller).
+// Resolves the backend of `device` (type, index below its device count).
 bnb_status check_device(bnb_device device, const BackendOps** ops);
-bnb_status check_op_slot(const BackendOps* ops, const void* slot, const char* op);
+// BNB_STATUS_UNSUPPORTED naming op and backend when the backend lacks the op.
+bnb_status check_op_slot(const BackendOps* ops, bool present, const char* op);
 
 bnb_status check_float_dtype(bnb_dtype dtype, const char* argument);
+// 0 <= n <= INT64_MAX / 8, so that byte sizes computed from n cannot overflow.
 bnb_status check_count(int64_t n, const char* argument);
+// a * b <= INT64_MAX / 8 (for non-negative a and b).
+bnb_status check_product(int64_t a, int64_t b, const char* what);
 bnb_status check_blocksize(int64_t blocksize, std::initializer_list<int64_t> allowed);
 bnb_status check_quant_type(bnb_quant_type quant_type);
-
-// A buffer argument: its name, address, extent in bytes, required alignment, and
-// whether the op writes it.
-struct Buffer {
-    const char* name;
-    const void* data;
-    int64_t bytes;
-    int64_t alignment;
-    bool written;
-};
+bnb_status check_gemm_4bit_algo(bnb_gemm_4bit_algo algo);
 
 // Non-null when bytes > 0, aligned, and no written buffer overlaps another one.
-bnb_status check_buffers(std::initializer_list<Buffer> buffers);
-
-inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+bnb_status check_buffers(const Buffers& buffers);
 
 }  // namespace bnb
 

@@ -1,4 +1,5 @@
 // The CPU backend's table. Always built and always available.
+#include "cpu_isa.h"
 #include "cpu_kernels.h"
 
 namespace bnb::cpu {
@@ -8,14 +9,19 @@ namespace {
 int device_count() { return 1; }
 
 const BackendOps kCpuOps = {
-    "cpu",
-    device_count,
-    quantize_blockwise,
-    dequantize_blockwise,
-    quantize_4bit,
-    dequantize_4bit,
-    nullptr,  // gemm_4bit: the torch glue dequantizes and calls at::linear on the CPU
-    nullptr,  // gemm_4bit_fused_max_rows
+    .name = "cpu",
+    .device_count = device_count,
+    .quantize_blockwise = quantize_blockwise,
+    .dequantize_blockwise = dequantize_blockwise,
+    .quantize_4bit = quantize_4bit,
+    .dequantize_4bit = dequantize_4bit,
+    .gemm_4bit = nullptr,
+    .gemv_4bit = nullptr,
+    .gemm_4bit_fused_max_rows = nullptr,
+    .gemm_4bit_workspace_size = nullptr,
+    .variant = active_variant,
+    .variant_supported = variant_supported,
+    .select_variant = select_variant,
 };
 
 }  // namespace

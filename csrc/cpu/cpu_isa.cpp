@@ -100,30 +100,30 @@ const KernelSet& active_kernels() {
 
 }  // namespace bnb::cpu
 
-using bnb::cpu::CpuIsa;
+namespace bnb::cpu {
 
-extern "C" BNB_API const char* bnb_cpu_isa(void) { return bnb::cpu::isa_name(bnb::cpu::active_isa()); }
+const char* active_variant() { return isa_name(active_isa()); }
 
-extern "C" BNB_API int bnb_cpu_isa_supported(const char* name) {
+int variant_supported(const char* name) {
     CpuIsa isa;
     bool automatic;
-    if (name == nullptr || !bnb::cpu::parse_isa(name, &isa, &automatic)) return 0;
-    return automatic || bnb::cpu::isa_supported(isa) ? 1 : 0;
+    if (!parse_isa(name, &isa, &automatic)) return 0;
+    return automatic || isa_supported(isa) ? 1 : 0;
 }
 
-extern "C" BNB_API bnb_status bnb_cpu_isa_select(const char* name) {
-    bnb::clear_error();
-    if (name == nullptr) return bnb::fail(BNB_STATUS_INVALID_ARGUMENT, "name must not be NULL");
+bnb_status select_variant(const char* name) {
     CpuIsa isa;
     bool automatic;
-    if (!bnb::cpu::parse_isa(name, &isa, &automatic)) {
-        return bnb::fail(BNB_STATUS_INVALID_ARGUMENT,
-                         std::string("name must be \"scalar\", \"avx2\", \"avx512\" or \"auto\", got \"") + name + "\"");
+    if (!parse_isa(name, &isa, &automatic)) {
+        return fail(BNB_STATUS_INVALID_ARGUMENT,
+                    std::string("name must be \"scalar\", \"avx2\", \"avx512\" or \"auto\", got \"") + name + "\"");
     }
-    if (automatic) isa = bnb::cpu::best_supported(CpuIsa::kAvx512);
-    if (!bnb::cpu::isa_supported(isa)) {
-        return bnb::fail(BNB_STATUS_UNSUPPORTED, std::string("name: this CPU cannot run the ") + name + " path");
+    if (automatic) isa = best_supported(CpuIsa::kAvx512);
+    if (!isa_supported(isa)) {
+        return fail(BNB_STATUS_UNSUPPORTED, std::string("name: this CPU cannot run the ") + name + " path");
     }
-    bnb::cpu::active_isa_slot().store(static_cast<int>(isa), std::memory_order_relaxed);
+    active_isa_slot().store(static_cast<int>(isa), std::memory_order_relaxed);
     return BNB_STATUS_SUCCESS;
 }
+
+}  // namespace bnb::cpu

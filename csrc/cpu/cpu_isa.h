@@ -1,4 +1,5 @@
-// Which instruction set the CPU kernels use, chosen once per process.
+// Which instruction set the CPU kernels use, chosen once per process and
+// switchable through the C ABI (bnb_backend_select_variant).
 //
 // The CPU is probed once; the environment variable BNB_CPU_ISA (scalar, avx2,
 // avx512 or auto) caps the choice, so that a user can rule out a faulty or slow
@@ -22,19 +23,12 @@ CpuIsa active_isa();
 
 }  // namespace bnb::cpu
 
-// Exported from the library beside the C ABI (not part of bitsandbytes.h): lets
-// tests compare the paths within one process, and diagnostics report the path.
-#ifdef __cplusplus
-extern "C" {
-#endif
-// "scalar", "avx2" or "avx512".
-BNB_API const char* bnb_cpu_isa(void);
-// 1 if `name` is a path that this CPU can run, else 0.
-BNB_API int bnb_cpu_isa_supported(const char* name);
-// Switches every later CPU call to `name` ("auto" = the best supported).
-// BNB_STATUS_INVALID_ARGUMENT for an unknown name, BNB_STATUS_UNSUPPORTED for a
-// path this CPU cannot run.
-BNB_API bnb_status bnb_cpu_isa_select(const char* name);
-#ifdef __cplusplus
-}
-#endif
+namespace bnb::cpu {
+
+// The backend table's variant queries (bnb_backend_variant and friends in the C
+// ABI): the path's name, whether `name` can run here, and switching to it.
+const char* active_variant();
+int variant_supported(const char* name);
+bnb_status select_variant(const char* name);
+
+}  // namespace bnb::cpu

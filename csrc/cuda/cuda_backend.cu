@@ -29,14 +29,19 @@ const std::vector<DeviceInfo>& devices() {
 int device_count() { return static_cast<int>(devices().size()); }
 
 const BackendOps kCudaOps = {
-    BNB_GPU_BACKEND_NAME,
-    device_count,
-    quantize_blockwise,
-    dequantize_blockwise,
-    quantize_4bit,
-    dequantize_4bit,
-    gemm_4bit,
-    gemm_4bit_fused_max_rows,
+    .name = BNB_GPU_BACKEND_NAME,
+    .device_count = device_count,
+    .quantize_blockwise = quantize_blockwise,
+    .dequantize_blockwise = dequantize_blockwise,
+    .quantize_4bit = quantize_4bit,
+    .dequantize_4bit = dequantize_4bit,
+    .gemm_4bit = gemm_4bit,
+    .gemv_4bit = gemm_4bit,
+    .gemm_4bit_fused_max_rows = gemm_4bit_fused_max_rows,
+    .gemm_4bit_workspace_size = nullptr,
+    .variant = nullptr,
+    .variant_supported = nullptr,
+    .select_variant = nullptr,
 };
 
 }  // namespace

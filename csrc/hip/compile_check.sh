@@ -18,7 +18,7 @@ for arch in gfx90a gfx1100; do
   extra=()
   [[ $arch == gfx1100 ]] && extra=(-nogpulib -fgpu-rdc)
   for source in "$ROOT"/csrc/cuda/*.cu; do
-    if "$HIPCC" -x hip -std=c++17 -O2 -Wall -Werror --offload-arch=$arch "${extra[@]}" \
+    if "$HIPCC" -x hip -std=c++20 -O2 -Wall -Werror --offload-arch=$arch "${extra[@]}" \
         -I"$ROOT/include" -I"$ROOT/src" -I"$ROOT/csrc/cuda" -c "$source" -o "$WORK/$(basename "$source").$arch.o"; then
       echo "hip $arch $(basename "$source"): ok"
     else

@@ -28,7 +28,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever a declaration below changes incompatibly. */
-#define BNB_ABI_VERSION 1
+#define BNB_ABI_VERSION 2
 
 /* The enums are int-sized in C. A C++ translation unit gives them int as a fixed
  * underlying type, so that any int a caller passes (an unknown dtype, say) is a
@@ -81,7 +81,9 @@ typedef BNB_ENUM(bnb_codebook) {
     BNB_CODEBOOK_DYNAMIC_SIGNED = 0,   /* 256 entries, create_dynamic_map(signed=True) */
     BNB_CODEBOOK_DYNAMIC_UNSIGNED = 1, /* 256 entries, create_dynamic_map(signed=False) */
     BNB_CODEBOOK_NF4 = 2,              /* 16 entries, get_4bit_type("nf4") */
-    BNB_CODEBOOK_FP4 = 3               /* 16 entries, get_4bit_type("fp4") */
+    BNB_CODEBOOK_FP4 = 3,              /* 16 entries, get_4bit_type("fp4") */
+    BNB_CODEBOOK_NF4_THRESHOLDS = 4,   /* 15 entries: the NF4 code of s counts the thresholds s exceeds */
+    BNB_CODEBOOK_FP4_THRESHOLDS = 5    /* 7 entries, increasing: the same between FP4 magnitudes */
 } bnb_codebook;
 
 /* ---- library ----------------------------------------------------------- */
@@ -100,6 +102,39 @@ BNB_API int bnb_backend_available(bnb_device_type type);
 BNB_API int bnb_backend_built(bnb_device_type type);
 /* Human-readable backend name ("cpu", "cuda", "hip", "metal"). */
 BNB_API const char* bnb_backend_name(bnb_device_type type);
+
+/* ---- ops and backends -------------------------------------------------- */
+
+/* Number of array ops of this library; bnb_op_name(0 .. count - 1) names them
+ * ("quantize_blockwise", "gemm_4bit", ...), each the bnb_<name> function below. */
+BNB_API int bnb_op_count(void);
+/* Name of op `index`, or NULL outside [0, bnb_op_count()). */
+BNB_API const char* bnb_op_name(int index);
+/* 1 if the backend is built and implements the op named `op` (0 for an unknown name). */
+BNB_API int bnb_backend_supports(bnb_device_type type, const char* op);
+/*
+ * The blocksizes that op `op` accepts, in increasing order: *count receives how
+ * many there are, and out[0 .. min(count, capacity)) the values (out may be NULL
+ * when capacity is 0). An op without a blocksize argument has none (count 0).
+ */
+BNB_API bnb_status bnb_op_blocksizes(const char* op, int64_t* out, int64_t capacity, int64_t* count);
+/* Blocksize of nested ("double") quantization of 4-bit absmax: 256. */
+BNB_API int64_t bnb_nested_blocksize(void);
+
+/*
+ * Kernel variants of a backend (the CPU's instruction sets: "scalar", "avx2",
+ * "avx512"); every variant computes the same bytes. bnb_backend_variant names the
+ * one in use (NULL for a backend without variants or not built);
+ * bnb_backend_variant_supported says whether this machine can run `name`
+ * ("auto" always can); bnb_backend_select_variant switches every later call of the
+ * process to `name` ("auto" = the best supported): BNB_STATUS_INVALID_ARGUMENT for
+ * an unknown name, BNB_STATUS_UNSUPPORTED for one this machine cannot run or a
+ * backend without variants. The environment variable BNB_CPU_ISA caps the CPU's
+ * choice at load time.
+ */
+BNB_API const char* bnb_backend_variant(bnb_device_type type);
+BNB_API int bnb_backend_variant_supported(bnb_device_type type, const char* name);
+BNB_API bnb_status bnb_backend_select_variant(bnb_device_type type, const char* name);
 
 /* ---- codebooks --------------------------------------------------------- */
 
@@ -155,7 +190,8 @@ typedef BNB_ENUM(bnb_gemm_4bit_algo) {
     BNB_GEMM_4BIT_AUTO = 0,
     BNB_GEMM_4BIT_GENERIC = 1,     /* any shape and alignment; slow */
     BNB_GEMM_4BIT_SIMT = 2,        /* few rows, K % 32 == 0, 16-byte aligned A and B */
-    BNB_GEMM_4BIT_TENSOR_CORE = 3  /* fp16/bf16, up to 64 rows, K % 32 == 0, aligned; sm_80+ */
+    BNB_GEMM_4BIT_TENSOR_CORE = 3, /* fp16/bf16, up to 64 rows, K % 32 == 0, aligned; sm_80+ */
+    BNB_GEMM_4BIT_DEQUANTIZE = 4   /* W dequantized into the workspace, then a dense GEMM */
 } bnb_gemm_4bit_algo;
 
 /*
@@ -168,17 +204,32 @@ typedef BNB_ENUM(bnb_gemm_4bit_algo) {
  * absmax_code has 256 entries and absmax_offset one.
  * bias: N entries or NULL. A is [M, K] and out [M, N], both row-major.
  * blocksize: 32, 64, 128, 256, 512, 1024, 2048 or 4096.
+ * The backend chooses the kernel for the shape (AUTO) among the fused kernels and,
+ * for many rows, dequantizing W into `workspace` followed by a dense GEMM; that path
+ * needs workspace_bytes >= what bnb_gemm_4bit_workspace_size reports. With less
+ * workspace (NULL and 0 included) AUTO stays on the fused kernels, which serve any M.
  */
 BNB_API bnb_status bnb_gemm_4bit(bnb_device device, void* stream, bnb_dtype dtype,
                                  bnb_quant_type quant_type, const void* A, int64_t M, int64_t K,
                                  const uint8_t* B, int64_t N, int64_t blocksize,
                                  const float* absmax, const uint8_t* absmax_8bit,
                                  const float* absmax_code, const float* absmax_offset,
-                                 const void* bias, bnb_gemm_4bit_algo algo, void* out);
+                                 const void* bias, bnb_gemm_4bit_algo algo, void* workspace,
+                                 int64_t workspace_bytes, void* out);
+
+/*
+ * Bytes of workspace that bnb_gemm_4bit needs for this shape and algo (nested: 1 when
+ * absmax_8bit will be given); 0 when the chosen kernel needs none. Device memory of
+ * `device`, aligned to 256 bytes, not shared with a call in flight on another stream.
+ */
+BNB_API bnb_status bnb_gemm_4bit_workspace_size(bnb_device device, bnb_dtype dtype, int64_t M, int64_t N,
+                                                int64_t K, int64_t blocksize, int nested,
+                                                bnb_gemm_4bit_algo algo, int64_t* bytes);
 
 /*
  * bnb_gemm_4bit with the 16-entry float32 codebook `code` (device memory) instead
- * of a quant type, plain float32 absmax and no bias: upstream's gemv_4bit (any M).
+ * of a quant type, plain float32 absmax, no bias and no workspace (the fused kernels,
+ * any M): upstream's gemv_4bit.
  */
 BNB_API bnb_status bnb_gemv_4bit(bnb_device device, void* stream, bnb_dtype dtype, const void* A,
                                  int64_t M, int64_t K, const uint8_t* B, int64_t N,

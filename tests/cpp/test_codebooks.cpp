@@ -39,10 +39,28 @@ TEST(Codebooks, Sizes) {
     EXPECT_EQ(bnb_codebook_size(BNB_CODEBOOK_DYNAMIC_UNSIGNED), 256);
     EXPECT_EQ(bnb_codebook_size(BNB_CODEBOOK_NF4), 16);
     EXPECT_EQ(bnb_codebook_size(BNB_CODEBOOK_FP4), 16);
+    EXPECT_EQ(bnb_codebook_size(BNB_CODEBOOK_NF4_THRESHOLDS), 15);
+    EXPECT_EQ(bnb_codebook_size(BNB_CODEBOOK_FP4_THRESHOLDS), 7);
+}
+
+TEST(Codebooks, ThresholdsLieBetweenNeighbouringCodes) {
+    // The NF4 code of s counts the thresholds s exceeds, so threshold k separates codes k and k + 1.
+    const std::vector<float> values = copy_codebook(BNB_CODEBOOK_NF4);
+    const std::vector<float> thresholds = copy_codebook(BNB_CODEBOOK_NF4_THRESHOLDS);
+    ASSERT_EQ(thresholds.size(), 15u);
+    for (size_t k = 0; k < thresholds.size(); ++k) {
+        EXPECT_GT(thresholds[k], values[k]) << k;
+        EXPECT_LT(thresholds[k], values[k + 1]) << k;
+    }
+    const std::vector<float> fp4 = copy_codebook(BNB_CODEBOOK_FP4_THRESHOLDS);
+    ASSERT_EQ(fp4.size(), 7u);
+    EXPECT_TRUE(std::is_sorted(fp4.begin(), fp4.end()));
+    EXPECT_GT(fp4.front(), 0.0f);
+    EXPECT_LT(fp4.back(), 1.0f);
 }
 
 TEST(Codebooks, UnknownCodebookHasSizeZero) {
-    EXPECT_EQ(bnb_codebook_size(static_cast<bnb_codebook>(4)), 0);
+    EXPECT_EQ(bnb_codebook_size(static_cast<bnb_codebook>(6)), 0);
     EXPECT_EQ(bnb_codebook_size(static_cast<bnb_codebook>(-1)), 0);
 }
 
@@ -110,7 +128,7 @@ TEST(CodebookCopy, RejectsNullOut) {
 
 TEST(CodebookCopy, RejectsUnknownCodebook) {
     float buffer[256];
-    for (int which : {4, -1, 1000}) {
+    for (int which : {6, -1, 1000}) {
         EXPECT_TRUE(failed_with(bnb_codebook_copy(static_cast<bnb_codebook>(which), buffer, 256),
                                 BNB_STATUS_INVALID_ARGUMENT, {"which", std::to_string(which)}))
             << which;

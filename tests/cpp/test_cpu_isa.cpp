@@ -24,7 +24,6 @@
 #include <string>
 #include <vector>
 
-#include "../../csrc/cpu/cpu_isa.h"
 #include "bitsandbytes/bitsandbytes.h"
 #include "support/abi_assertions.h"
 
@@ -65,7 +64,7 @@ uint32_t to_bits(float value) {
 std::vector<std::string> vector_paths() {
     std::vector<std::string> paths;
     for (const char* name : {"avx2", "avx512"}) {
-        if (bnb_cpu_isa_supported(name)) paths.emplace_back(name);
+        if (bnb_backend_variant_supported(BNB_DEVICE_CPU, name)) paths.emplace_back(name);
     }
     return paths;
 }
@@ -73,8 +72,8 @@ std::vector<std::string> vector_paths() {
 // Selects a path for the lifetime of the object, then returns to "auto".
 class IsaScope {
 public:
-    explicit IsaScope(const std::string& name) { EXPECT_TRUE(succeeded(bnb_cpu_isa_select(name.c_str()))) << name; }
-    ~IsaScope() { bnb_cpu_isa_select("auto"); }
+    explicit IsaScope(const std::string& name) { EXPECT_TRUE(succeeded(bnb_backend_select_variant(BNB_DEVICE_CPU, name.c_str()))) << name; }
+    ~IsaScope() { bnb_backend_select_variant(BNB_DEVICE_CPU, "auto"); }
 };
 
 // Raw input elements of `dtype` whose float values mix ordinary numbers at
@@ -234,20 +233,20 @@ protected:
 };
 
 TEST(CpuIsaSelect, NamesThePathAndRejectsBadNames) {
-    EXPECT_TRUE(succeeded(bnb_cpu_isa_select("scalar")));
-    EXPECT_STREQ(bnb_cpu_isa(), "scalar");
-    EXPECT_TRUE(bnb_test::failed_with(bnb_cpu_isa_select("sse9"), BNB_STATUS_INVALID_ARGUMENT, {"name", "sse9"}));
-    EXPECT_TRUE(bnb_test::failed_with(bnb_cpu_isa_select(nullptr), BNB_STATUS_INVALID_ARGUMENT, {"name"}));
-    EXPECT_EQ(bnb_cpu_isa_supported("sse9"), 0);
-    EXPECT_EQ(bnb_cpu_isa_supported("scalar"), 1);
+    EXPECT_TRUE(succeeded(bnb_backend_select_variant(BNB_DEVICE_CPU, "scalar")));
+    EXPECT_STREQ(bnb_backend_variant(BNB_DEVICE_CPU), "scalar");
+    EXPECT_TRUE(bnb_test::failed_with(bnb_backend_select_variant(BNB_DEVICE_CPU, "sse9"), BNB_STATUS_INVALID_ARGUMENT, {"name", "sse9"}));
+    EXPECT_TRUE(bnb_test::failed_with(bnb_backend_select_variant(BNB_DEVICE_CPU, nullptr), BNB_STATUS_INVALID_ARGUMENT, {"name"}));
+    EXPECT_EQ(bnb_backend_variant_supported(BNB_DEVICE_CPU, "sse9"), 0);
+    EXPECT_EQ(bnb_backend_variant_supported(BNB_DEVICE_CPU, "scalar"), 1);
     for (const char* name : {"avx2", "avx512"}) {
-        if (!bnb_cpu_isa_supported(name)) {
-            EXPECT_TRUE(bnb_test::failed_with(bnb_cpu_isa_select(name), BNB_STATUS_UNSUPPORTED, {name}));
+        if (!bnb_backend_variant_supported(BNB_DEVICE_CPU, name)) {
+            EXPECT_TRUE(bnb_test::failed_with(bnb_backend_select_variant(BNB_DEVICE_CPU, name), BNB_STATUS_UNSUPPORTED, {name}));
         }
     }
-    EXPECT_TRUE(succeeded(bnb_cpu_isa_select("auto")));
+    EXPECT_TRUE(succeeded(bnb_backend_select_variant(BNB_DEVICE_CPU, "auto")));
     const std::vector<std::string> paths = vector_paths();
-    EXPECT_EQ(bnb_cpu_isa(), paths.empty() ? std::string("scalar") : paths.back());
+    EXPECT_EQ(bnb_backend_variant(BNB_DEVICE_CPU), paths.empty() ? std::string("scalar") : paths.back());
 }
 
 TEST_F(CpuIsa, QuantizeBlockwiseMatchesScalar) {

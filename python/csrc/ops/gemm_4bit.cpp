@@ -179,7 +179,7 @@ at::Tensor gemm_4bit_with(const at::Tensor& A_in, const at::Tensor& B, c10::IntA
                       nested.has_value() ? nested->code.const_data_ptr<float>() : nullptr,
                       nested.has_value() ? nested->offset.const_data_ptr<float>() : nullptr,
                       bias.has_value() ? bias->const_data_ptr() : nullptr, static_cast<bnb_gemm_4bit_algo>(path),
-                      out.mutable_data_ptr()),
+                      nullptr, 0, out.mutable_data_ptr()),
         "gemm_4bit");
     return out;
 }

@@ -23,10 +23,8 @@ constexpr bnb_device kTestDevice = {kTestDeviceType, 0};
 int four_devices() { return 4; }
 int no_devices() { return 0; }
 
-const bnb::BackendOps kNullSlots = {"test_null_slots", four_devices, nullptr, nullptr, nullptr, nullptr,
-                                    nullptr, nullptr};
-const bnb::BackendOps kWithoutDevices = {"test_without_devices", no_devices, nullptr, nullptr, nullptr, nullptr,
-                                         nullptr, nullptr};
+const bnb::BackendOps kNullSlots = {.name = "test_null_slots", .device_count = four_devices};
+const bnb::BackendOps kWithoutDevices = {.name = "test_without_devices", .device_count = no_devices};
 
 // What the recording backend saw; reset by each test.
 struct Recorded {
@@ -45,27 +43,30 @@ bnb_status record_result() {
     return bnb::fail(recorded.result, "test_recording: the device reported an error");
 }
 
+// gemm_4bit and gemv_4bit: test_gemm_4bit_entry.cpp.
 const bnb::BackendOps kRecording = {
-    "test_recording",
-    four_devices,
-    [](const bnb::QuantizeBlockwiseArgs& args) {
-        recorded.quantize_blockwise = args;
-        return record_result();
-    },
-    [](const bnb::DequantizeBlockwiseArgs& args) {
-        recorded.dequantize_blockwise = args;
-        return record_result();
-    },
-    [](const bnb::Quantize4bitArgs& args) {
-        recorded.quantize_4bit = args;
-        return record_result();
-    },
-    [](const bnb::Dequantize4bitArgs& args) {
-        recorded.dequantize_4bit = args;
-        return record_result();
-    },
-    nullptr,  // gemm_4bit: test_gemm_4bit_entry.cpp
-    nullptr,  // gemm_4bit_fused_max_rows
+    .name = "test_recording",
+    .device_count = four_devices,
+    .quantize_blockwise =
+        [](const bnb::QuantizeBlockwiseArgs& args) {
+            recorded.quantize_blockwise = args;
+            return record_result();
+        },
+    .dequantize_blockwise =
+        [](const bnb::DequantizeBlockwiseArgs& args) {
+            recorded.dequantize_blockwise = args;
+            return record_result();
+        },
+    .quantize_4bit =
+        [](const bnb::Quantize4bitArgs& args) {
+            recorded.quantize_4bit = args;
+            return record_result();
+        },
+    .dequantize_4bit =
+        [](const bnb::Dequantize4bitArgs& args) {
+            recorded.dequantize_4bit = args;
+            return record_result();
+        },
 };
 
 class BackendTable : public ::testing::Test {

@@ -31,28 +31,27 @@ Recorded recorded;
 // Four devices, so that tests can pass indices other than 0.
 int four_devices() { return 4; }
 
+bnb_status record_gemm(const bnb::Gemm4bitArgs& args) {
+    ++recorded.gemm_calls;
+    recorded.gemm = args;
+    return BNB_STATUS_SUCCESS;
+}
+
 const bnb::BackendOps kRecording = {
-    "test_recording",
-    four_devices,
-    nullptr,
-    nullptr,
-    nullptr,
-    nullptr,
-    [](const bnb::Gemm4bitArgs& args) {
-        ++recorded.gemm_calls;
-        recorded.gemm = args;
-        return BNB_STATUS_SUCCESS;
-    },
-    [](const bnb::Gemm4bitShape& shape, int64_t* max_rows) {
-        ++recorded.max_rows_calls;
-        recorded.shape = shape;
-        *max_rows = 7;
-        return BNB_STATUS_SUCCESS;
-    },
+    .name = "test_recording",
+    .device_count = four_devices,
+    .gemm_4bit = record_gemm,
+    .gemv_4bit = record_gemm,
+    .gemm_4bit_fused_max_rows =
+        [](const bnb::Gemm4bitShape& shape, int64_t* max_rows) {
+            ++recorded.max_rows_calls;
+            recorded.shape = shape;
+            *max_rows = 7;
+            return BNB_STATUS_SUCCESS;
+        },
 };
 
-const bnb::BackendOps kNoMatmul = {"test_no_matmul", four_devices, nullptr, nullptr, nullptr, nullptr,
-                                   nullptr, nullptr};
+const bnb::BackendOps kNoMatmul = {.name = "test_no_matmul", .device_count = four_devices};
 
 // A valid call for a [4, 64] x [8, 64]^T product, blocksize 64, nested statistics
 // optional; each test changes one argument.
@@ -70,11 +69,13 @@ struct GemmCall {
     const float* absmax_offset = nullptr;
     const void* bias = nullptr;
     bnb_gemm_4bit_algo algo = BNB_GEMM_4BIT_AUTO;
+    void* workspace = nullptr;
+    int64_t workspace_bytes = 0;
     void* out;
 
     bnb_status run() const {
         return bnb_gemm_4bit(device, stream, dtype, quant_type, A, M, K, B, N, blocksize, absmax, absmax_8bit,
-                             absmax_code, absmax_offset, bias, algo, out);
+                             absmax_code, absmax_offset, bias, algo, workspace, workspace_bytes, out);
     }
 };
 
@@ -218,8 +219,8 @@ TEST_F(Gemm4bitEntry, InvalidEnumsAndBlocksize) {
     call.quant_type = static_cast<bnb_quant_type>(2);
     EXPECT_TRUE(rejected(call, "quant_type must be BNB_QUANT_NF4 or BNB_QUANT_FP4, got 2"));
     call = valid_call();
-    call.algo = static_cast<bnb_gemm_4bit_algo>(4);
-    EXPECT_TRUE(rejected(call, "algo must be a bnb_gemm_4bit_algo, got 4"));
+    call.algo = static_cast<bnb_gemm_4bit_algo>(5);
+    EXPECT_TRUE(rejected(call, "algo must be a bnb_gemm_4bit_algo, got 5"));
     for (int64_t blocksize : {int64_t{0}, int64_t{16}, int64_t{100}, int64_t{8192}}) {
         call = valid_call();
         call.blocksize = blocksize;

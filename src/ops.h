@@ -1,0 +1,45 @@
+// The op list of src/ops.def as C++: an enum, names, and a static_assert that
+// pins the count, so that an op added to the list without its slot, checks and
+// tests fails to compile where they are generated.
+#pragma once
+
+#include "ops/blockwise.h"
+#include "ops/fourbit.h"
+#include "ops/gemm_4bit.h"
+
+namespace bnb {
+
+enum class Op : int {
+#define BNB_OP(family, name, Args) name,
+#include "ops.def"
+#undef BNB_OP
+};
+
+inline constexpr const char* kOpNames[] = {
+#define BNB_OP(family, name, Args) #name,
+#include "ops.def"
+#undef BNB_OP
+};
+
+inline constexpr int kOpCount = static_cast<int>(sizeof(kOpNames) / sizeof(kOpNames[0]));
+static_assert(kOpCount == 6, "src/ops.def changed: update this count, docs/c_abi.md and the op tests");
+
+constexpr const char* op_name(Op op) { return kOpNames[static_cast<int>(op)]; }
+
+// The op named `name`; false for an unknown (or null) name.
+bool find_op(const char* name, Op* op);
+
+// The blocksizes an op accepts (its checks use the same list).
+constexpr formats::Blocksizes accepted_blocksizes(Op op) {
+    switch (op) {
+        case Op::quantize_blockwise: return formats::kQuantizeBlockwiseBlocksizes;
+        case Op::dequantize_blockwise: return formats::kDequantizeBlockwiseBlocksizes;
+        case Op::quantize_4bit:
+        case Op::dequantize_4bit:
+        case Op::gemm_4bit:
+        case Op::gemv_4bit: return formats::kFourBitBlocksizes;
+    }
+    return {};
+}
+
+}  // namespace bnb
