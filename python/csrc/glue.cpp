@@ -29,6 +29,12 @@ bool is_float_dtype(c10::ScalarType dtype) {
     return dtype == c10::kFloat || dtype == c10::kHalf || dtype == c10::kBFloat16;
 }
 
+bnb_quant_type parse_quant_type(c10::string_view quant_type) {
+    if (quant_type == "nf4") return BNB_QUANT_NF4;
+    if (quant_type == "fp4") return BNB_QUANT_FP4;
+    BNB_CHECK_VALUE(false, "quant_type must be 'nf4' or 'fp4', got '", quant_type, "'");
+}
+
 bnb_dtype to_bnb_dtype(c10::ScalarType dtype) {
     switch (dtype) {
         case c10::kFloat: return BNB_DTYPE_FLOAT32;

@@ -42,6 +42,8 @@ std::string text(const Parts&... parts) {
 void check_status(bnb_status status, const char* op);
 
 bnb_dtype to_bnb_dtype(c10::ScalarType dtype);
+// "nf4" or "fp4"; ValueError naming quant_type otherwise.
+bnb_quant_type parse_quant_type(c10::string_view quant_type);
 bool is_float_dtype(c10::ScalarType dtype);
 
 bnb_device to_bnb_device(const c10::Device& device);

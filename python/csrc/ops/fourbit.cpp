@@ -8,12 +8,6 @@
 namespace bnb::glue {
 namespace {
 
-bnb_quant_type parse_quant_type(c10::string_view quant_type) {
-    if (quant_type == "nf4") return BNB_QUANT_NF4;
-    if (quant_type == "fp4") return BNB_QUANT_FP4;
-    BNB_CHECK_VALUE(false, "quant_type must be 'nf4' or 'fp4', got '", quant_type, "'");
-}
-
 std::tuple<at::Tensor, at::Tensor> quantize_4bit(const at::Tensor& A_in, int64_t blocksize,
                                                  c10::string_view quant_type, at::ScalarType quant_storage) {
     const bnb_quant_type type = parse_quant_type(quant_type);

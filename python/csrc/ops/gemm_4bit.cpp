@@ -20,12 +20,6 @@ constexpr int64_t kNestedBlocksize = 256;
 // bitsandbytes_internal::gemm_4bit_algo's value for dequantize + at::linear.
 constexpr int64_t kDequantizeAndLinear = -1;
 
-bnb_quant_type parse_quant_type(c10::string_view quant_type) {
-    if (quant_type == "nf4") return BNB_QUANT_NF4;
-    if (quant_type == "fp4") return BNB_QUANT_FP4;
-    BNB_CHECK_RUNTIME(false, "quant_type must be 'nf4' or 'fp4', got '", quant_type, "'");
-}
-
 void check_operands(const at::Tensor& A, const at::Tensor& B, int64_t blocksize) {
     bool valid_blocksize = false;
     for (int64_t allowed : kFourBitBlocksizes) valid_blocksize |= blocksize == allowed;
