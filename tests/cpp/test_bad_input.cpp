@@ -1,8 +1,9 @@
-// Every argument check of the four array ops: the status and a message that names
-// the argument. One parameterised suite runs each check against every op (the ops
-// are described in support/op_calls.cpp).
+// Every argument check of every array op: the status and a message that names the
+// argument. One parameterised suite runs each check against every op of
+// src/ops.def (described in support/op_calls.cpp, buffers by the family headers).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdint>
 #include <string>
@@ -17,9 +18,15 @@ namespace {
 
 class BadInput : public ::testing::TestWithParam<OpSpec> {
 protected:
+    void SetUp() override {
+        if (!bnb_backend_supports(BNB_DEVICE_CPU, op().name.c_str())) {
+            GTEST_SKIP() << "the cpu backend lacks " << op().name;
+        }
+    }
     const OpSpec& op() const { return GetParam(); }
     OpCall valid_call() { return op().valid_call(buffers_); }
     bnb_status invoke(const OpCall& call) const { return op().invoke(call); }
+    bnb::Buffers described(const OpCall& call) const { return op().describe(call); }
 
     OpBuffers buffers_;
 };
@@ -29,6 +36,26 @@ std::string op_name(const ::testing::TestParamInfo<OpSpec>& info) { return info.
 const bnb_dtype kFloatDtypes[] = {BNB_DTYPE_FLOAT32, BNB_DTYPE_FLOAT16, BNB_DTYPE_BFLOAT16};
 
 }  // namespace
+
+TEST(OpList, EveryOpHasATestCaseAndAName) {
+    ASSERT_EQ(all_op_specs().size(), static_cast<size_t>(bnb_op_count()));
+    for (int index = 0; index < bnb_op_count(); ++index) {
+        EXPECT_EQ(all_op_specs()[static_cast<size_t>(index)].name, bnb_op_name(index)) << index;
+    }
+    EXPECT_EQ(bnb_op_name(-1), nullptr);
+    EXPECT_EQ(bnb_op_name(bnb_op_count()), nullptr);
+}
+
+TEST_P(BadInput, DescriptionNamesEveryPointerOfTheValidCall) {
+    // The family header describes exactly the pointers the C function takes.
+    const OpCall call = valid_call();
+    std::vector<std::string> names;
+    for (const bnb::Buffer& buffer : described(call)) {
+        if (call.pointers.count(buffer.name) != 0) names.emplace_back(buffer.name);
+        EXPECT_GE(buffer.bytes, 0) << buffer.name;
+    }
+    EXPECT_EQ(names.size(), call.pointers.size());
+}
 
 TEST_P(BadInput, ValidCallSucceedsForEveryFloatDtype) {
     // The baseline every other test changes one argument of.
@@ -40,7 +67,10 @@ TEST_P(BadInput, ValidCallSucceedsForEveryFloatDtype) {
 }
 
 TEST_P(BadInput, EveryAcceptedBlocksizeSucceeds) {
-    for (int64_t blocksize : op().valid_blocksizes) {
+    const std::vector<int64_t> blocksizes = op().blocksizes();
+    ASSERT_FALSE(blocksizes.empty());
+    EXPECT_TRUE(std::is_sorted(blocksizes.begin(), blocksizes.end()));
+    for (int64_t blocksize : blocksizes) {
         OpCall call = valid_call();
         call.blocksize = blocksize;
         EXPECT_TRUE(succeeded(invoke(call))) << "blocksize " << blocksize;
@@ -48,41 +78,50 @@ TEST_P(BadInput, EveryAcceptedBlocksizeSucceeds) {
 }
 
 TEST_P(BadInput, NullPointerWithPositiveCount) {
-    for (const PointerArg& pointer : op().pointers) {
-        OpCall call = valid_call();
-        call.pointers[pointer.name] = nullptr;
-        EXPECT_TRUE(failed_with(invoke(call), BNB_STATUS_INVALID_ARGUMENT, {pointer.name + " must not be NULL"}))
-            << pointer.name;
+    const OpCall valid = valid_call();
+    for (const bnb::Buffer& buffer : described(valid)) {
+        if (valid.pointers.count(buffer.name) == 0 || buffer.bytes == 0) continue;
+        OpCall call = valid;
+        call.pointers[buffer.name] = nullptr;
+        EXPECT_TRUE(failed_with(invoke(call), BNB_STATUS_INVALID_ARGUMENT,
+                                {std::string(buffer.name) + " must not be NULL"}))
+            << buffer.name;
     }
 }
 
 TEST_P(BadInput, AllPointersNullWithZeroCountSucceeds) {
     OpCall call = valid_call();
-    call.n = 0;
+    for (auto& entry : call.counts) entry.second = 0;
     for (auto& entry : call.pointers) entry.second = nullptr;
     EXPECT_TRUE(succeeded(invoke(call)));
 }
 
 TEST_P(BadInput, NegativeCount) {
-    for (int64_t n : {int64_t{-1}, int64_t{-4096}, INT64_MIN}) {
-        OpCall call = valid_call();
-        call.n = n;
-        EXPECT_TRUE(failed_with(invoke(call), BNB_STATUS_INVALID_ARGUMENT, {"n must be >= 0", std::to_string(n)})) << n;
+    for (const auto& [count, value] : valid_call().counts) {
+        for (int64_t n : {int64_t{-1}, int64_t{-4096}, INT64_MIN}) {
+            OpCall call = valid_call();
+            call.counts[count] = n;
+            EXPECT_TRUE(failed_with(invoke(call), BNB_STATUS_INVALID_ARGUMENT,
+                                    {count + " must be >= 0", std::to_string(n)}))
+                << count << " = " << n;
+        }
     }
 }
 
 TEST_P(BadInput, CountTooLargeForAnyBufferIsRejectedWithoutTouchingMemory) {
-    // n * sizeof(element) overflows int64 here; the check must not wrap around to a
-    // small size and hand the kernel buffers of kCallCapacity elements.
-    for (int64_t n : {INT64_MAX, INT64_MAX / 2 + 1, INT64_MAX / 4 + 1}) {
-        OpCall call = valid_call();
-        call.n = n;
-        EXPECT_TRUE(failed_with(invoke(call), BNB_STATUS_INVALID_ARGUMENT, {"n"})) << n;
+    // count * sizeof(element) overflows int64 here; the check must not wrap around to
+    // a small size and hand the kernel buffers of kCallCapacity elements.
+    for (const auto& [count, value] : valid_call().counts) {
+        for (int64_t n : {INT64_MAX, INT64_MAX / 2 + 1, INT64_MAX / 4 + 1}) {
+            OpCall call = valid_call();
+            call.counts[count] = n;
+            EXPECT_TRUE(failed_with(invoke(call), BNB_STATUS_INVALID_ARGUMENT, {count})) << count << " = " << n;
+        }
     }
 }
 
 TEST_P(BadInput, BlocksizeOutsideTheAcceptedSet) {
-    const int64_t smallest = op().valid_blocksizes.front();
+    const int64_t smallest = op().blocksizes().front();
     for (int64_t blocksize : {int64_t{0}, int64_t{-64}, int64_t{1}, smallest / 2, smallest + 1, int64_t{100},
                               int64_t{3 * 1024}, int64_t{8192}, int64_t{1} << 40}) {
         OpCall call = valid_call();
@@ -132,6 +171,7 @@ TEST_P(BadInput, BackendNotBuiltIsUnavailable) {
         EXPECT_TRUE(failed_with(invoke(call), BNB_STATUS_BACKEND_UNAVAILABLE,
                                 {"device", bnb_backend_name(type), "not built"}))
             << bnb_backend_name(type);
+        EXPECT_EQ(bnb_backend_supports(type, op().name.c_str()), 0);
         ++checked;
     }
     if (checked == 0) GTEST_SKIP() << "both the HIP and the Metal backend are built into this library";
@@ -147,27 +187,31 @@ TEST_P(BadInput, BuiltBackendWithoutDevicesIsUnavailable) {
 
 TEST_P(BadInput, MisalignedPointer) {
     for (bnb_dtype dtype : kFloatDtypes) {
-        for (const PointerArg& pointer : op().pointers) {
-            const size_t alignment = alignment_in_bytes(pointer.alignment, dtype);
-            if (alignment == 1) continue;
-            OpCall call = valid_call();
-            call.dtype = dtype;
-            call.pointers[pointer.name] = static_cast<uint8_t*>(call.pointers[pointer.name]) + 1;
+        OpCall valid = valid_call();
+        valid.dtype = dtype;
+        for (const bnb::Buffer& buffer : described(valid)) {
+            if (valid.pointers.count(buffer.name) == 0 || buffer.bytes == 0 || buffer.alignment == 1) continue;
+            OpCall call = valid;
+            call.pointers[buffer.name] = static_cast<uint8_t*>(call.pointers[buffer.name]) + 1;
             EXPECT_TRUE(failed_with(invoke(call), BNB_STATUS_INVALID_ARGUMENT,
-                                    {pointer.name + " must be aligned to " + std::to_string(alignment) + " bytes"}))
-                << pointer.name << " dtype " << dtype;
+                                    {std::string(buffer.name) + " must be aligned to " +
+                                     std::to_string(buffer.alignment) + " bytes"}))
+                << buffer.name << " dtype " << dtype;
         }
     }
 }
 
 TEST_P(BadInput, WrittenBufferOverlappingAnother) {
-    for (const PointerArg& written : op().pointers) {
-        if (!written.written) continue;
-        for (const PointerArg& other : op().pointers) {
-            if (other.name == written.name) continue;
-            // Same start, and a start inside the other buffer (4 bytes in keeps alignment).
-            for (size_t shift : {size_t{0}, size_t{4}}) {
-                OpCall call = valid_call();
+    const OpCall valid = valid_call();
+    const bnb::Buffers buffers = described(valid);
+    for (const bnb::Buffer& written : buffers) {
+        if (written.access != bnb::Access::kWrite || written.bytes == 0) continue;
+        for (const bnb::Buffer& other : buffers) {
+            if (std::string(other.name) == written.name || other.bytes == 0) continue;
+            // Same start, and a start inside the other buffer that keeps the alignment.
+            for (int64_t shift : {int64_t{0}, written.alignment}) {
+                if (shift >= other.bytes) continue;
+                OpCall call = valid;
                 call.pointers[written.name] = static_cast<uint8_t*>(call.pointers[other.name]) + shift;
                 EXPECT_TRUE(failed_with(invoke(call), BNB_STATUS_INVALID_ARGUMENT,
                                         {written.name, other.name, "must not overlap"}))
@@ -179,7 +223,7 @@ TEST_P(BadInput, WrittenBufferOverlappingAnother) {
 
 TEST_P(BadInput, SuccessClearsThePreviousError) {
     OpCall bad = valid_call();
-    bad.n = -1;
+    bad.counts.begin()->second = -1;
     ASSERT_EQ(invoke(bad), BNB_STATUS_INVALID_ARGUMENT);
     ASSERT_STRNE(bnb_last_error(), "");
     ASSERT_TRUE(succeeded(invoke(valid_call())));
@@ -189,11 +233,11 @@ TEST_P(BadInput, SuccessClearsThePreviousError) {
 TEST_P(BadInput, RejectedCallWritesNothing) {
     OpCall call = valid_call();
     std::map<std::string, std::vector<uint8_t>> before;
-    for (const PointerArg& pointer : op().pointers) {
-        if (!pointer.written) continue;
-        auto* data = static_cast<uint8_t*>(call.pointers[pointer.name]);
+    for (const bnb::Buffer& buffer : described(call)) {
+        if (buffer.access != bnb::Access::kWrite || buffer.bytes == 0) continue;
+        auto* data = static_cast<uint8_t*>(call.pointers[buffer.name]);
         std::fill(data, data + kCallCapacity, uint8_t{0xA5});
-        before[pointer.name].assign(data, data + kCallCapacity);
+        before[buffer.name].assign(data, data + kCallCapacity);
     }
     call.blocksize = 100;
     ASSERT_EQ(invoke(call), BNB_STATUS_INVALID_ARGUMENT);

@@ -131,3 +131,61 @@ TEST(Backends, CudaDeviceIndexBeyondTheDeviceCountIsRejected) {
     EXPECT_EQ(status, BNB_STATUS_INVALID_ARGUMENT);
     EXPECT_NE(std::string(bnb_last_error()).find("got 4096"), std::string::npos) << bnb_last_error();
 }
+
+TEST(Library, BackendSupportsNamesOpsOfTheOpList) {
+    // The CPU backend implements every quantization op; unknown names and null are 0.
+    for (const char* op : {"quantize_blockwise", "dequantize_blockwise", "quantize_4bit", "dequantize_4bit"}) {
+        EXPECT_EQ(bnb_backend_supports(BNB_DEVICE_CPU, op), 1) << op;
+    }
+    EXPECT_EQ(bnb_backend_supports(BNB_DEVICE_CPU, "quantize_8bit"), 0);
+    EXPECT_EQ(bnb_backend_supports(BNB_DEVICE_CPU, nullptr), 0);
+    EXPECT_EQ(bnb_backend_supports(static_cast<bnb_device_type>(BNB_DEVICE_TYPE_COUNT), "quantize_4bit"), 0);
+    if (!bnb_backend_built(BNB_DEVICE_METAL)) EXPECT_EQ(bnb_backend_supports(BNB_DEVICE_METAL, "quantize_4bit"), 0);
+}
+
+TEST(Library, OpBlocksizesAreTheFormatsAccepted) {
+    int64_t values[16] = {};
+    int64_t count = -1;
+    ASSERT_TRUE(succeeded(bnb_op_blocksizes("quantize_blockwise", values, 16, &count)));
+    ASSERT_EQ(count, 7);
+    EXPECT_EQ(values[0], 64);
+    EXPECT_EQ(values[6], 4096);
+    ASSERT_TRUE(succeeded(bnb_op_blocksizes("quantize_4bit", values, 16, &count)));
+    EXPECT_EQ(count, 8);
+    EXPECT_EQ(values[0], 32);
+    ASSERT_TRUE(succeeded(bnb_op_blocksizes("dequantize_blockwise", values, 16, &count)));
+    EXPECT_EQ(count, 9);
+    EXPECT_EQ(values[0], 16);
+    // A short buffer gets the first values and the full count.
+    int64_t first[2] = {};
+    ASSERT_TRUE(succeeded(bnb_op_blocksizes("gemm_4bit", first, 2, &count)));
+    EXPECT_EQ(count, 8);
+    EXPECT_EQ(first[0], 32);
+    EXPECT_EQ(first[1], 64);
+    ASSERT_TRUE(succeeded(bnb_op_blocksizes("gemv_4bit", nullptr, 0, &count)));
+    EXPECT_EQ(count, 8);
+
+    EXPECT_TRUE(failed_with(bnb_op_blocksizes("int4", values, 16, &count), BNB_STATUS_INVALID_ARGUMENT, {"op", "int4"}));
+    EXPECT_TRUE(failed_with(bnb_op_blocksizes(nullptr, values, 16, &count), BNB_STATUS_INVALID_ARGUMENT, {"op", "NULL"}));
+    EXPECT_TRUE(failed_with(bnb_op_blocksizes("quantize_4bit", values, 16, nullptr), BNB_STATUS_INVALID_ARGUMENT,
+                            {"count must not be NULL"}));
+    EXPECT_TRUE(failed_with(bnb_op_blocksizes("quantize_4bit", nullptr, 4, &count), BNB_STATUS_INVALID_ARGUMENT,
+                            {"out must not be NULL"}));
+    EXPECT_TRUE(failed_with(bnb_op_blocksizes("quantize_4bit", values, -1, &count), BNB_STATUS_INVALID_ARGUMENT,
+                            {"capacity must be >= 0", "-1"}));
+    EXPECT_EQ(bnb_nested_blocksize(), 256);
+}
+
+TEST(Library, BackendsWithoutVariantsSaySo) {
+    // Only the CPU backend has kernel variants (test_cpu_isa.cpp covers them).
+    EXPECT_NE(bnb_backend_variant(BNB_DEVICE_CPU), nullptr);
+    for (bnb_device_type type : {BNB_DEVICE_CUDA, BNB_DEVICE_HIP, BNB_DEVICE_METAL}) {
+        EXPECT_EQ(bnb_backend_variant(type), nullptr) << type;
+        EXPECT_EQ(bnb_backend_variant_supported(type, "auto"), 0) << type;
+        const bnb_status status = bnb_backend_select_variant(type, "auto");
+        EXPECT_EQ(status, bnb_backend_built(type) ? BNB_STATUS_UNSUPPORTED : BNB_STATUS_BACKEND_UNAVAILABLE) << type;
+        EXPECT_STRNE(bnb_last_error(), "");
+    }
+    EXPECT_EQ(bnb_backend_variant_supported(BNB_DEVICE_CPU, nullptr), 0);
+    EXPECT_TRUE(failed_with(bnb_backend_select_variant(BNB_DEVICE_CPU, nullptr), BNB_STATUS_INVALID_ARGUMENT, {"name"}));
+}

@@ -313,3 +313,51 @@ TEST_F(Gemm4bitEntry, FusedMaxRows) {
     EXPECT_NE(std::string(bnb_last_error()).find("blocksize"), std::string::npos);
     EXPECT_EQ(recorded.max_rows_calls, 1);
 }
+
+TEST_F(Gemm4bitEntry, WorkspaceSizeAsksTheBackendOrIsZero) {
+    // kRecording has no workspace query: its gemm_4bit needs none.
+    int64_t bytes = -1;
+    ASSERT_EQ(bnb_gemm_4bit_workspace_size(kTestDevice, BNB_DTYPE_BFLOAT16, 256, 4096, 4096, 64, 1,
+                                           BNB_GEMM_4BIT_AUTO, &bytes),
+              BNB_STATUS_SUCCESS)
+        << bnb_last_error();
+    EXPECT_EQ(bytes, 0);
+    EXPECT_EQ(bnb_gemm_4bit_workspace_size(kTestDevice, BNB_DTYPE_BFLOAT16, 256, 4096, 4096, 64, 1,
+                                           BNB_GEMM_4BIT_AUTO, nullptr),
+              BNB_STATUS_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(bnb_last_error()).find("bytes must not be NULL"), std::string::npos);
+    EXPECT_EQ(bnb_gemm_4bit_workspace_size(kTestDevice, BNB_DTYPE_BFLOAT16, -2, 4096, 4096, 64, 1,
+                                           BNB_GEMM_4BIT_AUTO, &bytes),
+              BNB_STATUS_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(bnb_last_error()).find("M must be >= 0"), std::string::npos);
+    EXPECT_EQ(bnb_gemm_4bit_workspace_size(kTestDevice, BNB_DTYPE_BFLOAT16, 1, 4096, 4096, 64, 0,
+                                           static_cast<bnb_gemm_4bit_algo>(9), &bytes),
+              BNB_STATUS_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(bnb_last_error()).find("algo"), std::string::npos);
+
+    bnb::register_backend(kTestDeviceType, &kNoMatmul);
+    EXPECT_EQ(bnb_gemm_4bit_workspace_size(kTestDevice, BNB_DTYPE_BFLOAT16, 1, 8, 64, 64, 0, BNB_GEMM_4BIT_AUTO,
+                                           &bytes),
+              BNB_STATUS_UNSUPPORTED);
+}
+
+TEST_F(Gemm4bitEntry, WorkspaceIsDescribedAndChecked) {
+    alignas(256) static uint8_t workspace[1024];
+    GemmCall call = valid_call();
+    call.workspace = workspace;
+    call.workspace_bytes = sizeof(workspace);
+    ASSERT_EQ(call.run(), BNB_STATUS_SUCCESS) << bnb_last_error();
+    EXPECT_EQ(recorded.gemm.workspace, workspace);
+    EXPECT_EQ(recorded.gemm.workspace_bytes, 1024);
+    recorded = Recorded{};
+    call.workspace_bytes = -1;
+    EXPECT_TRUE(rejected(call, "workspace_bytes must be >= 0"));
+    call.workspace_bytes = 1024;
+    call.workspace = workspace + 16;
+    EXPECT_TRUE(rejected(call, "workspace must be aligned to 256 bytes"));
+    call.workspace = nullptr;
+    EXPECT_TRUE(rejected(call, "workspace must not be NULL"));
+    call.workspace = workspace;
+    call.out = workspace + 512;
+    EXPECT_TRUE(rejected(call, "workspace and out must not overlap"));
+}

@@ -76,7 +76,8 @@ public:
     T* as() { return reinterpret_cast<T*>(data()); }
 
 private:
-    struct alignas(64) Chunk { uint8_t bytes[64]; };
+    // 256 bytes: the strictest alignment an op asks for (gemm_4bit's workspace).
+    struct alignas(256) Chunk { uint8_t bytes[256]; };
     std::vector<Chunk> storage_;
 };
 

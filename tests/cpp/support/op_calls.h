@@ -1,6 +1,8 @@
-// The four array ops of the C ABI described as data, so that one bad-input test
-// covers every op: each op's pointer arguments (name, alignment, written or not),
-// its accepted blocksizes, and a valid call into buffers the fixture owns.
+// Every array op of the C ABI as test data, so that one bad-input suite covers
+// every op: the list comes from src/ops.def (an op without a case here fails to
+// link), each op's buffers from its family header's description (the one the
+// core validates against), its blocksizes from bnb_op_blocksizes, and a valid call
+// into buffers the fixture owns.
 #pragma once
 
 #include <cstdint>
@@ -11,29 +13,23 @@
 
 #include "abi_assertions.h"
 #include "bitsandbytes/bitsandbytes.h"
+#include "buffers.h"
 
 namespace bnb_test {
 
-// Every buffer holds this many elements of any dtype, so that a pointer redirected
-// into another buffer by a test stays inside an allocation.
+// Every buffer holds this many bytes times 4, so that a pointer redirected into
+// another buffer by a test stays inside an allocation.
 inline constexpr int64_t kCallCapacity = 4096;
-inline constexpr int64_t kValidCount = 1000;  // not a multiple of any blocksize
 
-enum class Alignment { Byte, Float32, ElementOfDtype };
-
-struct PointerArg {
-    std::string name;  // as the header spells the parameter
-    Alignment alignment;
-    bool written;
-};
-
+// The arguments of one call, by the names the header gives them: scalars that
+// every op shares, its counts ("n", or "M", "N", "K") and its pointers.
 struct OpCall {
     bnb_device device = kCpu;
     void* stream = nullptr;
     bnb_quant_type quant_type = BNB_QUANT_NF4;
     bnb_dtype dtype = BNB_DTYPE_FLOAT32;
-    int64_t n = kValidCount;
     int64_t blocksize = 64;
+    std::map<std::string, int64_t> counts;
     std::map<std::string, void*> pointers;
 };
 
@@ -47,28 +43,22 @@ private:
 };
 
 struct OpSpec {
-    std::string name;
-    std::vector<PointerArg> pointers;
-    std::vector<int64_t> valid_blocksizes;
+    std::string name;  // bnb_op_name
     bool takes_quant_type;
-    // A call that succeeds: inputs filled with finite data, n = kValidCount.
+    // A call that succeeds: inputs filled with finite data.
     OpCall (*valid_call)(OpBuffers& buffers);
     bnb_status (*invoke)(const OpCall& call);
+    // The family header's description of the call's buffers.
+    bnb::Buffers (*describe)(const OpCall& call);
+
+    std::vector<int64_t> blocksizes() const;
 };
 
 // GoogleTest prints a parameter with this instead of its bytes.
 inline void PrintTo(const OpSpec& spec, std::ostream* os) { *os << spec.name; }
 
+// In the order of src/ops.def.
 const std::vector<OpSpec>& all_op_specs();
 std::vector<OpSpec> four_bit_op_specs();
-
-inline size_t alignment_in_bytes(Alignment alignment, bnb_dtype dtype) {
-    switch (alignment) {
-        case Alignment::Byte: return 1;
-        case Alignment::Float32: return 4;
-        case Alignment::ElementOfDtype: return dtype == BNB_DTYPE_FLOAT32 ? 4 : 2;
-    }
-    return 1;
-}
 
 }  // namespace bnb_test
