@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import bitsandbytes  # noqa: F401  (registers the ops)
-from bitsandbytes.backends import torch_ops
+from bitsandbytes.backends import torch as torch_kernels
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,7 +83,7 @@ def pure_torch_kernels(device_type: str):
     library = torch.library.Library("bitsandbytes", "IMPL")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*Overriding a previously registered kernel.*")
-        for name, kernel in torch_ops.KERNELS.items():
+        for name, kernel in torch_kernels.KERNELS.items():
             library.impl(name, kernel, dispatch_key)
     try:
         yield

@@ -1,4 +1,4 @@
-"""The native kernels and the pure-torch kernels (backends/torch_ops.py) agree bit for bit.
+"""The native kernels and the pure-torch kernels (backends/torch/) agree bit for bit.
 
 Over every dtype and blocksize, odd and tiny sizes, empty inputs, special values
 (NaN, inf, zero blocks, subnormals, huge values, exact rounding boundaries) and
@@ -10,7 +10,7 @@ import torch
 from conftest import assert_bitwise_equal
 
 import bitsandbytes.functional as F
-from bitsandbytes.backends import torch_ops
+from bitsandbytes.backends.torch import blockwise, fourbit
 
 ops = torch.ops.bitsandbytes
 
@@ -58,25 +58,25 @@ def boundary_input(boundaries: torch.Tensor, dtype: torch.dtype, device: str) ->
 
 def assert_blockwise_agrees(A: torch.Tensor, code: torch.Tensor, blocksize: int) -> None:
     native_codes, native_absmax = ops.quantize_blockwise(A, code, blocksize)
-    torch_codes, torch_absmax = torch_ops.quantize_blockwise(A, code, blocksize)
+    torch_codes, torch_absmax = blockwise.quantize_blockwise(A, code, blocksize)
     assert_bitwise_equal(native_codes, torch_codes)
     assert_bitwise_equal(native_absmax, torch_absmax)
     for dtype in DTYPES:
         assert_bitwise_equal(
             ops.dequantize_blockwise(native_codes, native_absmax, code, blocksize, dtype),
-            torch_ops.dequantize_blockwise(native_codes, native_absmax, code, blocksize, dtype),
+            blockwise.dequantize_blockwise(native_codes, native_absmax, code, blocksize, dtype),
         )
 
 
 def assert_4bit_agrees(A: torch.Tensor, blocksize: int, quant_type: str, storage=torch.uint8) -> None:
     native_packed, native_absmax = ops.quantize_4bit(A, blocksize, quant_type, storage)
-    torch_packed, torch_absmax = torch_ops.quantize_4bit(A, blocksize, quant_type, storage)
+    torch_packed, torch_absmax = fourbit.quantize_4bit(A, blocksize, quant_type, storage)
     assert_bitwise_equal(native_packed.view(torch.uint8), torch_packed.view(torch.uint8))
     assert native_packed.dtype == torch_packed.dtype == storage
     assert_bitwise_equal(native_absmax, torch_absmax)
     for dtype in DTYPES:
         args = (native_packed, native_absmax, blocksize, quant_type, list(A.shape), dtype)
-        assert_bitwise_equal(ops.dequantize_4bit(*args), torch_ops.dequantize_4bit(*args))
+        assert_bitwise_equal(ops.dequantize_4bit(*args), fourbit.dequantize_4bit(*args))
 
 
 @pytest.mark.parametrize("blocksize", BLOCKWISE_BLOCKSIZES)
@@ -137,7 +137,7 @@ def test_4bit_boundaries_round_down_at_ties(device):
     thresholds = torch.tensor(bitsandbytes_thresholds("nf4"))
     A = torch.cat([thresholds, torch.tensor([1.0])]).to(device)
     packed, _ = ops.quantize_4bit(A, 64, "nf4", torch.uint8)
-    codes = torch_ops.unpack_4bit(packed.view(-1).cpu(), A.numel())
+    codes = fourbit.unpack_4bit(packed.view(-1).cpu(), A.numel())
     assert codes[:15].tolist() == list(range(15))
 
 
@@ -154,10 +154,10 @@ def test_non_contiguous_inputs_equal_contiguous(device, dtype):
     for A in (base.t(), base[:, ::3], base[::2, 1:]):
         assert not A.is_contiguous()
         dense = A.contiguous()
-        for quantize in (ops.quantize_blockwise, torch_ops.quantize_blockwise):
+        for quantize in (ops.quantize_blockwise, blockwise.quantize_blockwise):
             for actual, expected in zip(quantize(A, code, 64), quantize(dense, code, 64)):
                 assert_bitwise_equal(actual, expected)
-        for quantize in (ops.quantize_4bit, torch_ops.quantize_4bit):
+        for quantize in (ops.quantize_4bit, fourbit.quantize_4bit):
             for actual, expected in zip(quantize(A, 64, "nf4", torch.uint8), quantize(dense, 64, "nf4", torch.uint8)):
                 assert_bitwise_equal(actual, expected)
         assert_blockwise_agrees(A, code, 64)
@@ -169,7 +169,7 @@ def test_non_contiguous_dequantize_inputs(device):
     code = F.create_dynamic_map().to(device)
     codes, absmax = ops.quantize_blockwise(A, code, 64)
     strided_codes = codes.t()
-    for dequantize in (ops.dequantize_blockwise, torch_ops.dequantize_blockwise):
+    for dequantize in (ops.dequantize_blockwise, blockwise.dequantize_blockwise):
         assert_bitwise_equal(
             dequantize(strided_codes, absmax, code, 64, torch.float32),
             dequantize(strided_codes.contiguous(), absmax, code, 64, torch.float32),
@@ -190,18 +190,18 @@ def test_dequantize_arbitrary_codes_and_scales(device, dtype):
     code = F.create_dynamic_map().to(device)
     assert_bitwise_equal(
         ops.dequantize_blockwise(codes, absmax, code, 64, dtype),
-        torch_ops.dequantize_blockwise(codes, absmax, code, 64, dtype),
+        blockwise.dequantize_blockwise(codes, absmax, code, 64, dtype),
     )
     packed = codes.view(-1, 1)
     for quant_type in ("nf4", "fp4"):
         args = (packed, absmax, 128, quant_type, [8192], dtype)
-        assert_bitwise_equal(ops.dequantize_4bit(*args), torch_ops.dequantize_4bit(*args))
+        assert_bitwise_equal(ops.dequantize_4bit(*args), fourbit.dequantize_4bit(*args))
 
 
 def test_fp4_code_8_dequantizes_to_negative_zero(device):
     packed = torch.tensor([[0x80]], dtype=torch.uint8, device=device)
     absmax = torch.ones(1, device=device)
-    for dequantize in (ops.dequantize_4bit, torch_ops.dequantize_4bit):
+    for dequantize in (ops.dequantize_4bit, fourbit.dequantize_4bit):
         values = dequantize(packed, absmax, 64, "fp4", [2], torch.float32)
         assert values.tolist() == [0.0, 0.0]
         assert torch.signbit(values).tolist() == [True, False]
@@ -212,10 +212,10 @@ def test_empty_inputs(device):
     for shape in [(0,), (0, 5), (3, 0)]:
         for dtype in DTYPES:
             A = torch.empty(shape, dtype=dtype, device=device)
-            for quantize in (ops.quantize_blockwise, torch_ops.quantize_blockwise):
+            for quantize in (ops.quantize_blockwise, blockwise.quantize_blockwise):
                 codes, absmax = quantize(A, code, 64)
                 assert codes.shape == shape and codes.dtype == torch.uint8 and absmax.shape == (0,)
-            for quantize in (ops.quantize_4bit, torch_ops.quantize_4bit):
+            for quantize in (ops.quantize_4bit, fourbit.quantize_4bit):
                 packed, absmax = quantize(A, 64, "nf4", torch.bfloat16)
                 assert packed.shape == (0, 1) and packed.dtype == torch.bfloat16 and absmax.shape == (0,)
                 restored = ops.dequantize_4bit(packed, absmax, 64, "nf4", list(shape), dtype)
