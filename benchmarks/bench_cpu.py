@@ -7,7 +7,7 @@ noisy neighbour hits all three alike:
   ours      torch.ops.bitsandbytes.* of this library (the C++ CPU backend)
   upstream  torch.ops.bitsandbytes.* of upstream 0.50.2 from its own virtual
             environment (never imported into the same process as ours)
-  torch     this library's pure-torch kernels (bitsandbytes/backends/torch_ops.py)
+  torch     this library's pure-torch kernels (bitsandbytes/backends/torch/)
   ours_avx2 (with --avx2) this library again with BNB_CPU_ISA=avx2, as on a CPU
             without AVX-512
 
@@ -88,7 +88,11 @@ def _worker(implementation):
     if implementation == "ours_avx2" and isa != "avx2":
         raise RuntimeError(f"BNB_CPU_ISA=avx2 did not take effect (the library reports {isa})")
     if implementation == "torch":
-        from bitsandbytes.backends import torch_ops as ops
+        from types import SimpleNamespace
+
+        from bitsandbytes.backends.torch import KERNELS
+
+        ops = SimpleNamespace(**{name: kernel for name, kernel in KERNELS.items() if "." not in name})
     else:
         ops = torch.ops.bitsandbytes
     native = torch.ops.bitsandbytes  # prepares dequantization inputs fast in every worker

@@ -24,11 +24,9 @@ except ImportError as _native_error:
     ) from _native_error
 
 from . import _ops, utils  # noqa: E402  (_ops registers the fake kernels)
-from .backends import torch_matmul_4bit as _torch_matmul_4bit  # noqa: E402
-from .backends import torch_ops as _torch_ops  # noqa: E402
+from .backends import torch as _torch_kernels  # noqa: E402
 
-_torch_ops.register_default_kernels()
-_torch_ops.register_default_kernels(_torch_matmul_4bit.KERNELS)
+_torch_kernels.register_default_kernels()
 
 from . import functional  # noqa: E402
 from . import autograd, nn  # noqa: E402

@@ -27,7 +27,7 @@ def _max_relative_error(A: torch.Tensor, restored: torch.Tensor, blocksize: int)
 def self_test(device: str) -> str:
     """Quantizes and dequantizes on `device`; raises AssertionError with the reason on failure."""
     import bitsandbytes.functional as F
-    from bitsandbytes.backends import torch_ops
+    from bitsandbytes.backends.torch import blockwise, fourbit
 
     generator = torch.Generator().manual_seed(0)
     A = torch.randn(SELF_TEST_ELEMENTS, generator=generator).to(device=device, dtype=torch.bfloat16)
@@ -37,7 +37,7 @@ def self_test(device: str) -> str:
     nf4_error = _max_relative_error(A, restored, 64)
     # The nested absmax is approximate, hence the slack.
     assert nf4_error <= NF4_ERROR_BOUND * 1.05, f"nf4 round trip error {nf4_error:.4f} of the block absmax"
-    reference_packed, reference_absmax = torch_ops.quantize_4bit(A, 64, "nf4", torch.uint8)
+    reference_packed, reference_absmax = fourbit.quantize_4bit(A, 64, "nf4", torch.uint8)
     plain_packed, plain_absmax = torch.ops.bitsandbytes.quantize_4bit(A, 64, "nf4", torch.uint8)
     assert torch.equal(plain_packed, reference_packed), "nf4 codes differ from the pure-torch reference"
     assert torch.equal(plain_absmax, reference_absmax), "nf4 absmax differs from the pure-torch reference"
@@ -46,7 +46,7 @@ def self_test(device: str) -> str:
     restored8 = F.dequantize_blockwise(codes, state8)
     blockwise_error = _max_relative_error(A, restored8, 256)
     assert blockwise_error <= DYNAMIC_MAP_ERROR_BOUND, f"8-bit round trip error {blockwise_error:.4f}"
-    reference_codes, _ = torch_ops.quantize_blockwise(A, state8.code, 256)
+    reference_codes, _ = blockwise.quantize_blockwise(A, state8.code, 256)
     assert torch.equal(codes, reference_codes), "8-bit codes differ from the pure-torch reference"
     return (
         f"nf4 and 8-bit blockwise round trips within bounds (max error {nf4_error:.3f} and "

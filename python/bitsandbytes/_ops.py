@@ -12,19 +12,27 @@ from typing import Optional, Sequence
 
 import torch
 
-from . import _C  # noqa: F401  (loading _C registers the schemas)
-
-FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
-FOURBIT_BLOCKSIZES = (32, 64, 128, 256, 512, 1024, 2048, 4096)
-FOURBIT_QUANT_TYPES = ("nf4", "fp4")
-FOURBIT_STORAGE_DTYPES = (torch.uint8, torch.bfloat16, torch.float16, torch.float32)
+from ._formats import (
+    FLOAT_DTYPES,
+    CODE_SIZE,
+    FOURBIT_STORAGE_DTYPES,
+    blocks_of,
+    blocksize_error,
+    float_dtype_error,
+    quant_type_error,
+)
 
 
 def _register_fake(name: str):
     return torch.library.register_fake(f"bitsandbytes::{name}")
 
 
-def _check_out(out: torch.Tensor, shape: Sequence[int], device: torch.device, dtype: torch.dtype) -> None:
+def check_format(error: Optional[str]) -> None:
+    """Raises a _formats rule's message the fake-kernel way (RuntimeError)."""
+    torch._check(error is None, lambda: error)
+
+
+def check_out(out: torch.Tensor, shape: Sequence[int], device: torch.device, dtype: torch.dtype) -> None:
     torch._check(
         tuple(out.shape) == tuple(shape),
         lambda: f"Expected out.shape == {tuple(shape)}, got {tuple(out.shape)}",
@@ -39,11 +47,6 @@ def _data_dependent_length() -> int:
 
 def _rows(A: torch.Tensor) -> int:
     return prod(A.shape[:-1])
-
-
-def blocks_of(n: int, blocksize: int) -> int:
-    """ceil(n / blocksize), written as upstream does so that symbolic sizes stay simple."""
-    return -(n // -blocksize)
 
 
 def packed_4bit_storage_elements(n: int, quant_storage: torch.dtype) -> int:
@@ -72,7 +75,7 @@ def _(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
 @_register_fake("int8_linear_matmul.out")
 def _(A: torch.Tensor, B: torch.Tensor, out: torch.Tensor) -> None:
     _check_int8_matmul_inputs(A, B)
-    _check_out(out, (*A.shape[:-1], B.shape[0]), A.device, torch.int32)
+    check_out(out, (*A.shape[:-1], B.shape[0]), A.device, torch.int32)
 
 
 @_register_fake("int8_vectorwise_quant")
@@ -149,10 +152,8 @@ def _(A: torch.Tensor, threshold: float = 0.0):
 @_register_fake("quantize_blockwise")
 def _(A: torch.Tensor, code: torch.Tensor, blocksize: int):
     torch._check(blocksize > 0, lambda: f"blocksize must be positive, got {blocksize}")
-    torch._check(
-        A.dtype in FLOAT_DTYPES,
-        lambda: f"Blockwise quantization only supports 16/32-bit floats, but got {A.dtype}",
-    )
+    check_format(blocksize_error("quantize_blockwise", blocksize))
+    check_format(float_dtype_error("quantize_blockwise", A.dtype))
     out = torch.empty_like(A, dtype=torch.uint8)
     absmax = A.new_empty((blocks_of(A.numel(), blocksize),), dtype=torch.float32)
     return out, absmax
@@ -160,11 +161,9 @@ def _(A: torch.Tensor, code: torch.Tensor, blocksize: int):
 
 def _check_dequantize_blockwise(A: torch.Tensor, blocksize: int, dtype: torch.dtype) -> None:
     torch._check(blocksize > 0, lambda: f"blocksize must be positive, got {blocksize}")
+    check_format(blocksize_error("dequantize_blockwise", blocksize))
     torch._check(A.dtype == torch.uint8, lambda: f"A must be uint8, got {A.dtype}")
-    torch._check(
-        dtype in FLOAT_DTYPES,
-        lambda: f"Blockwise dequantization only supports 16/32-bit floats, but got {dtype}",
-    )
+    check_format(float_dtype_error("dequantize_blockwise", dtype))
 
 
 @_register_fake("dequantize_blockwise")
@@ -178,30 +177,17 @@ def _(
     A: torch.Tensor, absmax: torch.Tensor, code: torch.Tensor, blocksize: int, dtype: torch.dtype, out: torch.Tensor
 ) -> None:
     _check_dequantize_blockwise(A, blocksize, dtype)
-    _check_out(out, A.shape, A.device, dtype)
+    check_out(out, A.shape, A.device, dtype)
 
 
 # ---- 4-bit ----------------------------------------------------------------------------
 
 
-def _check_4bit_blocksize_and_type(blocksize: int, quant_type: str) -> None:
-    torch._check(
-        blocksize in FOURBIT_BLOCKSIZES,
-        lambda: f"invalid blocksize {blocksize}: must be one of {FOURBIT_BLOCKSIZES}",
-    )
-    torch._check(
-        quant_type in FOURBIT_QUANT_TYPES,
-        lambda: f"quant_type must be 'nf4' or 'fp4', got {quant_type!r}",
-    )
-
-
 @_register_fake("quantize_4bit")
 def _(A: torch.Tensor, blocksize: int, quant_type: str, quant_storage: torch.dtype):
-    _check_4bit_blocksize_and_type(blocksize, quant_type)
-    torch._check(
-        A.dtype in FLOAT_DTYPES,
-        lambda: f"Blockwise 4bit quantization only supports 16/32-bit floats, but got {A.dtype}",
-    )
+    check_format(blocksize_error("quantize_4bit", blocksize))
+    check_format(quant_type_error(quant_type))
+    check_format(float_dtype_error("quantize_4bit", A.dtype))
     n = A.numel()
     packed = A.new_empty((packed_4bit_storage_elements(n, quant_storage), 1), dtype=quant_storage)
     absmax = A.new_empty((blocks_of(n, blocksize),), dtype=torch.float32)
@@ -211,12 +197,10 @@ def _(A: torch.Tensor, blocksize: int, quant_type: str, quant_storage: torch.dty
 def _check_dequantize_4bit(
     absmax: torch.Tensor, blocksize: int, quant_type: str, dtype: torch.dtype
 ) -> None:
-    _check_4bit_blocksize_and_type(blocksize, quant_type)
+    check_format(blocksize_error("dequantize_4bit", blocksize))
+    check_format(quant_type_error(quant_type))
     torch._check(absmax.dtype == torch.float32, lambda: f"absmax must be float32, got {absmax.dtype}")
-    torch._check(
-        dtype in FLOAT_DTYPES,
-        lambda: f"Blockwise 4bit dequantization only supports 16/32-bit floats, but got {dtype}",
-    )
+    check_format(float_dtype_error("dequantize_4bit", dtype))
 
 
 @_register_fake("dequantize_4bit")
@@ -238,14 +222,11 @@ def _(
     out: torch.Tensor,
 ) -> None:
     _check_dequantize_4bit(absmax, blocksize, quant_type, dtype)
-    _check_out(out, shape, A.device, dtype)
+    check_out(out, shape, A.device, dtype)
 
 
-def _check_4bit_matmul_operands(A: torch.Tensor, B: torch.Tensor, blocksize: int) -> None:
-    torch._check(
-        blocksize in FOURBIT_BLOCKSIZES,
-        lambda: f"invalid blocksize {blocksize}: must be one of {FOURBIT_BLOCKSIZES}",
-    )
+def check_4bit_matmul_operands(op: str, A: torch.Tensor, B: torch.Tensor, blocksize: int) -> None:
+    check_format(blocksize_error(op, blocksize))
     torch._check(
         A.dtype in FLOAT_DTYPES,
         lambda: f"A must be float16, bfloat16, or float32, got {A.dtype}",
@@ -260,7 +241,7 @@ def _check_4bit_matmul_operands(A: torch.Tensor, B: torch.Tensor, blocksize: int
 def _(
     A: torch.Tensor, B: torch.Tensor, shapeB: Sequence[int], absmax: torch.Tensor, code: torch.Tensor, blocksize: int
 ) -> torch.Tensor:
-    _check_4bit_matmul_operands(A, B, blocksize)
+    check_4bit_matmul_operands("gemv_4bit", A, B, blocksize)
     return A.new_empty((*A.shape[:-1], shapeB[0]))
 
 
@@ -274,11 +255,11 @@ def _(
     blocksize: int,
     out: torch.Tensor,
 ) -> None:
-    _check_4bit_matmul_operands(A, B, blocksize)
-    _check_out(out, (*A.shape[:-1], shapeB[0]), A.device, A.dtype)
+    check_4bit_matmul_operands("gemv_4bit", A, B, blocksize)
+    check_out(out, (*A.shape[:-1], shapeB[0]), A.device, A.dtype)
 
 
-def _check_nested_absmax(
+def check_nested_absmax(
     absmax_8bit: Optional[torch.Tensor], absmax_code: Optional[torch.Tensor], absmax_offset: Optional[torch.Tensor]
 ) -> None:
     if absmax_8bit is None:
@@ -288,7 +269,7 @@ def _check_nested_absmax(
     torch._check(absmax_code is not None, lambda: "absmax_code required when absmax_8bit is provided")
     torch._check(absmax_code.dim() == 1, lambda: f"absmax_code must be 1D, got {absmax_code.dim()}D")
     torch._check(
-        absmax_code.numel() == 256, lambda: f"absmax_code must have 256 entries, got {absmax_code.numel()}"
+        absmax_code.numel() == CODE_SIZE, lambda: f"absmax_code must have {CODE_SIZE} entries, got {absmax_code.numel()}"
     )
     torch._check(
         absmax_code.dtype == torch.float32, lambda: f"absmax_code must be float32, got {absmax_code.dtype}"
@@ -318,13 +299,10 @@ def _(
     torch._check(len(shapeB) == 2, lambda: f"shapeB must be 2D [N, K], got {list(shapeB)}")
     N, K = shapeB[0], shapeB[1]
     torch._check(A.shape[-1] == K, lambda: f"A inner dim ({A.shape[-1]}) must match shapeB ({K})")
-    _check_4bit_matmul_operands(A, B, blocksize)
-    torch._check(
-        quant_type in FOURBIT_QUANT_TYPES,
-        lambda: f"quant_type must be 'nf4' or 'fp4', got {quant_type!r}",
-    )
+    check_4bit_matmul_operands("gemm_4bit", A, B, blocksize)
+    check_format(quant_type_error(quant_type))
     torch._check(absmax.dtype == torch.float32, lambda: f"absmax must be float32, got {absmax.dtype}")
-    _check_nested_absmax(absmax_8bit, absmax_code, absmax_offset)
+    check_nested_absmax(absmax_8bit, absmax_code, absmax_offset)
     if bias is not None:
         torch._check(bias.dim() == 1, lambda: f"bias must be 1D, got {bias.dim()}D")
         torch._check(bias.shape[0] == N, lambda: f"bias length ({bias.shape[0]}) must match N ({N})")

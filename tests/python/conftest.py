@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import bitsandbytes  # noqa: F401  (registers the ops)
-from bitsandbytes.backends import torch_ops
+from bitsandbytes.backends import torch as torch_kernels
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,7 +83,7 @@ def pure_torch_kernels(device_type: str):
     library = torch.library.Library("bitsandbytes", "IMPL")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*Overriding a previously registered kernel.*")
-        for name, kernel in torch_ops.KERNELS.items():
+        for name, kernel in torch_kernels.KERNELS.items():
             library.impl(name, kernel, dispatch_key)
     try:
         yield
@@ -99,6 +99,46 @@ def implementation(request, device):
         return
     with pure_torch_kernels(device):
         yield "pure_torch"
+
+
+# ---- inputs of the kernel tests --------------------------------------------------------------
+
+SPECIAL_SIZE = 3 * 4096 + 5
+
+
+def random_input(n: int, dtype: torch.dtype, device: str, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    scale = torch.rand(1, generator=generator).item() * 10 + 0.01
+    return (torch.randn(n, generator=generator) * scale).to(dtype=dtype, device=device)
+
+
+def special_input(dtype: torch.dtype, device: str) -> torch.Tensor:
+    """Blocks of awkward values, each at least 64 elements apart from the next kind."""
+    values = random_input(SPECIAL_SIZE, torch.float32, "cpu", seed=7)
+    values[0:64] = 0.0  # an all-zero block
+    values[64:128] = -0.0
+    values[130] = float("nan")
+    values[200:264] = float("nan")  # an all-NaN block
+    values[300] = float("inf")
+    values[400] = float("-inf")
+    values[520:540] = 1e-40  # float32 subnormals (flushed)
+    values[540:560] = -3e-39
+    values[600:664] = 1e-38  # normal, but x * rcp(absmax) is not
+    values[700] = 3e38  # rcp underflows: every scaled value is zero
+    values[800:810] = 1e-3
+    values[810] = 65000.0
+    values[1000:1064] = torch.linspace(-1, 1, 64)
+    values[4096:4096 + 4096] = torch.linspace(-5, 5, 4096)
+    return values.to(dtype=dtype, device=device)
+
+
+def boundary_input(boundaries: torch.Tensor, dtype: torch.dtype, device: str) -> torch.Tensor:
+    """Each boundary value, its float32 neighbours, and 1.0 so that the block absmax is 1 (s == x)."""
+    boundaries = boundaries.float().cpu()
+    up = torch.nextafter(boundaries, torch.tensor(float("inf")))
+    down = torch.nextafter(boundaries, torch.tensor(float("-inf")))
+    values = torch.cat([boundaries, up, down, torch.tensor([1.0, -1.0, 0.0, -0.0])])
+    return values.to(dtype=dtype, device=device)
 
 
 def assert_bitwise_equal(actual: torch.Tensor, expected: torch.Tensor) -> None:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import bitsandbytes.functional as F
-from bitsandbytes.backends import torch_ops
+from bitsandbytes.backends.torch import blockwise, fourbit
 
 ops = torch.ops.bitsandbytes
 
@@ -93,20 +93,20 @@ def test_pure_torch_kernels_reject_tensors_on_other_devices():
     code = F.create_dynamic_map()
     meta_code = code.to("meta")
     with pytest.raises(ValueError, match="code must be on cpu like A, got meta"):
-        torch_ops.quantize_blockwise(A, meta_code, 64)
-    codes, absmax = torch_ops.quantize_blockwise(A, code, 64)
+        blockwise.quantize_blockwise(A, meta_code, 64)
+    codes, absmax = blockwise.quantize_blockwise(A, code, 64)
     with pytest.raises(ValueError, match="absmax must be on cpu like A, got meta"):
-        torch_ops.dequantize_blockwise(codes, absmax.to("meta"), code, 64, torch.float32)
-    packed, absmax4 = torch_ops.quantize_4bit(A, 64, "nf4", torch.uint8)
+        blockwise.dequantize_blockwise(codes, absmax.to("meta"), code, 64, torch.float32)
+    packed, absmax4 = fourbit.quantize_4bit(A, 64, "nf4", torch.uint8)
     with pytest.raises(ValueError, match="out must be on cpu like A, got meta"):
-        torch_ops.dequantize_4bit_out(packed, absmax4, 64, "nf4", [64], torch.float32, torch.empty(64, device="meta"))
+        fourbit.dequantize_4bit_out(packed, absmax4, 64, "nf4", [64], torch.float32, torch.empty(64, device="meta"))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 @pytest.mark.parametrize("kernels", ["native", "pure_torch"])
 def test_device_mismatch(kernels):
-    quantize_blockwise = ops.quantize_blockwise if kernels == "native" else torch_ops.quantize_blockwise
-    dequantize_4bit = ops.dequantize_4bit if kernels == "native" else torch_ops.dequantize_4bit
+    quantize_blockwise = ops.quantize_blockwise if kernels == "native" else blockwise.quantize_blockwise
+    dequantize_4bit = ops.dequantize_4bit if kernels == "native" else fourbit.dequantize_4bit
     A = torch.randn(64, device="cuda")
     with pytest.raises(ValueError, match="code must be on"):
         quantize_blockwise(A, F.create_dynamic_map(), 64)

@@ -1,7 +1,8 @@
 """Bit-exactness against upstream's outputs (shared/golden), driven by its manifest.
 
-Every case runs on every device, once through the native kernels and once through
-the pure-torch kernels (fixture `implementation`).
+The functional API on every device: codebooks, QuantState fields, nesting, the
+state-dict entries. Each op's kernels, native and pure torch, are checked against
+the same data in test_backend_ops.py.
 """
 
 import pytest
@@ -39,7 +40,7 @@ def test_dynamic_map_construction(golden, case):
 
 
 @pytest.mark.parametrize("case", _quant_cases(codebooks=False))
-def test_blockwise(golden, case, device, implementation):
+def test_blockwise(golden, case, device):
     tensors = golden.case_tensors("quant", case)
     blocksize = case["args"]["blocksize"]
     A = tensors["A"].to(device)
@@ -60,7 +61,7 @@ def test_blockwise(golden, case, device, implementation):
 
 
 @pytest.mark.parametrize("case", golden_case_params("fourbit"))
-def test_fourbit(golden, case, device, implementation):
+def test_fourbit(golden, case, device):
     tensors = golden.case_tensors("fourbit", case)
     args = case["args"]
     storage = DTYPES.get(args.get("quant_storage"), torch.uint8)

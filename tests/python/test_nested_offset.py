@@ -1,6 +1,6 @@
 """The offset of nested statistics is torch's CUDA mean, bit for bit, on every device.
 
-backends/cuda_reduction.py replays the summation order of torch's CUDA reduction.
+backends/torch/common/cuda_reduction.py replays the summation order of torch's CUDA reduction.
 On the CPU it is checked against a scalar, loop-by-loop transcription of that
 kernel (another reading of Reduce.cuh); on a CUDA device against torch.mean itself.
 """
@@ -11,7 +11,7 @@ import torch
 from conftest import assert_bitwise_equal
 
 import bitsandbytes.functional as F
-from bitsandbytes.backends.cuda_reduction import cuda_mean_float32
+from bitsandbytes.backends.torch.common.cuda_reduction import cuda_mean_float32
 
 # Vector counts around every configuration change: scalar loads below 128
 # elements, block widths 1..512, tails of 1-3 elements, and the split over

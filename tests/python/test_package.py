@@ -27,6 +27,36 @@ def test_top_level_names():
     assert callable(bitsandbytes.matmul_4bit)
 
 
+# The names bitsandbytes.functional held as one file (commit b2a836a), less its
+# imports of the standard library, typing and torch: the facade keeps all of them.
+FUNCTIONAL_PUBLIC_NAMES = {
+    "FLOAT_DTYPES", "FOURBIT_BLOCKSIZES", "FOURBIT_QUANT_TYPES", "NESTED_4BIT_BLOCKSIZE", "QuantState",
+    "QuantStateKeyError", "create_dynamic_map", "create_fp8_map", "create_linear_map", "create_normal_map",
+    "cuda_mean_float32", "dequantize_4bit", "dequantize_blockwise", "dequantize_fp4", "dequantize_nf4", "gemv_4bit",
+    "get_4bit_type", "get_ptr", "is_on_gpu", "name2qmap", "pack_dict_to_tensor", "quantize_4bit",
+    "quantize_blockwise", "quantize_fp4", "quantize_nf4", "unpack_tensor_to_dict",
+}  # fmt: skip
+# Private names that other modules and the tests read from bitsandbytes.functional.
+FUNCTIONAL_PRIVATE_NAMES_IN_USE = {
+    "_build_dynamic_map", "_denested_absmax", "_get_tensor_stream", "_nested_offset", "_torch_float32_linspace",
+}  # fmt: skip
+
+
+def test_functional_facade_keeps_every_name():
+    import bitsandbytes.functional as F
+
+    public = {name for name in dir(F) if not name.startswith("_")}
+    assert public == FUNCTIONAL_PUBLIC_NAMES
+    for name in FUNCTIONAL_PUBLIC_NAMES | FUNCTIONAL_PRIVATE_NAMES_IN_USE:
+        value = getattr(F, name)
+        if callable(value) and hasattr(value, "__module__"):
+            # The facade re-exports; it never wraps or copies what it exposes.
+            assert getattr(sys.modules[value.__module__], value.__name__) is value, name
+    assert F.QuantState is bitsandbytes.nn.modules.QuantState
+    assert F.FOURBIT_BLOCKSIZES == tuple(bitsandbytes._C.blocksizes("quantize_4bit"))
+    assert F.NESTED_4BIT_BLOCKSIZE == bitsandbytes._C.nested_blocksize() == 256
+
+
 def test_import_is_cheap_and_leaves_cuda_alone():
     result = run_python(
         "import sys, bitsandbytes, torch\n"  # bitsandbytes first: it must load torch itself

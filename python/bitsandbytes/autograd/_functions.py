@@ -8,6 +8,7 @@ from typing import Optional
 import torch
 
 import bitsandbytes.functional as F
+from bitsandbytes._formats import NESTED_BLOCKSIZE
 
 logger = logging.getLogger(__name__)
 
@@ -82,10 +83,10 @@ def _gemm_4bit(A, B, quant_state, bias):
     """The forward product through the gemm_4bit op, with the statistics as the op takes them."""
     N, K = quant_state.shape
     if quant_state.nested:
-        if quant_state.state2.blocksize != 256:
+        if quant_state.state2.blocksize != NESTED_BLOCKSIZE:
             raise NotImplementedError(
                 f"matmul_4bit: nested statistics with blocksize {quant_state.state2.blocksize} are not "
-                "supported (the nested blocksize of quantize_4bit is 256)")
+                f"supported (the nested blocksize of quantize_4bit is {NESTED_BLOCKSIZE})")
         return torch.ops.bitsandbytes.gemm_4bit(
             A, B, [N, K], quant_state.state2.absmax, quant_state.blocksize, quant_state.quant_type, bias,
             quant_state.absmax, quant_state.state2.code, quant_state.offset)

@@ -17,6 +17,7 @@ from torch import nn
 
 import bitsandbytes as bnb
 import bitsandbytes.functional as F
+from bitsandbytes._formats import CODE_SIZE
 from bitsandbytes.functional import QuantState
 
 logger = logging.getLogger(__name__)
@@ -219,8 +220,8 @@ def _check_prequantized(data: torch.Tensor, quant_state: QuantState):
         if quant_state.state2.absmax.numel() != nested_blocks:
             raise ValueError(f"weight.nested_absmax: expected {nested_blocks} entries, got "
                              f"{quant_state.state2.absmax.numel()}")
-        if quant_state.state2.code is None or quant_state.state2.code.numel() != 256:
-            raise ValueError("weight.nested_quant_map: expected the 256-entry dynamic map")
+        if quant_state.state2.code is None or quant_state.state2.code.numel() != CODE_SIZE:
+            raise ValueError(f"weight.nested_quant_map: expected the {CODE_SIZE}-entry dynamic map")
     elif quant_state.absmax.dtype == torch.uint8:
         raise ValueError("weight.nested_absmax: missing, but weight.absmax holds nested (uint8) statistics")
     else:

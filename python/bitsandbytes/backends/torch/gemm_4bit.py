@@ -11,7 +11,8 @@ from typing import Optional, Sequence
 
 import torch
 
-from .._ops import _check_4bit_matmul_operands, _check_nested_absmax, _check_out
+from ..._formats import NESTED_BLOCKSIZE, quant_type_error
+from ..._ops import check_4bit_matmul_operands, check_format, check_nested_absmax, check_out
 
 
 def _quant_type_of(code: torch.Tensor) -> str:
@@ -23,43 +24,45 @@ def _dequantized_weight(A, B, shapeB, absmax, blocksize, quant_type):
     return torch.ops.bitsandbytes.dequantize_4bit(B, absmax, blocksize, quant_type, list(shapeB), A.dtype)
 
 
-def _gemv_checks(A, B, shapeB, blocksize):
-    _check_4bit_matmul_operands(A, B, blocksize)
+def _matmul_checks(op, A, B, shapeB, blocksize):
+    check_4bit_matmul_operands(op, A, B, blocksize)
     torch._check(len(shapeB) == 2, lambda: f"shapeB must be 2D [N, K], got {list(shapeB)}")
     torch._check(A.shape[-1] == shapeB[1], lambda: f"A inner dim ({A.shape[-1]}) must match shapeB ({shapeB[1]})")
 
 
 def gemv_4bit(A: torch.Tensor, B: torch.Tensor, shapeB: Sequence[int], absmax: torch.Tensor, code: torch.Tensor,
               blocksize: int) -> torch.Tensor:
-    _gemv_checks(A, B, shapeB, blocksize)
+    _matmul_checks("gemv_4bit", A, B, shapeB, blocksize)
     weight = _dequantized_weight(A, B, shapeB, absmax, blocksize, _quant_type_of(code))
     return torch.nn.functional.linear(A, weight)
 
 
 def gemv_4bit_out(A: torch.Tensor, B: torch.Tensor, shapeB: Sequence[int], absmax: torch.Tensor, code: torch.Tensor,
                   blocksize: int, out: torch.Tensor) -> None:
-    _check_out(out, (*A.shape[:-1], shapeB[0]), A.device, A.dtype)
+    check_out(out, (*A.shape[:-1], shapeB[0]), A.device, A.dtype)
     out.copy_(gemv_4bit(A, B, shapeB, absmax, code, blocksize))
 
 
 def denested_absmax(absmax: torch.Tensor, absmax_8bit: torch.Tensor, absmax_code: torch.Tensor,
                     absmax_offset: torch.Tensor) -> torch.Tensor:
     """Per-block float32 scales of nested statistics (formats.md 3.3: one multiply, then + offset)."""
-    scales = torch.ops.bitsandbytes.dequantize_blockwise(absmax_8bit, absmax, absmax_code, 256, torch.float32)
+    scales = torch.ops.bitsandbytes.dequantize_blockwise(
+        absmax_8bit, absmax, absmax_code, NESTED_BLOCKSIZE, torch.float32
+    )
     return scales + absmax_offset.to(torch.float32)
 
 
 def gemm_4bit(A: torch.Tensor, B: torch.Tensor, shapeB: Sequence[int], absmax: torch.Tensor, blocksize: int,
               quant_type: str, bias: Optional[torch.Tensor] = None, absmax_8bit: Optional[torch.Tensor] = None,
               absmax_code: Optional[torch.Tensor] = None, absmax_offset: Optional[torch.Tensor] = None) -> torch.Tensor:
-    _gemv_checks(A, B, shapeB, blocksize)
+    _matmul_checks("gemm_4bit", A, B, shapeB, blocksize)
     torch._check(absmax.dtype == torch.float32, lambda: f"absmax must be float32, got {absmax.dtype}")
-    torch._check(quant_type in ("nf4", "fp4"), lambda: f"quant_type must be 'nf4' or 'fp4', got {quant_type!r}")
+    check_format(quant_type_error(quant_type))
     if absmax_8bit is not None:
         # The eager op accepts a 16-bit offset (converted to float32), unlike the fake.
         if absmax_offset is not None and absmax_offset.dtype in (torch.float16, torch.bfloat16):
             absmax_offset = absmax_offset.to(torch.float32)
-        _check_nested_absmax(absmax_8bit, absmax_code, absmax_offset)
+        check_nested_absmax(absmax_8bit, absmax_code, absmax_offset)
         absmax = denested_absmax(absmax, absmax_8bit, absmax_code, absmax_offset)
     if bias is not None:
         torch._check(bias.dim() == 1 and bias.shape[0] == shapeB[0],

@@ -1,0 +1,67 @@
+"""Facts of the data formats, read once from the native library (src/formats.h).
+
+Every layer (functional API, fake kernels, pure-torch kernels) checks arguments
+against these tables and words its errors with these helpers, so a rule and its
+message exist once. Each helper returns the message of what is wrong, or None;
+the caller raises in its own layer's way (ValueError in eager code, torch._check's
+RuntimeError in fake kernels).
+
+Read at import: torch.compile traces Python constants, not calls into _C.
+"""
+
+from typing import Optional
+
+import torch
+
+from . import _C
+
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+FOURBIT_QUANT_TYPES = ("nf4", "fp4")
+FOURBIT_STORAGE_DTYPES = (torch.uint8, torch.bfloat16, torch.float16, torch.float32)
+
+# The blocksizes each native op accepts, increasing.
+BLOCKSIZES: dict[str, tuple[int, ...]] = {op: tuple(_C.blocksizes(op)) for op in _C.ops()}
+# Entries of an 8-bit codebook (the dynamic maps).
+CODE_SIZE: int = len(_C.codebook("dynamic_signed"))
+# Blocksize of the 8-bit quantization of nested ("double") 4-bit statistics.
+NESTED_BLOCKSIZE: int = _C.nested_blocksize()
+
+
+def require_valid(error: Optional[str]) -> None:
+    """Raises a rule's message as the eager layers do (ValueError); fake kernels use _ops.check_format."""
+    if error is not None:
+        raise ValueError(error)
+
+
+def blocks_of(n: int, blocksize: int) -> int:
+    """ceil(n / blocksize), written as upstream does so that symbolic sizes stay simple."""
+    return -(n // -blocksize)
+
+
+def blocksize_error(op: str, blocksize: int) -> Optional[str]:
+    allowed = BLOCKSIZES[op]
+    if blocksize in allowed:
+        return None
+    return f"invalid blocksize {blocksize}: must be one of {allowed}"
+
+
+def quant_type_error(quant_type: str) -> Optional[str]:
+    if quant_type in FOURBIT_QUANT_TYPES:
+        return None
+    return f"quant_type must be 'nf4' or 'fp4', got {quant_type!r}"
+
+
+# How upstream's messages name each op whose input (quantizers) or output
+# (dequantizers) must be a 16/32-bit float.
+_FLOAT_OPERATION_NAMES = {
+    "quantize_blockwise": "Blockwise quantization",
+    "dequantize_blockwise": "Blockwise dequantization",
+    "quantize_4bit": "Blockwise 4bit quantization",
+    "dequantize_4bit": "Blockwise 4bit dequantization",
+}
+
+
+def float_dtype_error(op: str, dtype: torch.dtype) -> Optional[str]:
+    if dtype in FLOAT_DTYPES:
+        return None
+    return f"{_FLOAT_OPERATION_NAMES[op]} only supports 16/32-bit floats, but got {dtype}"

@@ -1,0 +1,1 @@
+"""The implementation of bitsandbytes.functional, one module per concern; import from the facade."""

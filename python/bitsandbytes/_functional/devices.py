@@ -1,0 +1,46 @@
+"""Pointers, devices and streams of tensors (upstream's helpers for native calls)."""
+
+import ctypes
+from typing import Iterable, Optional
+
+import torch
+
+
+def is_on_gpu(tensors: Iterable[Optional[torch.Tensor]]) -> bool:
+    """True when the tensors share one device; None entries and paged tensors are ignored.
+
+    Raises RuntimeError when CPU and accelerator tensors are mixed or when two
+    accelerators appear.
+    """
+    tensors = list(tensors)
+    devices = {
+        (t.device.type, t.device.index)
+        for t in tensors
+        if t is not None and not getattr(t, "is_paged", False)
+    }
+    described = [(tuple(t.shape), t.device) for t in tensors if t is not None]
+    on_cpu = {device for device in devices if device[0] == "cpu"}
+    if on_cpu and len(on_cpu) != len(devices):
+        raise RuntimeError(f"Input tensors need to be on the same device, but found: {described}")
+    if len(devices) > 1:
+        raise RuntimeError(
+            f"Input tensors need to be on the same GPU, but found the following tensor and device "
+            f"combinations: {described}"
+        )
+    return True
+
+
+def get_ptr(A: Optional[torch.Tensor]) -> Optional[ctypes.c_void_p]:
+    """The address of A's first element as a ctypes pointer (None for None)."""
+    if A is None:
+        return None
+    return ctypes.c_void_p(A.data_ptr())
+
+
+def _get_tensor_stream(tensor: torch.Tensor) -> ctypes.c_void_p:
+    """The current stream of the tensor's device as a raw handle; NULL on the CPU."""
+    if tensor.device.type == "cuda":
+        return ctypes.c_void_p(torch.cuda.current_stream(tensor.device).cuda_stream)
+    if tensor.device.type == "xpu":
+        return ctypes.c_void_p(torch.xpu.current_stream(tensor.device).sycl_queue)
+    return ctypes.c_void_p()

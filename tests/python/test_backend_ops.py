@@ -1,0 +1,519 @@
+"""Every native op on every available device, against the pure-torch oracle and upstream's golden data.
+
+ggml's test-backend-ops idea: the cases of each op are declared once (CASES below) and
+run on every device; an op listed by ``bitsandbytes._C.ops()`` without cases fails
+here until it gets some. Devices: cpu always, cuda when torch.cuda.is_available().
+
+What runs:
+  * test_native_matches_oracle: the device's native kernel, where
+    ``_C.backend_supports(device, op)`` and torch has a kernel for the device's
+    dispatch key, against the pure-torch kernels of bitsandbytes.backends.torch called
+    directly on the CPU. Bit for bit, except the matrix products (gemm_4bit,
+    gemv_4bit), which accumulate in their own order and are compared by relative
+    error. Elsewhere it is skipped with the reason (today gemm_4bit/gemv_4bit on the
+    CPU, which the pure-torch default kernel serves).
+  * test_oracle_matches_oracle_on_cpu: the pure-torch kernels on a device other than
+    the CPU give the CPU's bytes (they serve devices without native kernels).
+  * test_matches_golden: native kernels and oracle against upstream's CUDA outputs
+    (shared/golden, read through its manifest), on every device.
+Axes: input dtypes fp32/fp16/bf16, every blocksize of ``_C.blocksizes(op)``, nf4/fp4,
+nested statistics, 4-bit storage dtypes, sizes around block and launch boundaries,
+special values, rounding boundaries, non-contiguous inputs, the ``.out`` overloads.
+"""
+
+import dataclasses
+import functools
+from typing import Callable, Optional
+
+import pytest
+import torch
+from conftest import (
+    DEVICES,
+    assert_bitwise_equal,
+    boundary_input,
+    golden_dir,
+    golden_manifest,
+    random_input,
+    special_input,
+)
+
+from bitsandbytes import _C
+from bitsandbytes import functional as F
+from bitsandbytes._formats import BLOCKSIZES, FOURBIT_QUANT_TYPES, FOURBIT_STORAGE_DTYPES, NESTED_BLOCKSIZE, blocks_of
+from bitsandbytes.backends.torch import KERNELS as ORACLE_KERNELS
+from bitsandbytes.backends.torch.common.cuda_reduction import cuda_mean_float32
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+STORAGE_IDS = {torch.uint8: "u8", torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}
+# Around blocks, the quantizers' per-thread group of 8 and the CUDA dequantizers'
+# per-warp span (32 lanes x 4 vectors x 4 or 8 elements).
+SIZES = (0, 1, 2, 3, 7, 8, 9, 31, 33, 63, 64, 65, 127, 511, 512, 513, 1023, 1024, 1025, 4097, 4099, 8193, 65553)
+STORAGE_SIZES = (1, 2, 3, 5, 7, 9, 64, 66, 70, 1001, 4097)
+DISPATCH_KEYS = {"cpu": "CPU", "cuda": "CUDA"}
+# Scales of every magnitude, zero, inf and NaN, at the start of a dequantizer's absmax.
+SPECIAL_SCALES = (0.0, float("inf"), float("nan"), 1e-38, 3e38, 1e-45, 65504.0, 1.0)
+# ||native - oracle|| / ||oracle|| of the matrix products: each rounds its output to
+# A's dtype once and accumulates in float32 in its own order.
+MATMUL_TOLERANCE = {torch.float32: 4e-5, torch.float16: 4e-3, torch.bfloat16: 2.4e-2}
+# Against upstream's output (bf16 models in the golden data).
+GOLDEN_MATMUL_TOLERANCE = {torch.bfloat16: 1e-2, torch.float16: 1e-3, torch.float32: 1e-3}
+
+
+def native(op: str, *args, **kwargs):
+    """torch.ops.bitsandbytes.<op>, dispatched by the tensors' device ("name.out" picks the overload)."""
+    name, _, overload = op.partition(".")
+    return getattr(getattr(torch.ops.bitsandbytes, name), overload or "default")(*args, **kwargs)
+
+
+def oracle(op: str, *args, **kwargs):
+    """The pure-torch kernel of the op, called directly (no dispatcher)."""
+    return ORACLE_KERNELS[op](*args, **kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    name: str
+    # run(call, device) -> the output tensors; call is `native` or `oracle`.
+    run: Callable[[Callable, str], list]
+    # Bound of the relative error against the oracle; None: bit for bit.
+    tolerance: Optional[float] = None
+
+
+def dynamic_code(device, signed: bool = True) -> torch.Tensor:
+    return torch.tensor(_C.codebook("dynamic_signed" if signed else "dynamic_unsigned"), device=device)
+
+
+def fourbit_code(quant_type: str, device) -> torch.Tensor:
+    return F.get_4bit_type(quant_type, device=device)
+
+
+def random_scales(blocks: int, device, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    scales = torch.rand(blocks, generator=generator) * 1000
+    special = torch.tensor(SPECIAL_SCALES[:blocks])
+    scales[: special.numel()] = special
+    return scales.to(device)
+
+
+def random_bytes(count: int, device, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (count,), generator=generator, dtype=torch.uint8).to(device)
+
+
+def non_contiguous_views(dtype, device) -> list[torch.Tensor]:
+    base = random_input(48 * 70, dtype, device).view(48, 70)
+    return [base.t(), base[:, ::3], base[::2, 1:]]
+
+
+def nested(call, absmax: torch.Tensor) -> list[torch.Tensor]:
+    """The 8-bit quantization of a 4-bit absmax less its mean (formats.md 3.3)."""
+    offset = cuda_mean_float32(absmax.cpu()).to(absmax.device)
+    return [offset, *call("quantize_blockwise", absmax - offset, dynamic_code(absmax.device), NESTED_BLOCKSIZE)]
+
+
+def denested(call, codes, nested_absmax, offset) -> torch.Tensor:
+    scales = call("dequantize_blockwise", codes, nested_absmax, dynamic_code(codes.device), NESTED_BLOCKSIZE,
+                  torch.float32)
+    return scales + offset
+
+
+# ---- quantize_blockwise -----------------------------------------------------------------------
+
+
+def quantize_blockwise_cases() -> list[Case]:
+    def sizes(dtype, blocksize, call, device):
+        code = dynamic_code(device)
+        return [t for n in SIZES for t in call("quantize_blockwise", random_input(n, dtype, device, seed=n), code,
+                                               blocksize)]
+
+    def special(dtype, signed, blocksize, call, device):
+        return list(call("quantize_blockwise", special_input(dtype, device), dynamic_code(device, signed), blocksize))
+
+    def boundaries(signed, call, device):
+        code = dynamic_code(device, signed)
+        A = boundary_input((code[:-1] + code[1:]) * 0.5, torch.float32, device)
+        return list(call("quantize_blockwise", A, code, 4096))
+
+    def non_contiguous(dtype, call, device):
+        code = dynamic_code(device)
+        return [t for A in non_contiguous_views(dtype, device) for t in call("quantize_blockwise", A, code, 64)]
+
+    cases = [
+        Case(f"{d}-bs{b}-sizes", functools.partial(sizes, DTYPES[d], b))
+        for d in DTYPES
+        for b in BLOCKSIZES["quantize_blockwise"]
+    ]
+    for signed in (True, False):
+        kind = "signed" if signed else "unsigned"
+        cases += [Case(f"{d}-bs{b}-special-{kind}", functools.partial(special, DTYPES[d], signed, b))
+                  for d in DTYPES for b in (64, 4096)]
+        cases.append(Case(f"fp32-bs4096-boundaries-{kind}", functools.partial(boundaries, signed)))
+    cases += [Case(f"{d}-bs64-non_contiguous", functools.partial(non_contiguous, DTYPES[d])) for d in DTYPES]
+    return cases
+
+
+# ---- dequantize_blockwise ---------------------------------------------------------------------
+
+
+def dequantize_blockwise_cases() -> list[Case]:
+    def sizes(dtype, blocksize, call, device):
+        code = dynamic_code(device)
+        outputs = []
+        for n in SIZES:
+            codes = random_bytes(n, device, seed=n)
+            outputs.append(call("dequantize_blockwise", codes, random_scales(blocks_of(n, blocksize), device, n),
+                                code, blocksize, dtype))
+        return outputs
+
+    def into_out(dtype, call, device):
+        codes = random_bytes(4097, device, seed=1)
+        out = torch.full((4097,), float("nan"), dtype=dtype, device=device)
+        call("dequantize_blockwise.out", codes, random_scales(65, device, 1), dynamic_code(device), 64, dtype, out=out)
+        return [out]
+
+    def non_contiguous(call, device):
+        codes = random_bytes(64 * 64, device, seed=2).view(64, 64).t()
+        return [call("dequantize_blockwise", codes, random_scales(64, device, 2), dynamic_code(device), 64,
+                     torch.float32)]
+
+    cases = [
+        Case(f"{d}-bs{b}-sizes", functools.partial(sizes, DTYPES[d], b))
+        for d in DTYPES
+        for b in BLOCKSIZES["dequantize_blockwise"]
+    ]
+    cases += [Case(f"{d}-bs64-out", functools.partial(into_out, DTYPES[d])) for d in DTYPES]
+    cases.append(Case("fp32-bs64-non_contiguous", non_contiguous))
+    return cases
+
+
+# ---- quantize_4bit --------------------------------------------------------------------------------
+
+
+def quantize_4bit_cases() -> list[Case]:
+    def sizes(dtype, blocksize, quant_type, call, device):
+        return [t for n in SIZES
+                for t in call("quantize_4bit", random_input(n, dtype, device, seed=n), blocksize, quant_type,
+                              torch.uint8)]
+
+    def special(dtype, blocksize, quant_type, call, device):
+        return list(call("quantize_4bit", special_input(dtype, device), blocksize, quant_type, torch.uint8))
+
+    def boundaries(quant_type, call, device):
+        thresholds = torch.tensor(_C.quantize_thresholds(quant_type))
+        if quant_type == "fp4":  # the thresholds are magnitudes
+            thresholds = torch.cat([thresholds, -thresholds])
+        return list(call("quantize_4bit", boundary_input(thresholds, torch.float32, device), 4096, quant_type,
+                         torch.uint8))
+
+    def storage(dtype, quant_storage, call, device):
+        outputs = []
+        for n in STORAGE_SIZES:
+            packed, absmax = call("quantize_4bit", random_input(n, dtype, device, seed=n), 64, "nf4", quant_storage)
+            assert packed.dtype == quant_storage
+            outputs += [packed.view(torch.uint8), absmax]
+        return outputs
+
+    def non_contiguous(dtype, quant_type, call, device):
+        return [t for A in non_contiguous_views(dtype, device)
+                for t in call("quantize_4bit", A, 64, quant_type, torch.uint8)]
+
+    def with_nested_statistics(dtype, blocksize, quant_type, call, device):
+        outputs = []
+        for n in (4097, 65553):
+            packed, absmax = call("quantize_4bit", random_input(n, dtype, device, seed=n), blocksize, quant_type,
+                                  torch.uint8)
+            outputs += [packed, absmax, *nested(call, absmax)]
+        return outputs
+
+    cases = []
+    for q in FOURBIT_QUANT_TYPES:
+        cases += [Case(f"{q}-{d}-bs{b}-sizes", functools.partial(sizes, DTYPES[d], b, q))
+                  for d in DTYPES for b in BLOCKSIZES["quantize_4bit"]]
+        cases += [Case(f"{q}-{d}-bs{b}-special", functools.partial(special, DTYPES[d], b, q))
+                  for d in DTYPES for b in (32, 64, 4096)]
+        cases.append(Case(f"{q}-fp32-bs4096-boundaries", functools.partial(boundaries, q)))
+        cases += [Case(f"{q}-{d}-bs64-non_contiguous", functools.partial(non_contiguous, DTYPES[d], q))
+                  for d in DTYPES]
+        cases += [Case(f"{q}-{d}-bs{b}-nested", functools.partial(with_nested_statistics, DTYPES[d], b, q))
+                  for d in DTYPES for b in (64, 4096)]
+    cases += [Case(f"nf4-{d}-bs64-storage_{STORAGE_IDS[s]}", functools.partial(storage, DTYPES[d], s))
+              for d in ("bf16", "fp16") for s in FOURBIT_STORAGE_DTYPES]
+    return cases
+
+
+# ---- dequantize_4bit ------------------------------------------------------------------------------
+
+
+def dequantize_4bit_cases() -> list[Case]:
+    def sizes(dtype, blocksize, quant_type, call, device):
+        outputs = []
+        for n in SIZES:
+            packed = random_bytes((n + 1) // 2, device, seed=n).view(-1, 1)
+            absmax = random_scales(blocks_of(n, blocksize), device, n)
+            outputs.append(call("dequantize_4bit", packed, absmax, blocksize, quant_type, [n], dtype))
+        return outputs
+
+    def storage(quant_storage, call, device):
+        packed = random_bytes(4 * 1001, device, seed=3).view(quant_storage).view(-1, 1)
+        return [call("dequantize_4bit", packed, random_scales(63, device, 3), 64, "nf4", [4001], torch.bfloat16)]
+
+    def into_out(dtype, quant_type, call, device):
+        out = torch.full((65, 63), float("nan"), dtype=dtype, device=device)
+        call("dequantize_4bit.out", random_bytes(2048, device, seed=4).view(-1, 1), random_scales(65, device, 4), 64,
+             quant_type, [65, 63], dtype, out=out)
+        return [out]
+
+    def with_nested_statistics(dtype, quant_type, call, device):
+        n, blocksize = 65553, 64
+        packed = random_bytes((n + 1) // 2, device, seed=5).view(-1, 1)
+        blocks = blocks_of(n, blocksize)
+        generator = torch.Generator().manual_seed(5)
+        nested_absmax = (torch.rand(blocks_of(blocks, NESTED_BLOCKSIZE), generator=generator) + 0.5).to(device)
+        offset = torch.tensor(0.75, device=device)
+        absmax = denested(call, random_bytes(blocks, device, seed=6), nested_absmax, offset)
+        return [absmax, call("dequantize_4bit", packed, absmax, blocksize, quant_type, [n], dtype)]
+
+    cases = []
+    for q in FOURBIT_QUANT_TYPES:
+        cases += [Case(f"{q}-{d}-bs{b}-sizes", functools.partial(sizes, DTYPES[d], b, q))
+                  for d in DTYPES for b in BLOCKSIZES["dequantize_4bit"]]
+        cases += [Case(f"{q}-{d}-bs64-out", functools.partial(into_out, DTYPES[d], q)) for d in DTYPES]
+        cases += [Case(f"{q}-{d}-bs64-nested", functools.partial(with_nested_statistics, DTYPES[d], q))
+                  for d in DTYPES]
+    cases += [Case(f"nf4-bf16-bs64-storage_{STORAGE_IDS[s]}", functools.partial(storage, s))
+              for s in FOURBIT_STORAGE_DTYPES]
+    return cases
+
+
+# ---- gemm_4bit, gemv_4bit -------------------------------------------------------------------------
+
+N, K = 96, 320
+
+
+def packed_weight(blocksize, quant_type, device):
+    """A packed [N, K] weight and its float32 absmax, quantized by the oracle on the CPU."""
+    W = random_input(N * K, torch.float32, "cpu", seed=blocksize).view(N, K) * 0.05
+    packed, absmax = oracle("quantize_4bit", W, blocksize, quant_type, torch.uint8)
+    return packed.to(device), absmax.to(device)
+
+
+def gemm_4bit_cases() -> list[Case]:
+    def products(dtype, blocksize, quant_type, with_nesting, call, device):
+        packed, absmax = packed_weight(blocksize, quant_type, device)
+        statistics = (absmax,)
+        if with_nesting:
+            offset, codes, nested_absmax = nested(oracle, absmax)
+            statistics = (nested_absmax, codes, dynamic_code(device), offset)
+        bias = random_input(N, dtype, device, seed=1)
+        outputs = []
+        for rows in (1, 3, 16):
+            A = random_input(rows * K, dtype, device, seed=rows).view(rows, K)
+            arguments = (A, packed, [N, K], statistics[0], blocksize, quant_type, bias, *statistics[1:])
+            outputs.append(call("gemm_4bit", *arguments))
+        return outputs
+
+    return [
+        Case(f"{q}-{d}-bs{b}-{'nested' if n else 'plain'}", functools.partial(products, DTYPES[d], b, q, n),
+             tolerance=MATMUL_TOLERANCE[DTYPES[d]])
+        for q in FOURBIT_QUANT_TYPES
+        for d in DTYPES
+        for b in BLOCKSIZES["gemm_4bit"]
+        for n in (False, True)
+    ]
+
+
+def gemv_4bit_cases() -> list[Case]:
+    def products(dtype, blocksize, quant_type, call, device):
+        packed, absmax = packed_weight(blocksize, quant_type, device)
+        code = fourbit_code(quant_type, device)
+        outputs = []
+        for shape in ((1, K), (1, 1, K)):
+            A = random_input(K, dtype, device, seed=len(shape)).view(shape)
+            outputs.append(call("gemv_4bit", A, packed, [N, K], absmax, code, blocksize))
+        out = torch.full((1, N), float("nan"), dtype=dtype, device=device)
+        call("gemv_4bit.out", random_input(K, dtype, device, seed=9).view(1, K), packed, [N, K], absmax, code,
+             blocksize, out=out)
+        return [*outputs, out]
+
+    return [
+        Case(f"{q}-{d}-bs{b}", functools.partial(products, DTYPES[d], b, q), tolerance=MATMUL_TOLERANCE[DTYPES[d]])
+        for q in FOURBIT_QUANT_TYPES
+        for d in DTYPES
+        for b in BLOCKSIZES["gemv_4bit"]
+    ]
+
+
+CASES: dict[str, list[Case]] = {
+    "quantize_blockwise": quantize_blockwise_cases(),
+    "dequantize_blockwise": dequantize_blockwise_cases(),
+    "quantize_4bit": quantize_4bit_cases(),
+    "dequantize_4bit": dequantize_4bit_cases(),
+    "gemm_4bit": gemm_4bit_cases(),
+    "gemv_4bit": gemv_4bit_cases(),
+}
+
+
+def case_params():
+    for op in _C.ops():
+        if not CASES.get(op):
+            yield pytest.param(op, None, id=f"{op}-no-cases")
+        for case in CASES.get(op, []):
+            yield pytest.param(op, case, id=f"{op}-{case.name}")
+
+
+def require_cases(op: str, case: Optional[Case]) -> Case:
+    if case is None:
+        pytest.fail(f"the native op {op} has no cases: add them to CASES in tests/python/test_backend_ops.py")
+    return case
+
+
+def native_kernel_missing(device: str, op: str) -> Optional[str]:
+    """Why the device has no native kernel of the op to test, or None when it has one."""
+    if not _C.backend_supports(device, op):
+        return f"the native {device} backend does not implement {op} (the pure-torch default kernel serves it)"
+    if not torch._C._dispatch_has_kernel_for_dispatch_key(f"bitsandbytes::{op}", DISPATCH_KEYS[device]):
+        return f"no native kernel of {op} is registered for {DISPATCH_KEYS[device]}"
+    return None
+
+
+def assert_outputs_agree(actual: list, expected: list, tolerance: Optional[float]) -> None:
+    assert len(actual) == len(expected)
+    for index, (a, e) in enumerate(zip(actual, expected)):
+        a, e = a.detach().cpu(), e.detach().cpu()
+        if tolerance is None:
+            assert_bitwise_equal(a, e)
+            continue
+        assert a.dtype == e.dtype and a.shape == e.shape, (index, a.dtype, e.dtype, a.shape, e.shape)
+        assert torch.isfinite(a).all(), f"output {index}: non-finite values"
+        error = ((a.double() - e.double()).norm() / e.double().norm()).item()
+        assert error < tolerance, f"output {index}: relative error {error:.2e} above {tolerance:.0e}"
+
+
+@pytest.mark.parametrize("op, case", list(case_params()))
+def test_native_matches_oracle(op, case, device):
+    case = require_cases(op, case)
+    reason = native_kernel_missing(device, op)
+    if reason:
+        pytest.skip(reason)
+    assert_outputs_agree(case.run(native, device), case.run(oracle, "cpu"), case.tolerance)
+
+
+@pytest.mark.parametrize("op, case", list(case_params()))
+@pytest.mark.parametrize("device", [d for d in DEVICES if d.values[0] != "cpu"])
+def test_oracle_matches_oracle_on_cpu(op, case, device):
+    case = require_cases(op, case)
+    assert_outputs_agree(case.run(oracle, device), case.run(oracle, "cpu"), case.tolerance)
+
+
+# ---- golden data ----------------------------------------------------------------------------------
+
+
+def check_quantize_blockwise(call, tensors, args, device):
+    q, absmax = call("quantize_blockwise", tensors["A"].to(device), tensors["code"].to(device), args["blocksize"])
+    assert_bitwise_equal(q, tensors["q"])
+    assert_bitwise_equal(absmax, tensors["absmax"])
+
+
+def check_dequantize_blockwise(call, tensors, args, device):
+    dequant = call("dequantize_blockwise", tensors["q"].to(device), tensors["absmax"].to(device),
+                   tensors["code"].to(device), args["blocksize"], DTYPES[args["dtype"]])
+    assert_bitwise_equal(dequant, tensors["dequant"])
+
+
+def check_quantize_4bit(call, tensors, args, device):
+    storage = DTYPES.get(args.get("quant_storage"), torch.uint8)
+    packed, absmax = call("quantize_4bit", tensors["A"].to(device), args["blocksize"], args["quant_type"], storage)
+    assert_bitwise_equal(packed, tensors["packed"])
+    if not args.get("compress_statistics"):
+        assert_bitwise_equal(absmax, tensors["absmax"])
+        return
+    # The mean is the functional layer's (test_golden.py); the ops quantize what is left.
+    offset = tensors["offset"].reshape(()).to(device)
+    codes, nested_absmax = call("quantize_blockwise", absmax - offset, tensors["nested_code"].to(device),
+                                NESTED_BLOCKSIZE)
+    assert_bitwise_equal(codes, tensors["absmax"])
+    assert_bitwise_equal(nested_absmax, tensors["nested_absmax"])
+
+
+def check_dequantize_4bit(call, tensors, args, device):
+    absmax = tensors["absmax"].to(device)
+    if args.get("compress_statistics"):
+        absmax = denested(call, absmax, tensors["nested_absmax"].to(device), tensors["offset"].reshape(()).to(device))
+    dequant = call("dequantize_4bit", tensors["packed"].to(device), absmax, args["blocksize"], args["quant_type"],
+                   list(tensors["A"].shape), tensors["A"].dtype)
+    assert_bitwise_equal(dequant, tensors["dequant"])
+
+
+def matmul_4bit_operands(tensors, device):
+    """The golden weight quantized as upstream's matmul_4bit cases did (nf4, blocksize 64, nested)."""
+    packed, state = F.quantize_4bit(tensors["W"].to(device), blocksize=64, quant_type="nf4", compress_statistics=True)
+    assert_bitwise_equal(packed, tensors["packed"])
+    return packed, state, tensors["x"].to(device), tensors["y"]
+
+
+def assert_close_to_golden(y, expected):
+    error = ((y.detach().cpu().double() - expected.double()).norm() / expected.double().norm()).item()
+    assert error < GOLDEN_MATMUL_TOLERANCE[expected.dtype], f"relative error {error:.2e}"
+
+
+def check_gemm_4bit(call, tensors, args, device):
+    packed, state, x, expected = matmul_4bit_operands(tensors, device)
+    y = call("gemm_4bit", x, packed, list(state.shape), state.state2.absmax, state.blocksize, state.quant_type, None,
+             state.absmax, state.state2.code, state.offset)
+    assert_close_to_golden(y, expected)
+
+
+def check_gemv_4bit(call, tensors, args, device):
+    packed, state, x, expected = matmul_4bit_operands(tensors, device)
+    y = call("gemv_4bit", x, packed, list(state.shape), F._denested_absmax(state), state.code, state.blocksize)
+    assert_close_to_golden(y, expected)
+
+
+def quant_cases():
+    return [c for c in golden_manifest()["groups"]["quant"] if "q" in c["tensors"]]
+
+
+def matmul_cases(rows=None):
+    cases = [c for c in golden_manifest()["groups"]["modules"] if c["case"].startswith("matmul_4bit")]
+    return [c for c in cases if rows is None or c["args"]["m"] == rows]
+
+
+# op -> (golden group, its cases, the check)
+GOLDEN_CHECKS = {
+    "quantize_blockwise": ("quant", quant_cases, check_quantize_blockwise),
+    "dequantize_blockwise": ("quant", quant_cases, check_dequantize_blockwise),
+    "quantize_4bit": ("fourbit", lambda: golden_manifest()["groups"]["fourbit"], check_quantize_4bit),
+    "dequantize_4bit": ("fourbit", lambda: golden_manifest()["groups"]["fourbit"], check_dequantize_4bit),
+    "gemm_4bit": ("modules", matmul_cases, check_gemm_4bit),
+    # Upstream's matmul_4bit takes gemv_4bit for a single row.
+    "gemv_4bit": ("modules", lambda: matmul_cases(rows=1), check_gemv_4bit),
+}
+
+
+def golden_params():
+    if golden_manifest() is None:
+        reason = f"golden vectors not found in {golden_dir()} (set BNB_GOLDEN_DIR)"
+        yield pytest.param(None, None, id="no-golden", marks=pytest.mark.skip(reason=reason))
+        return
+    for op in _C.ops():
+        if op not in GOLDEN_CHECKS:
+            yield pytest.param(op, None, id=f"{op}-no-golden-check")
+            continue
+        _, cases, _ = GOLDEN_CHECKS[op]
+        for case in cases():
+            yield pytest.param(op, case, id=f"{op}-{case['case']}")
+
+
+@pytest.mark.parametrize("implementation", ["native", "oracle"])
+@pytest.mark.parametrize("op, case", list(golden_params()))
+def test_matches_golden(golden, op, case, device, implementation):
+    if case is None:
+        pytest.fail(f"the native op {op} has no golden check: add one to GOLDEN_CHECKS in {__file__}")
+    if implementation == "native":
+        reason = native_kernel_missing(device, op)
+        if reason:
+            pytest.skip(reason)
+    group, _, check = GOLDEN_CHECKS[op]
+    call = native if implementation == "native" else oracle
+    with torch.no_grad():
+        check(call, golden.case_tensors(group, case), case["args"], device)
