@@ -1,7 +1,8 @@
-// Lets hipcc build csrc/cuda/*.cu unchanged: the CUDA runtime names those files use,
-// mapped to HIP, plus the few device functions HIP lacks (bfloat16 pairs, the
-// *_sync warp shuffles) and the platform's version of upstream's fast-math
-// arithmetic. Included by csrc/cuda/cuda_common.cuh when __HIPCC__ is defined.
+// The only place where the HIP build of csrc/cuda differs: the CUDA runtime names
+// those files use, mapped to HIP, plus the few device functions HIP lacks (bfloat16
+// pairs, the *_sync warp shuffles) and the platform's version of upstream's
+// fast-math arithmetic. Included by cuda_common.cuh when __HIPCC__ is defined;
+// csrc/hip/compile_check.sh builds the sources with it.
 //
 // Bit-exactness with upstream's CUDA bytes is not claimed on AMD GPUs: the
 // approximate reciprocal differs from NVIDIA's rcp.approx.ftz.f32.
