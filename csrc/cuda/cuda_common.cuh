@@ -13,6 +13,9 @@
 // The dispatch-table entry these sources fill (vendors/hip.h names the HIP one).
 #define BNB_GPU_DEVICE_TYPE BNB_DEVICE_CUDA
 #define BNB_GPU_BACKEND_NAME "cuda"
+// NVIDIA's warp-level mma.sync and cuBLASLt (vendors/hip.h: neither in the HIP build).
+#define BNB_GPU_HAS_MMA_SYNC 1
+#define BNB_GPU_HAS_CUBLASLT 1
 #endif
 
 #include <cstdint>

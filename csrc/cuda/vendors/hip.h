@@ -17,6 +17,12 @@
 // The dispatch-table entry these sources fill when built by hipcc.
 #define BNB_GPU_DEVICE_TYPE BNB_DEVICE_HIP
 #define BNB_GPU_BACKEND_NAME "hip"
+// What the CUDA build has and this one lacks: the tensor-core 4-bit matmul kernel
+// is written with NVIDIA's mma.sync, and the dequantize + dense GEMM path calls
+// cuBLASLt (hipBLASLt is not part of this build). AUTO serves every shape with the
+// other fused kernels instead.
+#define BNB_GPU_HAS_MMA_SYNC 0
+#define BNB_GPU_HAS_CUBLASLT 0
 
 // ---- runtime API -------------------------------------------------------------------------
 using cudaStream_t = hipStream_t;
