@@ -4,6 +4,7 @@
 // workspace, the bias epilogue, nested statistics and a CUDA graph capture.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -21,23 +22,11 @@ namespace {
 constexpr bnb_device kCuda = {BNB_DEVICE_CUDA, 0};
 constexpr int64_t kBlocksize = 64;
 
-uint32_t bits_of(float value) {
-    uint32_t bits;
-    std::memcpy(&bits, &value, sizeof bits);
-    return bits;
-}
-
-float float_of(uint32_t bits) {
-    float value;
-    std::memcpy(&value, &bits, sizeof value);
-    return value;
-}
-
 // 16-bit encodings of values that fp16 and bf16 hold exactly (the test's A and
 // bias are multiples of 1/8 below 16 in magnitude), and the decodings of any value.
 uint16_t exact_half_bits(float value) {
     if (value == 0.0f) return 0;
-    const uint32_t bits = bits_of(value);
+    const uint32_t bits = std::bit_cast<uint32_t>(value);
     const uint32_t exponent = ((bits >> 23) & 0xffu) - 127u + 15u;
     return static_cast<uint16_t>(((bits >> 16) & 0x8000u) | (exponent << 10) | ((bits >> 13) & 0x3ffu));
 }
@@ -61,7 +50,7 @@ std::vector<uint8_t> encode(const std::vector<float>& values, bnb_dtype dtype) {
             std::memcpy(bytes.data() + 4 * i, &values[i], 4);
         } else {
             const uint16_t half = dtype == BNB_DTYPE_FLOAT16 ? exact_half_bits(values[i])
-                                                             : static_cast<uint16_t>(bits_of(values[i]) >> 16);
+                                                             : static_cast<uint16_t>(std::bit_cast<uint32_t>(values[i]) >> 16);
             std::memcpy(bytes.data() + 2 * i, &half, 2);
         }
     }
@@ -76,7 +65,7 @@ std::vector<float> decode(const std::vector<uint8_t>& bytes, bnb_dtype dtype) {
         } else {
             uint16_t half;
             std::memcpy(&half, bytes.data() + 2 * i, 2);
-            values[i] = dtype == BNB_DTYPE_FLOAT16 ? half_value(half) : float_of(uint32_t{half} << 16);
+            values[i] = dtype == BNB_DTYPE_FLOAT16 ? half_value(half) : std::bit_cast<float>(uint32_t{half} << 16);
         }
     }
     return values;
@@ -339,7 +328,7 @@ TEST_F(CudaGemm4bit, GraphCaptureAt256RowsReplaysTheEagerResult) {
     const std::vector<uint8_t> eager = call.out.download();
     EXPECT_LT(call.relative_error(), tolerance(BNB_DTYPE_FLOAT16));
 
-    // Global capture mode: any allocation-free but synchronising call inside fails it.
+    // Global capture mode: a synchronising call inside the library would invalidate the capture.
     cudaGraph_t graph = nullptr;
     ASSERT_TRUE(cuda_ok(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal)));
     const bnb_status captured = call.run(BNB_GEMM_4BIT_AUTO, workspace.get(), bytes, stream);
