@@ -187,13 +187,18 @@ def matmul_rows(impl, record, dtypes, batches, shapes, paths):
                     record("matmul_4bit", shape, name, M, lambda: bnb.matmul_4bit(x, packed.t(), quant_state=state),
                            N * K // 2, error=error)
                     if impl == "ours" and paths:
-                        for path, label in ((-1, "dequantize+linear"), (0, "fused")):
-                            if path == 0 and M > 64:
+                        # algo: a bnb_gemm_4bit_algo (0 AUTO: fused up to 64 rows, 4 DEQUANTIZE).
+                        for algo, label in ((4, "dequantize+cuBLASLt"), (0, "fused")):
+                            if algo == 0 and M > 64:
                                 continue
                             call = lambda: torch.ops.bitsandbytes_internal.gemm_4bit_algo(  # noqa: E731
                                 x, packed, [N, K], state.state2.absmax, 64, "nf4", None, state.absmax,
-                                state.state2.code, state.offset, path)
+                                state.state2.code, state.offset, algo)
                             record(f"gemm_4bit {label}", shape, name, M, call, N * K // 2)
+                        # What the glue ran before the library chose the dense path itself.
+                        record("dequantize_4bit+F.linear", shape, name, M,
+                               lambda: torch.nn.functional.linear(x, F.dequantize_4bit(packed, state).to(dtype)),
+                               N * K // 2)
                 del x
             del dense
         del W, packed, state

@@ -57,6 +57,9 @@ fi
 
 if has_stage sanitize; then
   {
+    stamp "compute-sanitizer memcheck: the C ABI's 4-bit matmul (every M, dequantize + cuBLASLt, graph capture)"
+    timeout 240 compute-sanitizer --tool memcheck --print-limit 20 $BUILD/tests/cpp/bitsandbytes_tests \
+      --gtest_filter='CudaGemm4bit.*' 2>&1 | tail -8
     stamp "compute-sanitizer memcheck (tests that raise from C++ excluded: see diagnose)"
     timeout 240 compute-sanitizer --tool memcheck --print-limit 20 $PY -m pytest -q -p no:cacheprovider \
       $CUDA_TESTS -k "not large and not compile and not graph and not side_stream and not rejects and not forced_kernel" 2>&1 | tail -15

@@ -121,15 +121,17 @@ def main():
 
     fused_keys = [key for key in ours if key[0] == "gemm_4bit fused"]
     if fused_keys:
-        out.append("### Heuristic: fused kernel vs dequantize + F.linear (ours, kernel µs)")
+        out.append("### Heuristic: fused kernel vs dequantize + cuBLASLt (ours, kernel µs)")
         out.append("")
-        out.append("| weight N×K | dtype | batch | fused | dequantize + linear | faster |")
-        out.append("|---|---|---|---|---|---|")
+        out.append("| weight N×K | dtype | batch | fused | dequantize + cuBLASLt | dequantize_4bit + F.linear | faster |")
+        out.append("|---|---|---|---|---|---|---|")
         for key in sorted(fused_keys, key=lambda k: ([int(x) for x in k[1].split("x")], k[2], k[3])):
             fused = kernel_us(ours[key])
-            fallback = kernel_us(ours.get(("gemm_4bit dequantize+linear",) + key[1:]))
+            fallback = kernel_us(ours.get(("gemm_4bit dequantize+cuBLASLt",) + key[1:]))
+            torch_fallback = kernel_us(ours.get(("dequantize_4bit+F.linear",) + key[1:]))
             faster = "fused" if fused is not None and fallback is not None and fused < fallback else "dequantize"
-            out.append(f"| {key[1]} | {key[2]} | {key[3]} | {fmt(fused)} | {fmt(fallback)} | {faster} |")
+            out.append(f"| {key[1]} | {key[2]} | {key[3]} | {fmt(fused)} | {fmt(fallback)} | {fmt(torch_fallback)} "
+                       f"| {faster} |")
         out.append("")
     print("\n".join(out))
 

@@ -1,18 +1,21 @@
 // What every CUDA kernel file shares: the platform header (CUDA, or HIP through
-// csrc/hip/hip_compat.h, so that hipcc builds these files unchanged), the float
+// vendors/hip.h, so that hipcc builds these files unchanged), the float
 // element types, upstream's fast-math arithmetic, and the host-side helpers
 // (dtype dispatch, device guard, launch check).
 #pragma once
 
 #if defined(__HIPCC__)
-#include "../hip/hip_compat.h"
+#include "vendors/hip.h"
 #else
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
-// The dispatch-table entry these sources fill (hip_compat.h names the HIP one).
+// The dispatch-table entry these sources fill (vendors/hip.h names the HIP one).
 #define BNB_GPU_DEVICE_TYPE BNB_DEVICE_CUDA
 #define BNB_GPU_BACKEND_NAME "cuda"
+// NVIDIA's warp-level mma.sync and cuBLASLt (vendors/hip.h: neither in the HIP build).
+#define BNB_GPU_HAS_MMA_SYNC 1
+#define BNB_GPU_HAS_CUBLASLT 1
 #endif
 
 #include <cstdint>

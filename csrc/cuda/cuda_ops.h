@@ -1,5 +1,5 @@
-// The CUDA backend's slot functions, one definition file per kernel family
-// (blockwise.cu, fourbit.cu, gemm_4bit.cu); cuda_backend.cu puts them in the table.
+// The CUDA backend's slot functions, defined per kernel family (blockwise.cu,
+// fourbit.cu, gemm_4bit/select.cu); cuda_backend.cu puts them in the table.
 #pragma once
 
 #include "backend.h"
@@ -12,5 +12,6 @@ bnb_status quantize_4bit(const Quantize4bitArgs& args);
 bnb_status dequantize_4bit(const Dequantize4bitArgs& args);
 bnb_status gemm_4bit(const Gemm4bitArgs& args);
 bnb_status gemm_4bit_fused_max_rows(const Gemm4bitShape& shape, int64_t* max_rows);
+bnb_status gemm_4bit_workspace_size(const Gemm4bitShape& shape, int64_t* bytes);
 
 }  // namespace bnb::cuda

@@ -1,6 +1,6 @@
 """4-bit inference matmul: gemv_4bit, gemm_4bit and every CUDA kernel behind them.
 
-Each kernel (SIMT, tensor core, generic, dequantize + linear) is pinned through
+Each kernel (SIMT, tensor core, generic, dequantize + cuBLASLt) is pinned through
 torch.ops.bitsandbytes_internal.gemm_4bit_algo and compared with a float64 product
 of the exactly dequantized weight; the public ops are checked on every device.
 """
@@ -15,7 +15,8 @@ ops = torch.ops.bitsandbytes
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="no CUDA device")
 
-DEQUANTIZE_AND_LINEAR, AUTO, GENERIC, SIMT, TENSOR_CORE = -1, 0, 1, 2, 3
+# bnb_gemm_4bit_algo
+AUTO, GENERIC, SIMT, TENSOR_CORE, DEQUANTIZE = 0, 1, 2, 3, 4
 # ||out - ref|| / ||ref||: one rounding of the output plus fp32 accumulation order,
 # plus (tensor cores) the weight rounded to A's dtype.
 TOLERANCE = {torch.float32: 2e-5, torch.float16: 2e-3, torch.bfloat16: 1.2e-2}
@@ -116,30 +117,36 @@ def test_generic_kernel_any_shape(dtype, shape, blocksize):
     N, K = shape
     packed, state = make_weight(N, K, "fp4", False, "cuda", blocksize=blocksize, seed=K)
     A = torch.randn(3, K, device="cuda").to(dtype)
-    for algo in (GENERIC, AUTO, DEQUANTIZE_AND_LINEAR):
+    for algo in (GENERIC, AUTO, DEQUANTIZE):
         out = gemm(A, packed, state, algo=algo)
         assert relative_error(out, reference(A, packed, state)) < TOLERANCE[dtype]
 
 
 @needs_cuda
-@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=DTYPE_IDS.get)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32], ids=DTYPE_IDS.get)
 @pytest.mark.parametrize("M", [1, 4, 16, 64, 65, 300])
-def test_auto_and_dequantize_paths_agree(dtype, M):
+@pytest.mark.parametrize("with_bias", [False, True], ids=["no_bias", "bias"])
+def test_auto_and_dequantize_paths_agree(dtype, M, with_bias):
     packed, state = make_weight(512, 1024, "nf4", True, "cuda", seed=M)
     A = torch.randn(M, 1024, device="cuda").to(dtype)
-    ref = reference(A, packed, state)
-    assert relative_error(gemm(A, packed, state, algo=None), ref) < TOLERANCE[dtype]
-    assert relative_error(gemm(A, packed, state, algo=DEQUANTIZE_AND_LINEAR), ref) < TOLERANCE[dtype]
+    bias = torch.randn(512, device="cuda").to(dtype) if with_bias else None
+    ref = reference(A, packed, state, bias)
+    assert relative_error(gemm(A, packed, state, bias, algo=None), ref) < TOLERANCE[dtype]
+    assert relative_error(gemm(A, packed, state, bias, algo=DEQUANTIZE), ref) < TOLERANCE[dtype]
 
 
 @needs_cuda
-def test_dequantize_path_is_bitwise_dequantize_plus_linear():
-    """Above the fused row limit gemm_4bit is exactly upstream's fallback."""
-    packed, state = make_weight(384, 512, "nf4", True, "cuda", seed=3)
+@pytest.mark.parametrize("nested", [False, True])
+@pytest.mark.parametrize("with_bias", [False, True], ids=["no_bias", "bias"])
+def test_dequantize_path_matches_dequantize_plus_linear(nested, with_bias):
+    """Above the fused row limit gemm_4bit is upstream's fallback (dequantize_4bit,
+    then one GEMM with float32 accumulation), up to the GEMM's summation order."""
+    packed, state = make_weight(384, 512, "nf4", nested, "cuda", seed=3)
     A = torch.randn(2000, 512, device="cuda", dtype=torch.bfloat16)
-    out = gemm(A, packed, state, algo=None)
-    expected = torch.nn.functional.linear(A, F.dequantize_4bit(packed, state).to(torch.bfloat16))
-    assert torch.equal(out, expected)
+    bias = torch.randn(384, device="cuda", dtype=torch.bfloat16) if with_bias else None
+    out = gemm(A, packed, state, bias, algo=None)
+    expected = torch.nn.functional.linear(A, F.dequantize_4bit(packed, state).to(torch.bfloat16), bias)
+    assert relative_error(out, expected.double()) < torch.finfo(torch.bfloat16).eps
 
 
 @needs_cuda
@@ -169,7 +176,7 @@ def test_every_output_written_and_inputs_untouched():
     packed, state = make_weight(300, 512, "nf4", True, "cuda")
     A = torch.randn(12, 512, device="cuda", dtype=torch.bfloat16)
     before = (A.clone(), packed.clone(), state.absmax.clone())
-    for algo in (SIMT, TENSOR_CORE, GENERIC):
+    for algo in (SIMT, TENSOR_CORE, GENERIC, DEQUANTIZE):
         rows = 8 if algo == SIMT else 12
         out = gemm(A[:rows], packed, state, algo=algo)
         assert out.shape == (rows, 300) and torch.isfinite(out).all()
@@ -177,9 +184,10 @@ def test_every_output_written_and_inputs_untouched():
 
 
 @needs_cuda
-def test_gemm_on_a_side_stream():
+@pytest.mark.parametrize("M", [4, 256])
+def test_gemm_on_a_side_stream(M):
     packed, state = make_weight(1024, 2048, "nf4", True, "cuda")
-    source = torch.randn(4, 2048, device="cuda", dtype=torch.bfloat16)
+    source = torch.randn(M, 2048, device="cuda", dtype=torch.bfloat16)
     expected = gemm(source, packed, state, algo=None)
     torch.cuda.synchronize()
     side = torch.cuda.Stream()
@@ -193,8 +201,9 @@ def test_gemm_on_a_side_stream():
 
 
 @needs_cuda
-@pytest.mark.parametrize("M", [1, 16])
+@pytest.mark.parametrize("M", [1, 16, 256])
 def test_cuda_graph_replays_gemv_and_gemm(M):
+    """M = 256 captures the dequantize + cuBLASLt path with its workspace."""
     packed, state = make_weight(512, 1024, "nf4", True, "cuda")
     static_A = torch.randn(M, 1024, device="cuda", dtype=torch.float16)
     absmax = F.dequantize_blockwise(state.absmax, state.state2) + state.offset

@@ -1,9 +1,8 @@
-// Torch glue of gemv_4bit / gemm_4bit on CUDA: tensor checks, output allocation,
-// and the library's choice between its fused kernels and, for larger batches,
-// dequantize + torch's GEMM. The dense GEMM goes through at::linear rather than a
-// cuBLAS handle of our own so that it runs on torch's stream, workspace and
-// allocator (CUDA-graph capturable) and is bit-identical to upstream's fallback.
-// The CPU and other devices use the pure-torch default kernels.
+// Torch glue of gemv_4bit / gemm_4bit (and bitsandbytes_internal::gemm_4bit_algo):
+// tensor checks, output allocation, the workspace that bnb_gemm_4bit_workspace_size
+// asks for (from torch's caching allocator, so it follows the current stream and
+// CUDA-graph capture) and one C ABI call. Which kernel serves a shape, de-nesting
+// included, is the library's decision.
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
@@ -16,9 +15,6 @@ namespace bnb::glue {
 namespace {
 
 constexpr int64_t kFourBitBlocksizes[] = {32, 64, 128, 256, 512, 1024, 2048, 4096};
-constexpr int64_t kNestedBlocksize = 256;
-// bitsandbytes_internal::gemm_4bit_algo's value for dequantize + at::linear.
-constexpr int64_t kDequantizeAndLinear = -1;
 
 void check_operands(const at::Tensor& A, const at::Tensor& B, int64_t blocksize) {
     bool valid_blocksize = false;
@@ -108,41 +104,28 @@ std::optional<at::Tensor> check_bias(const std::optional<at::Tensor>& bias, cons
     return bias->contiguous();
 }
 
-// W [N, K] in `dtype`, dequantized by the library (nested statistics de-nested first).
-at::Tensor dequantized_weight(const at::Tensor& bytes, const at::Tensor& absmax, const std::optional<Nested>& nested,
-                              const WeightShape& shape, bnb_quant_type quant_type, at::ScalarType dtype) {
-    const c10::Device device = bytes.device();
-    at::Tensor scales = absmax;
-    if (nested.has_value()) {
-        scales = at::empty({shape.blocks()}, absmax.options());
-        check_status(bnb_dequantize_blockwise(to_bnb_device(device), current_stream(device), BNB_DTYPE_FLOAT32,
-                                              nested->codes.const_data_ptr<uint8_t>(), nested->code.const_data_ptr<float>(),
-                                              absmax.const_data_ptr<float>(), shape.blocks(), kNestedBlocksize,
-                                              scales.mutable_data_ptr<float>()),
-                     "gemm_4bit");
-        scales.add_(nested->offset);
-    }
-    at::Tensor weight = at::empty({shape.N, shape.K}, bytes.options().dtype(dtype));
-    check_status(bnb_dequantize_4bit(to_bnb_device(device), current_stream(device), quant_type, to_bnb_dtype(dtype),
-                                     bytes.const_data_ptr<uint8_t>(), scales.const_data_ptr<float>(),
-                                     shape.N * shape.K, shape.blocksize, weight.mutable_data_ptr()),
-                 "gemm_4bit");
-    return weight;
+// Rows of A: every dimension but the last (A is [..., K]).
+int64_t rows_of(const at::Tensor& A) {
+    int64_t rows = 1;
+    for (int64_t d = 0; d + 1 < A.dim(); ++d) rows *= A.size(d);
+    return rows;
 }
 
-// gemm_4bit with an explicit path: kDequantizeAndLinear, or a bnb_gemm_4bit_algo
-// (AUTO picks by the library's tuning table, dequantizing above its row limit).
+// gemm_4bit with the kernel chosen by `algo`, a bnb_gemm_4bit_algo (AUTO: the library's choice).
 at::Tensor gemm_4bit_with(const at::Tensor& A_in, const at::Tensor& B, c10::IntArrayRef shapeB,
                           const at::Tensor& absmax_in, int64_t blocksize, c10::string_view quant_type,
                           const std::optional<at::Tensor>& bias_in, const std::optional<at::Tensor>& absmax_8bit,
                           const std::optional<at::Tensor>& absmax_code, const std::optional<at::Tensor>& absmax_offset,
-                          int64_t path) {
+                          int64_t algo) {
     const WeightShape shape = check_shape(shapeB, A_in, blocksize);
     check_operands(A_in, B, blocksize);
+    BNB_CHECK_RUNTIME(algo >= BNB_GEMM_4BIT_AUTO && algo <= BNB_GEMM_4BIT_DEQUANTIZE,
+                      "algo must be a bnb_gemm_4bit_algo (0 to 4), got ", algo);
     const bnb_quant_type type = parse_quant_type(quant_type);
     const c10::Device device = A_in.device();
     const std::optional<Nested> nested = check_nested(absmax_8bit, absmax_code, absmax_offset, shape, device);
-    const int64_t absmax_entries = nested.has_value() ? (shape.blocks() + kNestedBlocksize - 1) / kNestedBlocksize
+    const int64_t nested_blocksize = bnb_nested_blocksize();
+    const int64_t absmax_entries = nested.has_value() ? (shape.blocks() + nested_blocksize - 1) / nested_blocksize
                                                       : shape.blocks();
     const at::Tensor absmax = float32_vector(absmax_in, absmax_entries, device, "absmax");
     const std::optional<at::Tensor> bias = check_bias(bias_in, A_in, shape.N);
@@ -150,30 +133,24 @@ at::Tensor gemm_4bit_with(const at::Tensor& A_in, const at::Tensor& B, c10::IntA
     at::Tensor out = at::empty(output_shape(A_in, shape.N), A_in.options());
     if (out.numel() == 0) return out;
     const at::Tensor A = A_in.contiguous();
-    const int64_t M = shape.K == 0 ? 0 : A.numel() / shape.K;
+    const int64_t M = rows_of(A);
+    const bnb_device where = to_bnb_device(device);
     const bnb_dtype dtype = to_bnb_dtype(A.scalar_type());
-    if (path == BNB_GEMM_4BIT_AUTO) {
-        int64_t max_rows = 0;
-        if (bnb_gemm_4bit_fused_max_rows(to_bnb_device(device), dtype, shape.N, shape.K, blocksize, &max_rows) !=
-            BNB_STATUS_SUCCESS) {
-            max_rows = 0;
-        }
-        if (M == 0 || M > max_rows) path = kDequantizeAndLinear;
-    }
-    if (path == kDequantizeAndLinear) {
-        const at::Tensor weight = dequantized_weight(bytes, absmax, nested, shape, type, A.scalar_type());
-        return at::linear(A_in, weight, bias);
-    }
-    BNB_CHECK_RUNTIME(path >= BNB_GEMM_4BIT_AUTO && path <= BNB_GEMM_4BIT_TENSOR_CORE, "algo must be -1 (dequantize + linear) or a ",
-                "bnb_gemm_4bit_algo (0 to 3), got ", path);
+    const auto chosen = static_cast<bnb_gemm_4bit_algo>(algo);
+    int64_t workspace_bytes = 0;
+    check_status(bnb_gemm_4bit_workspace_size(where, dtype, M, shape.N, shape.K, blocksize, nested.has_value() ? 1 : 0,
+                                              chosen, &workspace_bytes),
+                 "gemm_4bit");
+    const at::Tensor workspace = at::empty({workspace_bytes}, A.options().dtype(at::kByte));
     check_status(
-        bnb_gemm_4bit(to_bnb_device(device), current_stream(device), dtype, type, A.const_data_ptr(), M, shape.K,
+        bnb_gemm_4bit(where, current_stream(device), dtype, type, A.const_data_ptr(), M, shape.K,
                       bytes.const_data_ptr<uint8_t>(), shape.N, blocksize, absmax.const_data_ptr<float>(),
                       nested.has_value() ? nested->codes.const_data_ptr<uint8_t>() : nullptr,
                       nested.has_value() ? nested->code.const_data_ptr<float>() : nullptr,
                       nested.has_value() ? nested->offset.const_data_ptr<float>() : nullptr,
-                      bias.has_value() ? bias->const_data_ptr() : nullptr, static_cast<bnb_gemm_4bit_algo>(path),
-                      nullptr, 0, out.mutable_data_ptr()),
+                      bias.has_value() ? bias->const_data_ptr() : nullptr, chosen,
+                      workspace_bytes > 0 ? workspace.mutable_data_ptr() : nullptr, workspace_bytes,
+                      out.mutable_data_ptr()),
         "gemm_4bit");
     return out;
 }
@@ -195,11 +172,7 @@ void gemv_4bit_into(const at::Tensor& A_in, const at::Tensor& B, c10::IntArrayRe
     const at::Tensor bytes = packed_bytes(B, shape);
     if (out.numel() == 0) return;
     const at::Tensor A = A_in.contiguous();
-    const int64_t M = shape.K == 0 ? 0 : A.numel() / shape.K;
-    if (M == 0) {
-        out.zero_();
-        return;
-    }
+    const int64_t M = rows_of(A);
     at::Tensor target = out.is_contiguous() ? out : at::empty(out.sizes(), out.options());
     check_status(bnb_gemv_4bit(to_bnb_device(device), current_stream(device), to_bnb_dtype(A.scalar_type()),
                                A.const_data_ptr(), M, shape.K, bytes.const_data_ptr<uint8_t>(), shape.N,
@@ -233,9 +206,9 @@ void gemv_4bit_out(const at::Tensor& A, const at::Tensor& B, c10::IntArrayRef sh
 
 }  // namespace
 
-// Not part of upstream's surface: the same product with the path forced, for the
-// tests and benchmarks that pin each kernel (algo: -1 dequantize + linear,
-// 0 auto, 1 generic, 2 SIMT, 3 tensor cores).
+// Not part of upstream's surface: the same product with the kernel forced, for the
+// tests and benchmarks that pin each one (algo: a bnb_gemm_4bit_algo, 0 auto,
+// 1 generic, 2 SIMT, 3 tensor cores, 4 dequantize + dense GEMM).
 TORCH_LIBRARY(bitsandbytes_internal, m) {
     m.def("gemm_4bit_algo(Tensor A, Tensor B, int[] shapeB, Tensor absmax, int blocksize, str quant_type, "
           "Tensor? bias=None, Tensor? absmax_8bit=None, Tensor? absmax_code=None, Tensor? absmax_offset=None, "
@@ -248,6 +221,22 @@ TORCH_LIBRARY_IMPL(bitsandbytes, CUDA, m) {
     m.impl("gemv_4bit", &gemv_4bit);
     m.impl("gemv_4bit.out", &gemv_4bit_out);
     m.impl("gemm_4bit", &gemm_4bit);
+}
+
+// The CPU gets these kernels once its backend fills the slots: asked when the
+// extension loads (the library's backends are registered by then), so that until
+// the CPU backend has them the CPU keeps the pure-torch default kernels
+// (bitsandbytes/backends/torch_matmul_4bit.py) instead of raising NotImplementedError.
+TORCH_LIBRARY_IMPL(bitsandbytes_internal, CPU, m) {
+    if (bnb_backend_supports(BNB_DEVICE_CPU, "gemm_4bit")) m.impl("gemm_4bit_algo", &gemm_4bit_with);
+}
+
+TORCH_LIBRARY_IMPL(bitsandbytes, CPU, m) {
+    if (bnb_backend_supports(BNB_DEVICE_CPU, "gemv_4bit")) {
+        m.impl("gemv_4bit", &gemv_4bit);
+        m.impl("gemv_4bit.out", &gemv_4bit_out);
+    }
+    if (bnb_backend_supports(BNB_DEVICE_CPU, "gemm_4bit")) m.impl("gemm_4bit", &gemm_4bit);
 }
 
 }  // namespace bnb::glue

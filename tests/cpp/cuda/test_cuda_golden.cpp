@@ -2,13 +2,13 @@
 // stream of the caller's own, and upstream's golden bytes (the same cases as
 // test_golden_*.cpp on the CPU). Built when the CUDA toolkit is found; skips
 // without a device.
-#include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
 #include <cstring>
 #include <vector>
 
 #include "bitsandbytes/bitsandbytes.h"
+#include "cuda/device_buffer.h"
 #include "support/abi_assertions.h"
 #include "support/golden.h"
 #include "support/golden_params.h"
@@ -19,36 +19,6 @@ namespace {
 
 constexpr bnb_device kCuda = {BNB_DEVICE_CUDA, 0};
 constexpr int64_t kNestedBlocksize = 256;
-
-::testing::AssertionResult cuda_ok(cudaError_t error) {
-    if (error == cudaSuccess) return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure() << cudaGetErrorName(error) << ": " << cudaGetErrorString(error);
-}
-
-// One cudaMalloc'd buffer, freed on scope exit.
-class DeviceBuffer {
-public:
-    explicit DeviceBuffer(size_t bytes) : bytes_(bytes) { EXPECT_TRUE(cuda_ok(cudaMalloc(&data_, bytes ? bytes : 1))); }
-    DeviceBuffer(const void* host, size_t bytes) : DeviceBuffer(bytes) {
-        EXPECT_TRUE(cuda_ok(cudaMemcpy(data_, host, bytes, cudaMemcpyHostToDevice)));
-    }
-    explicit DeviceBuffer(const TensorView& tensor) : DeviceBuffer(tensor.data, tensor.bytes) {}
-    ~DeviceBuffer() { cudaFree(data_); }
-    DeviceBuffer(const DeviceBuffer&) = delete;
-    DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-
-    template <typename T = void>
-    T* get() const { return static_cast<T*>(data_); }
-    std::vector<uint8_t> download() const {
-        std::vector<uint8_t> host(bytes_);
-        EXPECT_TRUE(cuda_ok(cudaMemcpy(host.data(), data_, bytes_, cudaMemcpyDeviceToHost)));
-        return host;
-    }
-
-private:
-    void* data_ = nullptr;
-    size_t bytes_;
-};
 
 // Golden suites on CUDA: the golden fixture's skip, plus a device and a
 // non-default stream of the test's own (the library must use it, not stream 0).

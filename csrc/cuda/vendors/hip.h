@@ -1,7 +1,8 @@
-// Lets hipcc build csrc/cuda/*.cu unchanged: the CUDA runtime names those files use,
-// mapped to HIP, plus the few device functions HIP lacks (bfloat16 pairs, the
-// *_sync warp shuffles) and the platform's version of upstream's fast-math
-// arithmetic. Included by csrc/cuda/cuda_common.cuh when __HIPCC__ is defined.
+// The only place where the HIP build of csrc/cuda differs: the CUDA runtime names
+// those files use, mapped to HIP, plus the few device functions HIP lacks (bfloat16
+// pairs, the *_sync warp shuffles) and the platform's version of upstream's
+// fast-math arithmetic. Included by cuda_common.cuh when __HIPCC__ is defined;
+// csrc/hip/compile_check.sh builds the sources with it.
 //
 // Bit-exactness with upstream's CUDA bytes is not claimed on AMD GPUs: the
 // approximate reciprocal differs from NVIDIA's rcp.approx.ftz.f32.
@@ -16,6 +17,12 @@
 // The dispatch-table entry these sources fill when built by hipcc.
 #define BNB_GPU_DEVICE_TYPE BNB_DEVICE_HIP
 #define BNB_GPU_BACKEND_NAME "hip"
+// What the CUDA build has and this one lacks: the tensor-core 4-bit matmul kernel
+// is written with NVIDIA's mma.sync, and the dequantize + dense GEMM path calls
+// cuBLASLt (hipBLASLt is not part of this build). AUTO serves every shape with the
+// other fused kernels instead.
+#define BNB_GPU_HAS_MMA_SYNC 0
+#define BNB_GPU_HAS_CUBLASLT 0
 
 // ---- runtime API -------------------------------------------------------------------------
 using cudaStream_t = hipStream_t;
