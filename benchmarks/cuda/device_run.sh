@@ -18,7 +18,7 @@ export BNB_GOLDEN_DIR=$PWD/.golden
 STAGES=${*:-build test sanitize racecheck diagnose bench}
 BUILD=build-dev
 PY="env PYTHONPATH=$PWD/$BUILD/python python3"
-CUDA_TESTS="tests/python/test_cuda_kernels.py tests/python/test_matmul_4bit_kernels.py"
+CUDA_TESTS="tests/python/test_cuda_kernels.py tests/python/test_matmul_4bit_kernels.py tests/python/test_backend_ops.py"
 
 has_stage() { [[ " $STAGES " == *" $1 "* ]]; }
 stamp() { echo "=== $(date +%T) $*"; }
@@ -62,7 +62,11 @@ if has_stage sanitize; then
       --gtest_filter='CudaGemm4bit.*' 2>&1 | tail -8
     stamp "compute-sanitizer memcheck (tests that raise from C++ excluded: see diagnose)"
     timeout 240 compute-sanitizer --tool memcheck --print-limit 20 $PY -m pytest -q -p no:cacheprovider \
-      $CUDA_TESTS -k "not large and not compile and not graph and not side_stream and not rejects and not forced_kernel" 2>&1 | tail -15
+      tests/python/test_cuda_kernels.py tests/python/test_matmul_4bit_kernels.py \
+      -k "not large and not compile and not graph and not side_stream and not rejects and not forced_kernel" 2>&1 | tail -15
+    stamp "compute-sanitizer memcheck: the op harness, CUDA against the oracle"
+    timeout 240 compute-sanitizer --tool memcheck --print-limit 20 $PY -m pytest -q -p no:cacheprovider \
+      tests/python/test_backend_ops.py -k "cuda and native_matches and (bs64 or bs256)" 2>&1 | tail -6
     stamp done
   } > "$OUT/sanitizer.log" 2>&1
   grep -E "^=== |SUMMARY|passed|failed|rror" "$OUT/sanitizer.log" | tail -20
@@ -72,7 +76,7 @@ if has_stage racecheck; then
   {
     stamp "compute-sanitizer racecheck (kernels with shared memory)"
     timeout 150 compute-sanitizer --tool racecheck --print-limit 20 $PY -m pytest -q -p no:cacheprovider \
-      $CUDA_TESTS -k "(fourbit_matches_cpu and 64-nf4-bf16) or (blockwise_matches_cpu and 256-bf16) or (tensor_core_kernel and 256x4096-True) or (simt_kernel and True-nf4-1-) or (generic_kernel_any_shape and bf16)" 2>&1 | tail -8
+      $CUDA_TESTS -k "(cuda-quantize_4bit-nf4-bf16-bs64-sizes) or (cuda-quantize_blockwise-bf16-bs256-sizes) or (tensor_core_kernel and 256x4096-True) or (simt_kernel and True-nf4-1-) or (generic_kernel_any_shape and bf16)" 2>&1 | tail -8
     stamp done
   } >> "$OUT/sanitizer.log" 2>&1
   tail -4 "$OUT/sanitizer.log"
