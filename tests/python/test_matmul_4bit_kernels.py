@@ -308,7 +308,7 @@ def test_gemm_4bit_rejects_bad_arguments(device):
         ops.gemm_4bit(A, packed.to(torch.int32), [64, 128], absmax, 64, "nf4")
     with pytest.raises(RuntimeError, match="blocksize"):
         ops.gemm_4bit(A, packed, [64, 128], absmax, 100, "nf4")
-    with pytest.raises(RuntimeError, match="quant_type"):
+    with pytest.raises(ValueError, match="quant_type must be 'nf4' or 'fp4', got 'int4'"):
         ops.gemm_4bit(A, packed, [64, 128], absmax, 64, "int4")
     with pytest.raises(RuntimeError, match="absmax must be float32"):
         ops.gemm_4bit(A, packed, [64, 128], absmax.half(), 64, "nf4")
