@@ -21,9 +21,13 @@ BNB_CPU_KERNEL void quantize_blockwise_blocks(const QuantizeBlockwiseArgs& args,
     const CodeSearch search = load_code_search(args.code, tables);
     quantize_in_chunks(A, args.n, args.blocksize, args.absmax, first_block, last_block,
                        [&](int64_t begin, int64_t count, Vec scale) BNB_CPU_KERNEL {
+                           // Block pointers as locals: a byte store may alias `args`, whose
+                           // fields would otherwise be reloaded after every step.
+                           const T* const in = A + begin;
+                           uint8_t* const out = args.out + begin;
                            for_each_step(count, kLanes, [&](int64_t i, auto lanes) BNB_CPU_KERNEL {
-                               const Vec s = ftz_mul_flushed(load(A + begin + i, lanes), scale);
-                               store_code_bytes(args.out + begin + i, search_codes(search, s), lanes);
+                               store_code_bytes(out + i, search_codes(search, ftz_mul_flushed(load(in + i, lanes), scale)),
+                                                lanes);
                            });
                        });
 }
@@ -38,8 +42,10 @@ BNB_CPU_KERNEL void dequantize_blockwise_from_results(const DequantizeBlockwiseA
     for (int64_t block = first_block; block < last_block; ++block) {
         const int64_t begin = block * args.blocksize;
         const Results results = Results::scaled(source, broadcast(flush_denormal(args.absmax[block])));
+        const uint8_t* const codes = args.A + begin;
+        T* const block_out = out + begin;
         for_each_step(std::min(args.blocksize, args.n - begin), Results::kStep,
-                      [&](int64_t i, auto lanes) BNB_CPU_KERNEL { results.write(out + begin + i, args.A + begin + i, lanes); });
+                      [&](int64_t i, auto lanes) BNB_CPU_KERNEL { results.write(block_out + i, codes + i, lanes); });
     }
 }
 
@@ -64,11 +70,13 @@ BNB_CPU_KERNEL void dequantize_blockwise_blocks(const DequantizeBlockwiseArgs& a
     for (int64_t block = first_block; block < last_block; ++block) {
         const int64_t begin = block * args.blocksize;
         const Vec scale = broadcast(flush_denormal(args.absmax[block]));
+        const uint8_t* const codes = args.A + begin;
+        T* const block_out = out + begin;
         for_each_step(std::min(args.blocksize, args.n - begin), kCodeStep, [&](int64_t i, auto lanes) BNB_CPU_KERNEL {
-            const CodeValues values = lookup_codes(code, args.A + begin + i, lanes);
+            const CodeValues values = lookup_codes(code, codes + i, lanes);
             for (int64_t part = 0; part < kCodeStep / kLanes; ++part) {
                 if (!has_lane(lanes, part * kLanes)) break;
-                store(out + begin + i + part * kLanes, flush(mul(values.part[part], scale)), lanes.skip(part * kLanes));
+                store(block_out + i + part * kLanes, flush(mul(values.part[part], scale)), lanes.skip(part * kLanes));
             }
         });
     }

@@ -20,14 +20,18 @@ BNB_CPU_KERNEL void quantize_4bit_blocks(const Quantize4bitArgs& args, int64_t f
     const T* A = static_cast<const T*>(args.A);
     quantize_in_chunks(A, args.n, args.blocksize, args.absmax, first_block, last_block,
                        [&](int64_t begin, int64_t count, Vec scale) BNB_CPU_KERNEL {
+                           // Block pointers as locals: a byte store may alias `args`, whose
+                           // fields would otherwise be reloaded after every step.
+                           const T* const in = A + begin;
+                           uint8_t* const packed = args.packed + begin / 2;
                            for_each_step(count, 2 * kLanes, [&](int64_t i, auto lanes) BNB_CPU_KERNEL {
                                // Missing elements (the missing last one of an odd n)
                                // encode 0.0, not 0 * reciprocal.
                                const auto second_lanes = lanes.skip(kLanes);
-                               const Vec first = keep_lanes(ftz_mul_flushed(load(A + begin + i, lanes), scale), lanes);
-                               const Vec second = keep_lanes(
-                                   ftz_mul_flushed(load(A + begin + i + kLanes, second_lanes), scale), second_lanes);
-                               store_nibbles(args.packed + (begin + i) / 2, encode<Q>(first), encode<Q>(second), lanes);
+                               const Vec first = keep_lanes(ftz_mul_flushed(load(in + i, lanes), scale), lanes);
+                               const Vec second =
+                                   keep_lanes(ftz_mul_flushed(load(in + i + kLanes, second_lanes), scale), second_lanes);
+                               store_nibbles(packed + i / 2, encode<Q>(first), encode<Q>(second), lanes);
                            });
                        });
 }
@@ -38,9 +42,11 @@ BNB_CPU_KERNEL void dequantize_4bit_blocks(const Dequantize4bitArgs& args, int64
     for (int64_t block = first_block; block < last_block; ++block) {
         const int64_t begin = block * args.blocksize;
         const NibbleTable<T, Q> table = nibble_table<T, Q>(flush_denormal(args.absmax[block]));
+        const uint8_t* const packed = args.packed + begin / 2;
+        T* const block_out = out + begin;
         for_each_step(std::min(args.blocksize, args.n - begin), kNibbleStep<T>,
                       [&](int64_t i, auto lanes) BNB_CPU_KERNEL {
-                          store_decoded(out + begin + i, table, args.packed + (begin + i) / 2, lanes);
+                          store_decoded(block_out + i, table, packed + i / 2, lanes);
                       });
     }
 }
