@@ -5,21 +5,9 @@
 // forms of the searches).
 #pragma once
 
-#if !defined(__x86_64__) || !(defined(__GNUC__) || defined(__clang__))
-#error "the AVX2 layer needs x86-64 and GCC or Clang (CMake leaves avx2.cpp out elsewhere)"
-#endif
-
-#include <immintrin.h>
-
-#include <algorithm>
-#include <cstdint>
 #include <cstring>
-#include <type_traits>
 
-#include "common/code_search.h"
-#include "common/float_types.h"
-#include "common/fourbit_tables.h"
-#include "common/lanes.h"
+#include "common/vec_x86.h"
 
 #define BNB_CPU_ISA avx2
 #define BNB_CPU_KERNEL __attribute__((target("avx2,f16c")))

@@ -4,20 +4,7 @@
 // subnormals flushed by bit tests, strict > thresholds, RNE to 16 bits.
 #pragma once
 
-#if !defined(__x86_64__) || !(defined(__GNUC__) || defined(__clang__))
-#error "the AVX-512 layer needs x86-64 and GCC or Clang (CMake leaves avx512.cpp out elsewhere)"
-#endif
-
-#include <immintrin.h>
-
-#include <algorithm>
-#include <cstdint>
-#include <type_traits>
-
-#include "common/code_search.h"
-#include "common/float_types.h"
-#include "common/fourbit_tables.h"
-#include "common/lanes.h"
+#include "common/vec_x86.h"
 
 #define BNB_CPU_ISA avx512
 #define BNB_CPU_KERNEL __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
