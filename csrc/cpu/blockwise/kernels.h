@@ -20,10 +20,9 @@ BNB_CPU_KERNEL void quantize_blockwise_blocks(const QuantizeBlockwiseArgs& args,
     const T* A = static_cast<const T*>(args.A);
     const CodeSearch search = load_code_search(args.code, tables);
     quantize_in_chunks(A, args.n, args.blocksize, args.absmax, first_block, last_block,
-                       [&](int64_t begin, int64_t count, Vec scale) BNB_CPU_KERNEL {
-                           // Block pointers as locals: a byte store may alias `args`, whose
-                           // fields would otherwise be reloaded after every step.
-                           const T* const in = A + begin;
+                       [&](int64_t begin, int64_t count, Vec scale, const auto* in) BNB_CPU_KERNEL {
+                           // The block's output as a local: a byte store may alias `args`,
+                           // whose fields would otherwise be reloaded after every step.
                            uint8_t* const out = args.out + begin;
                            for_each_step(count, kLanes, [&](int64_t i, auto lanes) BNB_CPU_KERNEL {
                                store_code_bytes(out + i, search_codes(search, ftz_mul_flushed(load(in + i, lanes), scale)),

@@ -54,27 +54,50 @@ BNB_CPU_KERNEL inline float block_absmax(const T* x, int64_t count) {
 inline constexpr int64_t kQuantizeChunkElements = 8192;
 inline constexpr int64_t kQuantizeChunkMaxBlocks = kQuantizeChunkElements / 32;
 
-// Stores each block's absmax and calls encode_block(begin, count, scale) with
-// the block's first element, its element count and its reciprocal broadcast.
+// The three passes over one chunk, blocks [chunk_first, chunk_last), whose
+// elements start at `in` (T, or float32 where converted once).
+template <typename Element, typename EncodeBlock>
+BNB_CPU_KERNEL inline void quantize_chunk(const Element* in, int64_t n, int64_t blocksize, float* absmax,
+                                          int64_t chunk_first, int64_t chunk_last, const EncodeBlock& encode_block) {
+    float reciprocal[kQuantizeChunkMaxBlocks];
+    const int64_t chunk_begin = chunk_first * blocksize;
+    for (int64_t block = chunk_first; block < chunk_last; ++block) {
+        const int64_t begin = block * blocksize;
+        absmax[block] = block_absmax(in + (begin - chunk_begin), std::min(blocksize, n - begin));
+    }
+    for (int64_t block = chunk_first; block < chunk_last; ++block) {
+        reciprocal[block - chunk_first] = rcp_approx_ftz(absmax[block]);
+    }
+    for (int64_t block = chunk_first; block < chunk_last; ++block) {
+        const int64_t begin = block * blocksize;
+        encode_block(begin, std::min(blocksize, n - begin), broadcast(reciprocal[block - chunk_first]),
+                     in + (begin - chunk_begin));
+    }
+}
+
+// Stores each block's absmax and calls encode_block(begin, count, scale, in)
+// with the block's first element, its element count, its reciprocal broadcast
+// and its elements (`in`, of T or float32). Where the vector layer says that a
+// conversion costs more than storing and reloading float32 (kConvertOnce), a
+// chunk is converted once for both passes.
 template <typename T, typename EncodeBlock>
 BNB_CPU_KERNEL inline void quantize_in_chunks(const T* A, int64_t n, int64_t blocksize, float* absmax,
                                               int64_t first_block, int64_t last_block,
                                               const EncodeBlock& encode_block) {
     const int64_t chunk = blocksize >= kQuantizeChunkElements ? 1 : kQuantizeChunkElements / blocksize;
-    float reciprocal[kQuantizeChunkMaxBlocks];
     for (int64_t chunk_first = first_block; chunk_first < last_block; chunk_first += chunk) {
         const int64_t chunk_last = std::min(last_block, chunk_first + chunk);
-        for (int64_t block = chunk_first; block < chunk_last; ++block) {
-            const int64_t begin = block * blocksize;
-            absmax[block] = block_absmax(A + begin, std::min(blocksize, n - begin));
+        const int64_t chunk_begin = chunk_first * blocksize;
+        if constexpr (kConvertOnce<T>) {
+            const int64_t chunk_count = std::min(chunk_last * blocksize, n) - chunk_begin;
+            if (chunk_count <= kQuantizeChunkElements) {
+                float converted[kQuantizeChunkElements];
+                for (int64_t i = 0; i < chunk_count; ++i) converted[i] = to_float(A[chunk_begin + i]);
+                quantize_chunk(converted, n, blocksize, absmax, chunk_first, chunk_last, encode_block);
+                continue;
+            }
         }
-        for (int64_t block = chunk_first; block < chunk_last; ++block) {
-            reciprocal[block - chunk_first] = rcp_approx_ftz(absmax[block]);
-        }
-        for (int64_t block = chunk_first; block < chunk_last; ++block) {
-            const int64_t begin = block * blocksize;
-            encode_block(begin, std::min(blocksize, n - begin), broadcast(reciprocal[block - chunk_first]));
-        }
+        quantize_chunk(A + chunk_begin, n, blocksize, absmax, chunk_first, chunk_last, encode_block);
     }
 }
 

@@ -18,6 +18,10 @@ inline constexpr int64_t kLanes = 8;
 using Vec = __m256;
 using Ints = __m256i;
 
+// Conversions are one instruction: quantizers read their input in both passes.
+template <typename T>
+inline constexpr bool kConvertOnce = false;
+
 // Lanes [0, count) all ones, the rest zero.
 BNB_CPU_KERNEL inline __m256i first_lanes(int64_t count) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::min<int64_t>(count, kLanes))),

@@ -15,6 +15,10 @@ inline constexpr int64_t kLanes = 16;
 using Vec = __m512;
 using Ints = __m512i;
 
+// Conversions are one instruction: quantizers read their input in both passes.
+template <typename T>
+inline constexpr bool kConvertOnce = false;
+
 BNB_CPU_KERNEL inline __mmask16 first_lanes16(int64_t count) {
     return count >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << count) - 1u);
 }

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "codebooks.h"
 #include "common/code_search.h"
@@ -20,6 +21,11 @@ namespace bnb::cpu::scalar {
 inline constexpr int64_t kLanes = 1;
 using Vec = float;
 using Ints = int32_t;
+
+// Quantizers convert fp16 input to float32 once per chunk, not in both passes
+// (absmax, codes): without F16C, to_float(Half) is a dozen instructions.
+template <typename T>
+inline constexpr bool kConvertOnce = std::is_same_v<T, Half>;
 
 // ---- elements <-> lanes ----------------------------------------------------------
 

@@ -19,10 +19,9 @@ template <bnb_quant_type Q, typename T>
 BNB_CPU_KERNEL void quantize_4bit_blocks(const Quantize4bitArgs& args, int64_t first_block, int64_t last_block) {
     const T* A = static_cast<const T*>(args.A);
     quantize_in_chunks(A, args.n, args.blocksize, args.absmax, first_block, last_block,
-                       [&](int64_t begin, int64_t count, Vec scale) BNB_CPU_KERNEL {
-                           // Block pointers as locals: a byte store may alias `args`, whose
-                           // fields would otherwise be reloaded after every step.
-                           const T* const in = A + begin;
+                       [&](int64_t begin, int64_t count, Vec scale, const auto* in) BNB_CPU_KERNEL {
+                           // The block's output as a local: a byte store may alias `args`,
+                           // whose fields would otherwise be reloaded after every step.
                            uint8_t* const packed = args.packed + begin / 2;
                            for_each_step(count, 2 * kLanes, [&](int64_t i, auto lanes) BNB_CPU_KERNEL {
                                // Missing elements (the missing last one of an odd n)
