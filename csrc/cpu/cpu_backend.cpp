@@ -1,6 +1,7 @@
 // The CPU backend's table. Always built and always available.
-#include "cpu_isa.h"
-#include "cpu_kernels.h"
+#include "blockwise/blockwise.h"
+#include "common/cpu_isa.h"
+#include "fourbit/fourbit.h"
 
 namespace bnb::cpu {
 namespace {

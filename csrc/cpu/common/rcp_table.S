@@ -1,5 +1,5 @@
 /* Embeds data/rcp_approx_f32_delta.bin as the read-only symbol
-   bnb_rcp_approx_delta_table (see rcp_approx.cpp). */
+   bnb_rcp_approx_delta_table (see rcp_approx.h). */
 #if defined(__APPLE__)
     .const
     .globl _bnb_rcp_approx_delta_table

@@ -3,9 +3,9 @@
 #include <cstdint>
 #include <limits>
 
-#include "float_types.h"
+#include "common/float_types.h"
 
-// The 2 MiB table is linked in as raw bytes (see csrc/cpu/rcp_table.S).
+// The 2 MiB table is linked in as raw bytes (see csrc/cpu/common/rcp_table.S).
 extern "C" __attribute__((visibility("hidden"))) const uint8_t bnb_rcp_approx_delta_table[];
 
 namespace bnb::cpu {

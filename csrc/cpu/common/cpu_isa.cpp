@@ -1,4 +1,4 @@
-#include "cpu_isa.h"
+#include "common/cpu_isa.h"
 
 #include <atomic>
 #include <cstdlib>
@@ -9,7 +9,6 @@
 #include <cpuid.h>
 #endif
 
-#include "kernel_set.h"
 #include "status.h"
 
 namespace bnb::cpu {
@@ -88,15 +87,6 @@ bool isa_supported(CpuIsa isa) {
 }
 
 CpuIsa active_isa() { return static_cast<CpuIsa>(active_isa_slot().load(std::memory_order_relaxed)); }
-
-const KernelSet& active_kernels() {
-    switch (active_isa()) {
-        case CpuIsa::kAvx512: return avx512_kernels();
-        case CpuIsa::kAvx2: return avx2_kernels();
-        case CpuIsa::kScalar: break;
-    }
-    return scalar_kernels();
-}
 
 }  // namespace bnb::cpu
 

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 
 #include "bitsandbytes/bitsandbytes.h"
@@ -94,6 +95,16 @@ decltype(auto) dispatch_float(bnb_dtype dtype, Fn&& fn) {
         case BNB_DTYPE_BFLOAT16: return std::forward<Fn>(fn)(BFloat16{});
         default: return std::forward<Fn>(fn)(float{});
     }
+}
+
+// Calls fn(T{}, std::integral_constant<bnb_quant_type, Q>{}) with T as in
+// dispatch_float and Q the 4-bit quant type (NF4 or FP4, already checked).
+template <typename Fn>
+void dispatch_float_and_quant_type(bnb_dtype dtype, bnb_quant_type quant_type, Fn&& fn) {
+    dispatch_float(dtype, [&](auto tag) {
+        if (quant_type == BNB_QUANT_NF4) fn(tag, std::integral_constant<bnb_quant_type, BNB_QUANT_NF4>{});
+        else fn(tag, std::integral_constant<bnb_quant_type, BNB_QUANT_FP4>{});
+    });
 }
 
 // float32 arithmetic as upstream's CUDA build does it (--use_fast_math): subnormal

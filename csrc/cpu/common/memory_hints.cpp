@@ -1,4 +1,4 @@
-#include "memory_hints.h"
+#include "common/memory_hints.h"
 
 #include <cstdint>
 

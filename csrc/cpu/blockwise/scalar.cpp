@@ -1,0 +1,3 @@
+// The blockwise kernels for the scalar reference (common/isa_dispatch.h).
+#include "common/vec_scalar.h"
+#include "blockwise/kernels.h"

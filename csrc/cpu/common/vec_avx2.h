@@ -1,0 +1,403 @@
+// The AVX2 + F16C vector layer: 8 float32 lanes; partial steps go through
+// small zeroed stack buffers (AVX2 has no byte or 16-bit masked loads), and
+// tables too large for a register are gathered. The arithmetic is the scalar
+// reference's, step for step (vec_scalar.h; vec_avx512.h explains the table
+// forms of the searches).
+#pragma once
+
+#include <cstring>
+
+#include "common/vec_x86.h"
+
+#define BNB_CPU_ISA avx2
+#define BNB_CPU_KERNEL __attribute__((target("avx2,f16c")))
+
+namespace bnb::cpu::avx2 {
+
+inline constexpr int64_t kLanes = 8;
+using Vec = __m256;
+using Ints = __m256i;
+
+// Conversions are one instruction: quantizers read their input in both passes.
+template <typename T>
+inline constexpr bool kConvertOnce = false;
+
+// Lanes [0, count) all ones, the rest zero.
+BNB_CPU_KERNEL inline __m256i first_lanes(int64_t count) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::min<int64_t>(count, kLanes))),
+                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// The elements of a partial step that fall into a buffer of `capacity`.
+inline size_t partial_count(Partial lanes, int64_t capacity) {
+    return static_cast<size_t>(std::min(lanes.count, capacity));
+}
+
+// ---- elements <-> lanes ------------------------------------------------------------
+
+BNB_CPU_KERNEL inline Vec load(const float* p, Full) { return _mm256_loadu_ps(p); }
+
+BNB_CPU_KERNEL inline Vec load(const Half* p, Full) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+BNB_CPU_KERNEL inline Vec load(const BFloat16* p, Full) {
+    const __m256i widened = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(widened, 16));
+}
+
+// The first lanes.count elements, zeros after them.
+template <typename T>
+BNB_CPU_KERNEL inline Vec load(const T* p, Partial lanes) {
+    T padded[kLanes] = {};
+    std::memcpy(padded, p, partial_count(lanes, kLanes) * sizeof(T));
+    return load(padded, Full{});
+}
+
+// from_float<Half>: round to nearest even in hardware; a NaN keeps only its sign.
+BNB_CPU_KERNEL inline __m128i half_bits(Vec x) {
+    __m128i bits = _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const int nan = _mm256_movemask_ps(_mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+    if (nan != 0) {
+        alignas(16) uint16_t lanes[8];
+        alignas(32) uint32_t source[8];
+        _mm_store_si128(reinterpret_cast<__m128i*>(lanes), bits);
+        _mm256_store_si256(reinterpret_cast<__m256i*>(source), _mm256_castps_si256(x));
+        for (int j = 0; j < 8; ++j) {
+            if (nan & (1 << j)) lanes[j] = static_cast<uint16_t>(((source[j] >> 16) & 0x8000u) | 0x7e00u);
+        }
+        bits = _mm_load_si128(reinterpret_cast<const __m128i*>(lanes));
+    }
+    return bits;
+}
+
+// from_float<BFloat16>: round to nearest even on the bits; a NaN keeps its upper
+// half with the quiet bit set.
+BNB_CPU_KERNEL inline __m128i bfloat16_bits(Vec x) {
+    const __m256i bits = _mm256_castps_si256(x);
+    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
+    const __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(bits, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))), 16);
+    const __m256i quiet = _mm256_or_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(0x40));
+    const __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+    const __m256i words = _mm256_packus_epi32(_mm256_blendv_epi8(rounded, quiet, nan), _mm256_setzero_si256());
+    return _mm256_castsi256_si128(_mm256_permute4x64_epi64(words, 0x08));  // halves' low quadwords
+}
+
+template <typename T>
+BNB_CPU_KERNEL inline __m128i bits16(Vec x) {
+    if constexpr (std::is_same_v<T, Half>) return half_bits(x);
+    else return bfloat16_bits(x);
+}
+
+BNB_CPU_KERNEL inline void store(float* p, Vec x, Full) { _mm256_storeu_ps(p, x); }
+
+template <typename T>
+BNB_CPU_KERNEL inline void store(T* p, Vec x, Full) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), bits16<T>(x));
+}
+
+template <typename T>
+BNB_CPU_KERNEL inline void store(T* p, Vec x, Partial lanes) {
+    T padded[kLanes];
+    store(padded, x, Full{});
+    std::memcpy(p, padded, partial_count(lanes, kLanes) * sizeof(T));
+}
+
+// Missing lanes of a partial step become 0.0.
+BNB_CPU_KERNEL inline Vec keep_lanes(Vec x, Full) { return x; }
+BNB_CPU_KERNEL inline Vec keep_lanes(Vec x, Partial lanes) {
+    return _mm256_and_ps(x, _mm256_castsi256_ps(first_lanes(lanes.count)));
+}
+
+// ---- float32 arithmetic with CUDA's flush-to-zero ----------------------------------
+
+BNB_CPU_KERNEL inline Vec broadcast(float x) { return _mm256_set1_ps(x); }
+BNB_CPU_KERNEL inline Vec zero() { return _mm256_setzero_ps(); }
+BNB_CPU_KERNEL inline Vec mul(Vec a, Vec b) { return _mm256_mul_ps(a, b); }
+BNB_CPU_KERNEL inline Vec max(Vec a, Vec b) { return _mm256_max_ps(a, b); }
+
+BNB_CPU_KERNEL inline float reduce_max(Vec x) {
+    __m128 q = _mm_max_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+    q = _mm_max_ps(q, _mm_movehl_ps(q, q));
+    q = _mm_max_ss(q, _mm_movehdup_ps(q));
+    return _mm_cvtss_f32(q);
+}
+
+BNB_CPU_KERNEL inline Vec flush(Vec x) {
+    const __m256i bits = _mm256_castps_si256(x);
+    const __m256i exponent_zero =
+        _mm256_cmpeq_epi32(_mm256_and_si256(bits, _mm256_set1_epi32(0x7f800000)), _mm256_setzero_si256());
+    const __m256i signed_zero = _mm256_and_si256(bits, _mm256_set1_epi32(static_cast<int>(0x80000000u)));
+    return _mm256_castsi256_ps(_mm256_blendv_epi8(bits, signed_zero, exponent_zero));
+}
+
+BNB_CPU_KERNEL inline Vec flushed_magnitude(Vec x) {
+    const __m256i bits = _mm256_and_si256(_mm256_castps_si256(x), _mm256_set1_epi32(0x7fffffff));
+    const __m256i exponent_zero =
+        _mm256_cmpeq_epi32(_mm256_and_si256(bits, _mm256_set1_epi32(0x7f800000)), _mm256_setzero_si256());
+    return _mm256_castsi256_ps(_mm256_andnot_si256(exponent_zero, bits));
+}
+
+// Child of each node of an implicit binary tree: 2k + 1 if s > the node's value, else 2k.
+BNB_CPU_KERNEL inline Ints descend(Ints node, Vec s, Vec value) {
+    const __m256i above = _mm256_castps_si256(_mm256_cmp_ps(s, value, _CMP_GT_OQ));
+    return _mm256_sub_epi32(_mm256_add_epi32(node, node), above);
+}
+
+// 8 int32 lanes holding values 0..255 -> 8 bytes.
+BNB_CPU_KERNEL inline __m128i pack_bytes(Ints values) {
+    const __m256i words = _mm256_packus_epi32(values, values);  // per 128-bit half: v0..3 v0..3 | v4..7 v4..7
+    const __m256i bytes = _mm256_packus_epi16(words, words);
+    return _mm_unpacklo_epi32(_mm256_castsi256_si128(bytes), _mm256_extracti128_si256(bytes, 1));
+}
+
+// The low 8 bytes of `bytes` at p.
+BNB_CPU_KERNEL inline void store8_bytes(uint8_t* p, __m128i bytes, Full) {
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(p), bytes);
+}
+
+BNB_CPU_KERNEL inline void store8_bytes(uint8_t* p, __m128i bytes, Partial byte_lanes) {
+    alignas(16) uint8_t buffer[16];
+    _mm_store_si128(reinterpret_cast<__m128i*>(buffer), bytes);
+    std::memcpy(p, buffer, partial_count(byte_lanes, 8));
+}
+
+// ---- 8-bit blockwise ----------------------------------------------------------------
+
+// The first 32 nodes of the descent in registers, the deeper ones and the
+// final choice gathered from the tables of code_search.h.
+struct CodeSearch {
+    __m256 depth0to2;                // nodes 0 .. 7 (node 0 unused)
+    __m256 depth3;                   // nodes 8 .. 15
+    __m256 depth4_low, depth4_high;  // nodes 16 .. 31
+    const CodeSearchTables* tables;
+};
+
+BNB_CPU_KERNEL inline CodeSearch load_code_search(const float*, const CodeSearchTables& tables) {
+    return {_mm256_load_ps(tables.node_value), _mm256_load_ps(tables.node_value + 8),
+            _mm256_load_ps(tables.node_value + 16), _mm256_load_ps(tables.node_value + 24), &tables};
+}
+
+// search_code for 8 values (NaN ends at index 0, as in the reference).
+BNB_CPU_KERNEL inline Ints search_codes(const CodeSearch& search, Vec s) {
+    __m256i node = _mm256_set1_epi32(1);
+    for (int depth = 0; depth < 3; ++depth) node = descend(node, s, _mm256_permutevar8x32_ps(search.depth0to2, node));
+    node = descend(node, s, _mm256_permutevar8x32_ps(search.depth3, node));
+    const __m256 bit3 = _mm256_castsi256_ps(_mm256_slli_epi32(node, 28));
+    node = descend(node, s, _mm256_blendv_ps(_mm256_permutevar8x32_ps(search.depth4_low, node),
+                                             _mm256_permutevar8x32_ps(search.depth4_high, node), bit3));
+    node = descend(node, s, _mm256_i32gather_ps(search.tables->node_value, node, 4));  // 32 .. 63
+    node = descend(node, s, _mm256_i32gather_ps(search.tables->node_value, node, 4));  // 64 .. 127
+    const __m256i final_index = _mm256_and_si256(node, _mm256_set1_epi32(127));     // node = 128 + B, p = 2B
+    const __m256 value = _mm256_i32gather_ps(search.tables->final_value, final_index, 4);
+    const __m256 above_value = _mm256_cmp_ps(s, value, _CMP_GT_OQ);
+    const __m256 take_upper =
+        _mm256_and_ps(above_value, _mm256_cmp_ps(s, _mm256_i32gather_ps(search.tables->mid_above, final_index, 4), _CMP_GT_OQ));
+    const __m256 take_lower = _mm256_andnot_ps(
+        above_value, _mm256_cmp_ps(s, _mm256_i32gather_ps(search.tables->mid_below, final_index, 4), _CMP_LT_OQ));
+    const __m256i p = _mm256_add_epi32(final_index, final_index);
+    return _mm256_add_epi32(_mm256_sub_epi32(p, _mm256_castps_si256(take_upper)), _mm256_castps_si256(take_lower));
+}
+
+template <typename Lanes>
+BNB_CPU_KERNEL inline void store_code_bytes(uint8_t* p, Ints codes, Lanes lanes) {
+    store8_bytes(p, pack_bytes(codes), lanes);
+}
+
+// Dequantization gathers 8 codes per step from the code, flushed once.
+inline constexpr int64_t kCodeStep = 8;
+
+struct CodeLookup {
+    alignas(32) float code[256];
+};
+
+struct CodeValues {
+    Vec part[1];
+};
+
+BNB_CPU_KERNEL inline CodeLookup load_code_lookup(const float* code) {
+    CodeLookup lookup;
+    for (int j = 0; j < 256; j += 8) _mm256_store_ps(lookup.code + j, flush(_mm256_loadu_ps(code + j)));
+    return lookup;
+}
+
+BNB_CPU_KERNEL inline CodeValues lookup_codes(const CodeLookup& lookup, const uint8_t* codes, Full) {
+    const __m256i index = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes)));
+    return {{_mm256_i32gather_ps(lookup.code, index, 4)}};
+}
+
+BNB_CPU_KERNEL inline CodeValues lookup_codes(const CodeLookup& lookup, const uint8_t* codes, Partial lanes) {
+    alignas(16) uint8_t padded[16] = {};
+    std::memcpy(padded, codes, partial_count(lanes, kLanes));
+    return lookup_codes(lookup, padded, Full{});
+}
+
+// Blocks of at least kMinBlocksize elements are dequantized from a per-block
+// table of the 256 possible results (converted once), one scalar load per
+// element: on CPUs whose gathers are slow (AMD Zen) that beats a gather per 8
+// elements.
+template <typename T>
+struct ResultTable {
+    static constexpr int64_t kMinBlocksize = 256;
+    static constexpr int64_t kStep = 1;
+    using Source = CodeLookup;
+
+    alignas(32) T value[256];
+
+    BNB_CPU_KERNEL static Source load_source(const float* code) { return load_code_lookup(code); }
+
+    BNB_CPU_KERNEL static ResultTable scaled(const Source& code, Vec flushed_scale) {
+        ResultTable results;
+        for (int j = 0; j < 256; j += 8) {
+            store(results.value + j, flush(_mm256_mul_ps(_mm256_load_ps(code.code + j), flushed_scale)), Full{});
+        }
+        return results;
+    }
+
+    template <typename Lanes>
+    BNB_CPU_KERNEL void write(T* out, const uint8_t* codes, Lanes) const { *out = value[*codes]; }
+};
+
+template <typename T>
+using ResultTableFor = ResultTable<T>;
+
+// ---- 4-bit NF4 / FP4 ----------------------------------------------------------------
+
+// Loads 8 entries of a constant table, hidden from the optimizer: it would
+// otherwise see that FP4 codes 8-15 are the negated codes 0-7 and compute
+// (-m) * scale as -(m * scale), which flips the sign of a NaN product
+// (0 * inf) against the reference.
+BNB_CPU_KERNEL inline Vec load_opaque(const float* table) {
+    __m256 values = _mm256_loadu_ps(table);
+    __asm__("" : "+x"(values));
+    return values;
+}
+
+template <bnb_quant_type Q>
+BNB_CPU_KERNEL inline Ints encode(Vec s) {
+    if constexpr (Q == BNB_QUANT_NF4) {
+        const __m256 upper_levels = _mm256_loadu_ps(kNf4Tree.node);
+        const __m256 last_level = _mm256_loadu_ps(kNf4Tree.node + 8);
+        __m256i node = _mm256_set1_epi32(1);
+        for (int depth = 0; depth < 3; ++depth) node = descend(node, s, _mm256_permutevar8x32_ps(upper_levels, node));
+        node = descend(node, s, _mm256_permutevar8x32_ps(last_level, node));
+        return _mm256_and_si256(node, _mm256_set1_epi32(15));
+    } else {
+        const __m256i negative = _mm256_castps_si256(_mm256_cmp_ps(s, _mm256_setzero_ps(), _CMP_LT_OQ));
+        const __m256 magnitude = _mm256_castsi256_ps(_mm256_and_si256(_mm256_castps_si256(s), _mm256_set1_epi32(0x7fffffff)));
+        const __m256 tree = _mm256_loadu_ps(kFp4Tree.node);
+        __m256i node = _mm256_set1_epi32(1);
+        for (int depth = 0; depth < 3; ++depth) node = descend(node, magnitude, _mm256_permutevar8x32_ps(tree, node));
+        const __m256i code = _mm256_permutevar8x32_epi32(
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kFp4MagnitudeByCount + 8)), node);  // node = 8 + count
+        return _mm256_or_si256(code, _mm256_and_si256(negative, _mm256_set1_epi32(8)));
+    }
+}
+
+// Codes of 16 consecutive elements -> 8 bytes, the lower index in the high nibble.
+BNB_CPU_KERNEL inline __m128i pack_nibbles(Ints first, Ints second) {
+    const __m256i byte_mask = _mm256_set1_epi64x(0xff);
+    const __m256i first_pairs = _mm256_and_si256(_mm256_or_si256(_mm256_slli_epi64(first, 4), _mm256_srli_epi64(first, 32)), byte_mask);
+    const __m256i second_pairs = _mm256_and_si256(_mm256_or_si256(_mm256_slli_epi64(second, 4), _mm256_srli_epi64(second, 32)), byte_mask);
+    // 32-bit lanes b0 b4 b1 b5 | b2 b6 b3 b7 -> b0 .. b7
+    const __m256i merged = _mm256_or_si256(first_pairs, _mm256_slli_epi64(second_pairs, 32));
+    return pack_bytes(_mm256_permutevar8x32_epi32(merged, _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7)));
+}
+
+BNB_CPU_KERNEL inline void store_nibbles(uint8_t* p, Ints first, Ints second, Full) {
+    store8_bytes(p, pack_nibbles(first, second), Full{});
+}
+
+BNB_CPU_KERNEL inline void store_nibbles(uint8_t* p, Ints first, Ints second, Partial lanes) {
+    store8_bytes(p, pack_nibbles(first, second), Partial{(lanes.count + 1) / 2});
+}
+
+// float32 outputs: 8 per step from two registers of the block's 16 results;
+// 16-bit outputs: the results, converted once, split into a table of low bytes
+// and one of high bytes, each looked up by nibble with a byte shuffle, 32 per
+// step.
+template <typename T>
+inline constexpr int64_t kNibbleStep = std::is_same_v<T, float> ? 8 : 32;
+
+template <typename T, bnb_quant_type Q>
+struct NibbleTable {
+    __m256i low_bytes;
+    __m256i high_bytes;
+};
+
+template <bnb_quant_type Q>
+struct NibbleTable<float, Q> {
+    __m256 low_codes;   // results 0 .. 7
+    __m256 high_codes;  // results 8 .. 15
+};
+
+template <typename T, bnb_quant_type Q>
+BNB_CPU_KERNEL inline NibbleTable<T, Q> nibble_table(float flushed_scale) {
+    const __m256 scale = _mm256_set1_ps(flushed_scale);
+    const __m256 low_codes = flush(_mm256_mul_ps(load_opaque(decode_values<Q>()), scale));
+    const __m256 high_codes = flush(_mm256_mul_ps(load_opaque(decode_values<Q>() + 8), scale));
+    if constexpr (std::is_same_v<T, float>) {
+        return {low_codes, high_codes};
+    } else {
+        const __m128i low_byte = _mm_set1_epi16(0xff);
+        const __m128i first = bits16<T>(low_codes);
+        const __m128i second = bits16<T>(high_codes);
+        return {_mm256_broadcastsi128_si256(_mm_packus_epi16(_mm_and_si128(first, low_byte), _mm_and_si128(second, low_byte))),
+                _mm256_broadcastsi128_si256(_mm_packus_epi16(_mm_srli_epi16(first, 8), _mm_srli_epi16(second, 8)))};
+    }
+}
+
+// The values of 8 codes (4 bytes) from the block's table of 16 results.
+template <bnb_quant_type Q>
+BNB_CPU_KERNEL inline Vec decode8(const NibbleTable<float, Q>& table, uint32_t four_bytes) {
+    // One 32-bit lane per nibble, in element order.
+    const __m256i byte_lanes = _mm256_cvtepu8_epi64(_mm_cvtsi32_si128(static_cast<int>(four_bytes)));
+    const __m256i codes = _mm256_or_si256(_mm256_srli_epi64(byte_lanes, 4),
+                                          _mm256_slli_epi64(_mm256_and_si256(byte_lanes, _mm256_set1_epi64x(15)), 32));
+    return _mm256_blendv_ps(_mm256_permutevar8x32_ps(table.low_codes, codes),
+                            _mm256_permutevar8x32_ps(table.high_codes, codes),
+                            _mm256_castsi256_ps(_mm256_slli_epi32(codes, 28)));
+}
+
+template <bnb_quant_type Q, typename Lanes>
+BNB_CPU_KERNEL inline void store_decoded(float* out, const NibbleTable<float, Q>& table, const uint8_t* packed,
+                                         Lanes lanes) {
+    uint32_t four_bytes = 0;
+    if constexpr (std::is_same_v<Lanes, Full>) std::memcpy(&four_bytes, packed, 4);
+    else std::memcpy(&four_bytes, packed, static_cast<size_t>((lanes.count + 1) / 2));
+    store(out, decode8(table, four_bytes), lanes);
+}
+
+template <typename T, bnb_quant_type Q, typename Lanes>
+BNB_CPU_KERNEL inline void store_decoded(T* out, const NibbleTable<T, Q>& table, const uint8_t* packed, Lanes lanes) {
+    alignas(16) uint8_t padded[16] = {};
+    if constexpr (!std::is_same_v<Lanes, Full>) {
+        std::memcpy(padded, packed, static_cast<size_t>((lanes.count + 1) / 2));
+        packed = padded;
+    }
+    const __m256i nibble = _mm256_set1_epi8(15);
+    const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(packed));
+    const __m256i both = _mm256_set_m128i(bytes, bytes);
+    const __m256i high_nibbles = _mm256_and_si256(_mm256_srli_epi16(both, 4), nibble);
+    const __m256i low_nibbles = _mm256_and_si256(both, nibble);
+    // Element order: bytes 0-7 in the lower half, 8-15 in the upper.
+    const __m256i codes = _mm256_permute2x128_si256(_mm256_unpacklo_epi8(high_nibbles, low_nibbles),
+                                                    _mm256_unpackhi_epi8(high_nibbles, low_nibbles), 0x30);
+    const __m256i low = _mm256_shuffle_epi8(table.low_bytes, codes);
+    const __m256i high = _mm256_shuffle_epi8(table.high_bytes, codes);
+    const __m256i words_a = _mm256_unpacklo_epi8(low, high);  // elements 0-7 | 16-23
+    const __m256i words_b = _mm256_unpackhi_epi8(low, high);  // elements 8-15 | 24-31
+    const __m256i first = _mm256_permute2x128_si256(words_a, words_b, 0x20);
+    const __m256i second = _mm256_permute2x128_si256(words_a, words_b, 0x31);
+    if constexpr (std::is_same_v<Lanes, Full>) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), first);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 16), second);
+    } else {
+        alignas(32) T words[32];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(words), first);
+        _mm256_store_si256(reinterpret_cast<__m256i*>(words + 16), second);
+        std::memcpy(out, words, static_cast<size_t>(lanes.count) * sizeof(T));
+    }
+}
+
+}  // namespace bnb::cpu::avx2

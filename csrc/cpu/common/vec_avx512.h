@@ -1,0 +1,379 @@
+// The AVX-512 (F, BW, VL, DQ) vector layer: 16 float32 lanes, masks for
+// partial steps, and tables held in registers (permutes) where AVX2 gathers.
+// The arithmetic is the scalar reference's, step for step (vec_scalar.h):
+// subnormals flushed by bit tests, strict > thresholds, RNE to 16 bits.
+#pragma once
+
+#include "common/vec_x86.h"
+
+#define BNB_CPU_ISA avx512
+#define BNB_CPU_KERNEL __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
+
+namespace bnb::cpu::avx512 {
+
+inline constexpr int64_t kLanes = 16;
+using Vec = __m512;
+using Ints = __m512i;
+
+// Conversions are one instruction: quantizers read their input in both passes.
+template <typename T>
+inline constexpr bool kConvertOnce = false;
+
+BNB_CPU_KERNEL inline __mmask16 first_lanes16(int64_t count) {
+    return count >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << count) - 1u);
+}
+
+BNB_CPU_KERNEL inline __mmask32 first_lanes32(int64_t count) {
+    return count >= 32 ? static_cast<__mmask32>(0xffffffffu) : static_cast<__mmask32>((1u << count) - 1u);
+}
+
+BNB_CPU_KERNEL inline __mmask16 mask16(Full) { return static_cast<__mmask16>(0xffff); }
+BNB_CPU_KERNEL inline __mmask16 mask16(Partial lanes) { return first_lanes16(lanes.count); }
+BNB_CPU_KERNEL inline __mmask32 mask32(Full) { return static_cast<__mmask32>(0xffffffffu); }
+BNB_CPU_KERNEL inline __mmask32 mask32(Partial lanes) { return first_lanes32(lanes.count); }
+
+// The bytes that hold the nibbles of a step of `step` elements.
+BNB_CPU_KERNEL inline __mmask16 nibble_bytes(Full, int64_t step) { return first_lanes16(step / 2); }
+BNB_CPU_KERNEL inline __mmask16 nibble_bytes(Partial lanes, int64_t) { return first_lanes16((lanes.count + 1) / 2); }
+
+// ---- elements <-> lanes ------------------------------------------------------------
+
+template <typename Lanes>
+BNB_CPU_KERNEL inline Vec load(const float* p, Lanes lanes) { return _mm512_maskz_loadu_ps(mask16(lanes), p); }
+
+// Half -> float32 is exact (subnormal halves included) in hardware, as in to_float.
+template <typename Lanes>
+BNB_CPU_KERNEL inline Vec load(const Half* p, Lanes lanes) {
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask16(lanes), p));
+}
+
+template <typename Lanes>
+BNB_CPU_KERNEL inline Vec load(const BFloat16* p, Lanes lanes) {
+    const __m512i widened = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mask16(lanes), p));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(widened, 16));
+}
+
+// from_float<Half>: round to nearest even in hardware; a NaN keeps only its sign
+// (sign | 0x7e00), where the hardware would keep payload bits.
+BNB_CPU_KERNEL inline __m256i half_bits(Vec x) {
+    __m256i bits = _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+    if (nan != 0) {
+        const __m512i sign = _mm512_and_si512(_mm512_srli_epi32(_mm512_castps_si512(x), 16), _mm512_set1_epi32(0x8000));
+        const __m256i quiet = _mm512_cvtepi32_epi16(_mm512_or_si512(sign, _mm512_set1_epi32(0x7e00)));
+        bits = _mm256_mask_blend_epi16(nan, bits, quiet);
+    }
+    return bits;
+}
+
+// from_float<BFloat16>: round to nearest even on the bits; a NaN keeps its upper
+// half with the quiet bit set.
+BNB_CPU_KERNEL inline __m256i bfloat16_bits(Vec x) {
+    const __m512i bits = _mm512_castps_si512(x);
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+    __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+    const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+    rounded = _mm512_mask_or_epi32(rounded, nan, _mm512_srli_epi32(bits, 16), _mm512_set1_epi32(0x40));
+    return _mm512_cvtepi32_epi16(rounded);
+}
+
+template <typename T>
+BNB_CPU_KERNEL inline __m256i bits16(Vec x) {
+    if constexpr (std::is_same_v<T, Half>) return half_bits(x);
+    else return bfloat16_bits(x);
+}
+
+template <typename Lanes>
+BNB_CPU_KERNEL inline void store(float* p, Vec x, Lanes lanes) { _mm512_mask_storeu_ps(p, mask16(lanes), x); }
+
+template <typename T, typename Lanes>
+BNB_CPU_KERNEL inline void store(T* p, Vec x, Lanes lanes) { _mm256_mask_storeu_epi16(p, mask16(lanes), bits16<T>(x)); }
+
+// Missing lanes of a partial step become 0.0.
+template <typename Lanes>
+BNB_CPU_KERNEL inline Vec keep_lanes(Vec x, Lanes lanes) { return _mm512_maskz_mov_ps(mask16(lanes), x); }
+
+// ---- float32 arithmetic with CUDA's flush-to-zero ----------------------------------
+
+BNB_CPU_KERNEL inline Vec broadcast(float x) { return _mm512_set1_ps(x); }
+BNB_CPU_KERNEL inline Vec zero() { return _mm512_setzero_ps(); }
+BNB_CPU_KERNEL inline Vec mul(Vec a, Vec b) { return _mm512_mul_ps(a, b); }
+BNB_CPU_KERNEL inline Vec max(Vec a, Vec b) { return _mm512_max_ps(a, b); }
+BNB_CPU_KERNEL inline float reduce_max(Vec x) { return _mm512_reduce_max_ps(x); }
+
+BNB_CPU_KERNEL inline Vec flush(Vec x) {
+    const __m512i bits = _mm512_castps_si512(x);
+    const __mmask16 keep = _mm512_test_epi32_mask(bits, _mm512_set1_epi32(0x7f800000));
+    const __m512i signed_zero = _mm512_and_si512(bits, _mm512_set1_epi32(static_cast<int>(0x80000000u)));
+    return _mm512_castsi512_ps(_mm512_mask_mov_epi32(signed_zero, keep, bits));
+}
+
+BNB_CPU_KERNEL inline Vec flushed_magnitude(Vec x) {
+    const __m512i bits = _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(0x7fffffff));
+    const __mmask16 keep = _mm512_test_epi32_mask(bits, _mm512_set1_epi32(0x7f800000));
+    return _mm512_castsi512_ps(_mm512_maskz_mov_epi32(keep, bits));
+}
+
+// Child of each node of an implicit binary tree: 2k + 1 if s > the node's value, else 2k.
+BNB_CPU_KERNEL inline Ints descend(Ints node, Vec s, Vec value) {
+    const __mmask16 above = _mm512_cmp_ps_mask(s, value, _CMP_GT_OQ);
+    const __m512i doubled = _mm512_add_epi32(node, node);
+    return _mm512_mask_add_epi32(doubled, above, doubled, _mm512_set1_epi32(1));
+}
+
+// ---- 8-bit blockwise ----------------------------------------------------------------
+
+// A 128-entry float table in 8 registers, looked up by the low 7 bits of an index.
+struct Table128 {
+    __m512 part[8];
+};
+
+BNB_CPU_KERNEL inline Table128 load_table128(const float* values) {
+    Table128 table;
+    for (int j = 0; j < 8; ++j) table.part[j] = _mm512_load_ps(values + 16 * j);
+    return table;
+}
+
+BNB_CPU_KERNEL inline Vec lookup128(const Table128& table, Ints index, __mmask16 bit5, __mmask16 bit6) {
+    const __m512 low = _mm512_mask_blend_ps(bit5, _mm512_permutex2var_ps(table.part[0], index, table.part[1]),
+                                            _mm512_permutex2var_ps(table.part[2], index, table.part[3]));
+    const __m512 high = _mm512_mask_blend_ps(bit5, _mm512_permutex2var_ps(table.part[4], index, table.part[5]),
+                                             _mm512_permutex2var_ps(table.part[6], index, table.part[7]));
+    return _mm512_mask_blend_ps(bit6, low, high);
+}
+
+// The search tables of code_search.h, all in registers.
+struct CodeSearch {
+    Table128 nodes;  // node_value: nodes 1 .. 127 of the descent
+    Table128 final_value;
+    Table128 mid_above;
+    Table128 mid_below;
+};
+
+BNB_CPU_KERNEL inline CodeSearch load_code_search(const float*, const CodeSearchTables& tables) {
+    return {load_table128(tables.node_value), load_table128(tables.final_value), load_table128(tables.mid_above),
+            load_table128(tables.mid_below)};
+}
+
+// search_code for 16 values. NaN compares false everywhere and ends at index 0,
+// as in the reference.
+BNB_CPU_KERNEL inline Ints search_codes(const CodeSearch& search, Vec s) {
+    const __m512i bit5_value = _mm512_set1_epi32(32);
+    const __m512i bit6_value = _mm512_set1_epi32(64);
+    __m512i node = _mm512_set1_epi32(1);
+    for (int depth = 0; depth < 5; ++depth) {  // nodes 1 .. 31
+        node = descend(node, s, _mm512_permutex2var_ps(search.nodes.part[0], node, search.nodes.part[1]));
+    }
+    node = descend(node, s, _mm512_permutex2var_ps(search.nodes.part[2], node, search.nodes.part[3]));  // 32 .. 63
+    const __mmask16 depth6_bit5 = _mm512_test_epi32_mask(node, bit5_value);  // nodes 64 .. 127
+    node = descend(node, s, _mm512_mask_blend_ps(depth6_bit5,
+                                                 _mm512_permutex2var_ps(search.nodes.part[4], node, search.nodes.part[5]),
+                                                 _mm512_permutex2var_ps(search.nodes.part[6], node, search.nodes.part[7])));
+    // node = 128 + B, final pivot p = 2B.
+    const __mmask16 bit5 = _mm512_test_epi32_mask(node, bit5_value);
+    const __mmask16 bit6 = _mm512_test_epi32_mask(node, bit6_value);
+    const __m512 value = lookup128(search.final_value, node, bit5, bit6);
+    const __mmask16 above_value = _mm512_cmp_ps_mask(s, value, _CMP_GT_OQ);
+    const __mmask16 take_upper =
+        _mm512_mask_cmp_ps_mask(above_value, s, lookup128(search.mid_above, node, bit5, bit6), _CMP_GT_OQ);
+    const __mmask16 take_lower = _mm512_mask_cmp_ps_mask(static_cast<__mmask16>(~above_value), s,
+                                                         lookup128(search.mid_below, node, bit5, bit6), _CMP_LT_OQ);
+    const __m512i one = _mm512_set1_epi32(1);
+    __m512i index = _mm512_add_epi32(node, node);  // 256 + p: the byte store keeps p
+    index = _mm512_mask_add_epi32(index, take_upper, index, one);
+    return _mm512_mask_sub_epi32(index, take_lower, index, one);
+}
+
+template <typename Lanes>
+BNB_CPU_KERNEL inline void store_code_bytes(uint8_t* p, Ints codes, Lanes lanes) {
+    _mm_mask_storeu_epi8(p, mask16(lanes), _mm512_cvtepi32_epi8(codes));
+}
+
+// Dequantization looks up 32 codes per step in the 256-entry code, flushed once
+// and held as two tables of 16-bit halves (upper and lower half of each
+// float32) in 8 registers each: a word permute looks up 32 lanes in 64 entries,
+// twice the lanes of a float32 permute over half the entries, so 32 values cost
+// 2 x (4 permutes + 3 blends) instead of 2 x (8 permutes + 7 blends).
+inline constexpr int64_t kCodeStep = 32;
+
+struct CodeLookup {
+    __m512i upper[8];
+    __m512i lower[8];
+};
+
+struct CodeValues {
+    Vec part[2];  // elements 0-15, 16-31
+};
+
+BNB_CPU_KERNEL inline CodeLookup load_code_lookup(const float* code) {
+    CodeLookup halves;
+    for (int j = 0; j < 8; ++j) {
+        const __m512i first = _mm512_castps_si512(flush(_mm512_loadu_ps(code + 32 * j)));
+        const __m512i second = _mm512_castps_si512(flush(_mm512_loadu_ps(code + 32 * j + 16)));
+        halves.upper[j] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(_mm512_srli_epi32(first, 16))),
+                                             _mm512_cvtepi32_epi16(_mm512_srli_epi32(second, 16)), 1);
+        halves.lower[j] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(first)),
+                                             _mm512_cvtepi32_epi16(second), 1);
+    }
+    return halves;
+}
+
+BNB_CPU_KERNEL inline __m512i lookup_words(const __m512i* table, __m512i index, __mmask32 bit6, __mmask32 bit7) {
+    const __m512i low = _mm512_mask_blend_epi16(bit6, _mm512_permutex2var_epi16(table[0], index, table[1]),
+                                                _mm512_permutex2var_epi16(table[2], index, table[3]));
+    const __m512i high = _mm512_mask_blend_epi16(bit6, _mm512_permutex2var_epi16(table[4], index, table[5]),
+                                                 _mm512_permutex2var_epi16(table[6], index, table[7]));
+    return _mm512_mask_blend_epi16(bit7, low, high);
+}
+
+// Word lane of each of 32 indices, chosen so that interleaving the looked-up
+// halves within 128-bit lanes (unpacklo/unpackhi) yields elements 0-15 and
+// 16-31 in order: lane position 8L + j holds element 4L + j (j < 4) or
+// 16 + 4L + j - 4 (j >= 4).
+alignas(64) inline constexpr uint16_t kInterleaveOrder[32] = {0,  1,  2,  3,  16, 17, 18, 19, 4,  5,  6,
+                                                               7,  20, 21, 22, 23, 8,  9,  10, 11, 24, 25,
+                                                               26, 27, 12, 13, 14, 15, 28, 29, 30, 31};
+
+template <typename Lanes>
+BNB_CPU_KERNEL inline CodeValues lookup_codes(const CodeLookup& code, const uint8_t* codes, Lanes lanes) {
+    const __m512i index_words = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(mask32(lanes), codes));
+    const __m512i index = _mm512_permutexvar_epi16(_mm512_load_si512(kInterleaveOrder), index_words);
+    const __mmask32 bit6 = _mm512_test_epi16_mask(index, _mm512_set1_epi16(64));
+    const __mmask32 bit7 = _mm512_test_epi16_mask(index, _mm512_set1_epi16(128));
+    const __m512i upper = lookup_words(code.upper, index, bit6, bit7);
+    const __m512i lower = lookup_words(code.lower, index, bit6, bit7);
+    return {{_mm512_castsi512_ps(_mm512_unpacklo_epi16(lower, upper)),
+             _mm512_castsi512_ps(_mm512_unpackhi_epi16(lower, upper))}};
+}
+
+// 16-bit outputs of large blocks: the block's 256 possible results, converted
+// once, are a word table; each element is then a single word lookup.
+template <typename T>
+struct WordResults {
+    static constexpr int64_t kMinBlocksize = 256;
+    static constexpr int64_t kStep = 32;
+
+    struct Source {
+        __m512 part[16];  // the code, flushed
+    };
+
+    __m512i words[8];
+
+    BNB_CPU_KERNEL static Source load_source(const float* code) {
+        Source source;
+        for (int j = 0; j < 16; ++j) source.part[j] = flush(_mm512_loadu_ps(code + 16 * j));
+        return source;
+    }
+
+    BNB_CPU_KERNEL static WordResults scaled(const Source& code, Vec flushed_scale) {
+        WordResults results;
+        for (int j = 0; j < 8; ++j) {
+            results.words[j] = _mm512_inserti64x4(
+                _mm512_castsi256_si512(bits16<T>(flush(_mm512_mul_ps(code.part[2 * j], flushed_scale)))),
+                bits16<T>(flush(_mm512_mul_ps(code.part[2 * j + 1], flushed_scale))), 1);
+        }
+        return results;
+    }
+
+    template <typename Lanes>
+    BNB_CPU_KERNEL void write(T* out, const uint8_t* codes, Lanes lanes) const {
+        const __m512i index = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(mask32(lanes), codes));
+        const __mmask32 bit6 = _mm512_test_epi16_mask(index, _mm512_set1_epi16(64));
+        const __mmask32 bit7 = _mm512_test_epi16_mask(index, _mm512_set1_epi16(128));
+        _mm512_mask_storeu_epi16(out, mask32(lanes), lookup_words(words, index, bit6, bit7));
+    }
+};
+
+// float32 outputs look the code up (kCodeStep): a table of float32 results
+// would need twice the registers.
+template <typename T>
+using ResultTableFor = std::conditional_t<std::is_same_v<T, float>, void, WordResults<T>>;
+
+// ---- 4-bit NF4 / FP4 ----------------------------------------------------------------
+
+template <bnb_quant_type Q>
+BNB_CPU_KERNEL inline Ints encode(Vec s) {
+    if constexpr (Q == BNB_QUANT_NF4) {
+        const __m512 tree = _mm512_loadu_ps(kNf4Tree.node);
+        __m512i node = _mm512_set1_epi32(1);
+        for (int depth = 0; depth < 4; ++depth) node = descend(node, s, _mm512_permutexvar_ps(node, tree));
+        return _mm512_and_si512(node, _mm512_set1_epi32(15));
+    } else {
+        // Sign from s < 0 (so -0 and NaN are positive); clearing the sign bit
+        // leaves a NaN a NaN, which exceeds no threshold.
+        const __mmask16 negative = _mm512_cmp_ps_mask(s, _mm512_setzero_ps(), _CMP_LT_OQ);
+        const __m512 magnitude = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(s), _mm512_set1_epi32(0x7fffffff)));
+        const __m512 tree = _mm512_loadu_ps(kFp4Tree.node);
+        __m512i node = _mm512_set1_epi32(1);
+        for (int depth = 0; depth < 3; ++depth) node = descend(node, magnitude, _mm512_permutexvar_ps(node, tree));
+        const __m512i code = _mm512_permutexvar_epi32(node, _mm512_loadu_si512(kFp4MagnitudeByCount));
+        return _mm512_mask_or_epi32(code, negative, code, _mm512_set1_epi32(8));
+    }
+}
+
+// 16 codes (one per 32-bit lane) -> 8 bytes, the lower index in the high nibble.
+BNB_CPU_KERNEL inline __m128i pack_nibbles(Ints codes) {
+    const __m512i pairs = _mm512_or_si512(_mm512_slli_epi64(codes, 4), _mm512_srli_epi64(codes, 32));
+    return _mm512_cvtepi64_epi8(pairs);
+}
+
+// The codes of 32 consecutive elements -> 16 bytes.
+template <typename Lanes>
+BNB_CPU_KERNEL inline void store_nibbles(uint8_t* p, Ints first, Ints second, Lanes lanes) {
+    const __m128i bytes = _mm_unpacklo_epi64(pack_nibbles(first), pack_nibbles(second));
+    _mm_mask_storeu_epi8(p, nibble_bytes(lanes, 2 * kLanes), bytes);
+}
+
+// float32 outputs: 16 per step from one register of the block's 16 results;
+// 16-bit outputs: the results converted once, looked up as words, 32 per step.
+template <typename T>
+inline constexpr int64_t kNibbleStep = std::is_same_v<T, float> ? 16 : 32;
+
+template <typename T, bnb_quant_type Q>
+struct NibbleTable {
+    __m512i words;  // results 0 .. 15 as 16-bit T
+};
+
+template <bnb_quant_type Q>
+struct NibbleTable<float, Q> {
+    __m512 values;
+};
+
+// The decode values are hidden from the optimizer, which could otherwise
+// compute the FP4 codes 8-15 (negated codes 0-7) as -(m * scale) and flip the
+// sign of a NaN product (0 * inf) against the reference.
+template <bnb_quant_type Q>
+BNB_CPU_KERNEL inline Vec scaled_decode_values(float flushed_scale) {
+    __m512 values = _mm512_loadu_ps(decode_values<Q>());
+    __asm__("" : "+v"(values));
+    return flush(_mm512_mul_ps(values, _mm512_set1_ps(flushed_scale)));
+}
+
+template <typename T, bnb_quant_type Q>
+BNB_CPU_KERNEL inline NibbleTable<T, Q> nibble_table(float flushed_scale) {
+    if constexpr (std::is_same_v<T, float>) return {scaled_decode_values<Q>(flushed_scale)};
+    else return {_mm512_zextsi256_si512(bits16<T>(scaled_decode_values<Q>(flushed_scale)))};
+}
+
+template <bnb_quant_type Q, typename Lanes>
+BNB_CPU_KERNEL inline void store_decoded(float* out, const NibbleTable<float, Q>& table, const uint8_t* packed,
+                                         Lanes lanes) {
+    const __m128i bytes = _mm_maskz_loadu_epi8(nibble_bytes(lanes, 16), packed);
+    // One byte per 64-bit lane -> its high nibble in the low 32 bits, low nibble above.
+    const __m512i byte_lanes = _mm512_cvtepu8_epi64(bytes);
+    const __m512i codes = _mm512_or_si512(_mm512_srli_epi64(byte_lanes, 4),
+                                          _mm512_slli_epi64(_mm512_and_si512(byte_lanes, _mm512_set1_epi64(15)), 32));
+    _mm512_mask_storeu_ps(out, mask16(lanes), _mm512_permutexvar_ps(codes, table.values));
+}
+
+template <typename T, bnb_quant_type Q, typename Lanes>
+BNB_CPU_KERNEL inline void store_decoded(T* out, const NibbleTable<T, Q>& table, const uint8_t* packed, Lanes lanes) {
+    const __m128i bytes = _mm_maskz_loadu_epi8(nibble_bytes(lanes, 32), packed);
+    // One byte per 32-bit lane -> its high nibble in the low 16 bits, low nibble above.
+    const __m512i byte_lanes = _mm512_cvtepu8_epi32(bytes);
+    const __m512i codes = _mm512_or_si512(_mm512_srli_epi32(byte_lanes, 4),
+                                          _mm512_slli_epi32(_mm512_and_si512(byte_lanes, _mm512_set1_epi32(15)), 16));
+    _mm512_mask_storeu_epi16(out, mask32(lanes), _mm512_permutexvar_epi16(codes, table.words));
+}
+
+}  // namespace bnb::cpu::avx512
