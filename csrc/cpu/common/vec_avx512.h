@@ -38,18 +38,31 @@ BNB_CPU_KERNEL inline __mmask16 nibble_bytes(Partial lanes, int64_t) { return fi
 
 // ---- elements <-> lanes ------------------------------------------------------------
 
+// Whole steps load without a mask: GCC takes a masked load for a call that may
+// read any memory, which keeps a loop's accumulators in memory (the 4-bit
+// matmul's micro-kernel); a plain load lets them stay in registers.
+BNB_CPU_KERNEL inline Vec load(const float* p, Full) { return _mm512_loadu_ps(p); }
+
 template <typename Lanes>
 BNB_CPU_KERNEL inline Vec load(const float* p, Lanes lanes) { return _mm512_maskz_loadu_ps(mask16(lanes), p); }
 
-// Half -> float32 is exact (subnormal halves included) in hardware, as in to_float.
-template <typename Lanes>
-BNB_CPU_KERNEL inline Vec load(const Half* p, Lanes lanes) {
-    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask16(lanes), p));
+// 16 16-bit elements, unconverted.
+BNB_CPU_KERNEL inline __m256i load_words16(const void* p, Full) {
+    return _mm256_loadu_si256(static_cast<const __m256i*>(p));
 }
 
 template <typename Lanes>
+BNB_CPU_KERNEL inline __m256i load_words16(const void* p, Lanes lanes) {
+    return _mm256_maskz_loadu_epi16(mask16(lanes), p);
+}
+
+// Half -> float32 is exact (subnormal halves included) in hardware, as in to_float.
+template <typename Lanes>
+BNB_CPU_KERNEL inline Vec load(const Half* p, Lanes lanes) { return _mm512_cvtph_ps(load_words16(p, lanes)); }
+
+template <typename Lanes>
 BNB_CPU_KERNEL inline Vec load(const BFloat16* p, Lanes lanes) {
-    const __m512i widened = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mask16(lanes), p));
+    const __m512i widened = _mm512_cvtepu16_epi32(load_words16(p, lanes));
     return _mm512_castsi512_ps(_mm512_slli_epi32(widened, 16));
 }
 
@@ -427,7 +440,10 @@ BNB_CPU_KERNEL inline void dequantize16(const uint8_t* bytes, const CodeTable16&
 // hold its instructions, and they run only after that check.
 #define BNB_CPU_KERNEL_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
 
-// 32 bf16, unconverted: 16 lanes of pairs, the operand of dot_bf16_pairs.
+// 32 bf16, unconverted: 16 lanes of pairs, the operand of dot_bf16_pairs (a
+// whole step without a mask, as load).
+BNB_CPU_KERNEL inline Vec load_bf16_pairs(const BFloat16* p, Full) { return _mm512_loadu_ps(p); }
+
 template <typename Lanes>
 BNB_CPU_KERNEL inline Vec load_bf16_pairs(const BFloat16* p, Lanes lanes) {
     return _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(mask32(lanes), p));
