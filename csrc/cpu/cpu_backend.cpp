@@ -2,6 +2,7 @@
 #include "blockwise/blockwise.h"
 #include "common/cpu_isa.h"
 #include "fourbit/fourbit.h"
+#include "gemm_4bit/gemm_4bit.h"
 
 namespace bnb::cpu {
 namespace {
@@ -16,10 +17,10 @@ const BackendOps kCpuOps = {
     .dequantize_blockwise = dequantize_blockwise,
     .quantize_4bit = quantize_4bit,
     .dequantize_4bit = dequantize_4bit,
-    .gemm_4bit = nullptr,
-    .gemv_4bit = nullptr,
-    .gemm_4bit_fused_max_rows = nullptr,
-    .gemm_4bit_workspace_size = nullptr,
+    .gemm_4bit = gemm_4bit,
+    .gemv_4bit = gemm_4bit,
+    .gemm_4bit_fused_max_rows = gemm_4bit_fused_max_rows,
+    .gemm_4bit_workspace_size = gemm_4bit_workspace_size,
     .variant = active_variant,
     .variant_supported = variant_supported,
     .select_variant = select_variant,

@@ -1,3 +1,3 @@
-// The blockwise kernels for AVX2 + F16C (common/isa_dispatch.h).
+// The blockwise kernels for AVX2 + F16C + FMA (common/isa_dispatch.h).
 #include "common/vec_avx2.h"
 #include "blockwise/kernels.h"

@@ -27,7 +27,8 @@ bool probe(CpuIsa isa) {
     // __builtin_cpu_supports also checks that the OS saves the vector state (XGETBV).
     switch (isa) {
         case CpuIsa::kScalar: return true;
-        case CpuIsa::kAvx2: return __builtin_cpu_supports("avx2") && has_f16c();
+        case CpuIsa::kAvx2:
+            return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c();
         case CpuIsa::kAvx512:
             return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                    __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
@@ -87,6 +88,15 @@ bool isa_supported(CpuIsa isa) {
 }
 
 CpuIsa active_isa() { return static_cast<CpuIsa>(active_isa_slot().load(std::memory_order_relaxed)); }
+
+bool cpu_has_avx512_bf16() {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    static const bool supported = isa_supported(CpuIsa::kAvx512) && __builtin_cpu_supports("avx512bf16");
+    return supported;
+#else
+    return false;
+#endif
+}
 
 }  // namespace bnb::cpu
 

@@ -21,6 +21,12 @@ bool isa_supported(CpuIsa isa);
 // The path the kernels take now.
 CpuIsa active_isa();
 
+// True if this CPU can run the AVX-512 path and has AVX512-BF16. Not a path of
+// its own: the AVX-512 path uses it where it pays (the 4-bit matmul's bf16
+// tiles), and BNB_CPU_ISA or bnb_backend_select_variant rule it out with the
+// AVX-512 path.
+bool cpu_has_avx512_bf16();
+
 }  // namespace bnb::cpu
 
 namespace bnb::cpu {

@@ -1,4 +1,4 @@
-// The AVX2 + F16C vector layer: 8 float32 lanes; partial steps go through
+// The AVX2 + F16C + FMA vector layer: 8 float32 lanes; partial steps go through
 // small zeroed stack buffers (AVX2 has no byte or 16-bit masked loads), and
 // tables too large for a register are gathered. The arithmetic is the scalar
 // reference's, step for step (vec_scalar.h; vec_avx512.h explains the table
@@ -10,7 +10,7 @@
 #include "common/vec_x86.h"
 
 #define BNB_CPU_ISA avx2
-#define BNB_CPU_KERNEL __attribute__((target("avx2,f16c")))
+#define BNB_CPU_KERNEL __attribute__((target("avx2,f16c,fma")))
 
 namespace bnb::cpu::avx2 {
 
@@ -114,6 +114,9 @@ BNB_CPU_KERNEL inline Vec keep_lanes(Vec x, Partial lanes) {
 BNB_CPU_KERNEL inline Vec broadcast(float x) { return _mm256_set1_ps(x); }
 BNB_CPU_KERNEL inline Vec zero() { return _mm256_setzero_ps(); }
 BNB_CPU_KERNEL inline Vec mul(Vec a, Vec b) { return _mm256_mul_ps(a, b); }
+BNB_CPU_KERNEL inline Vec add(Vec a, Vec b) { return _mm256_add_ps(a, b); }
+// a * b + acc, rounded once.
+BNB_CPU_KERNEL inline Vec mul_add(Vec a, Vec b, Vec acc) { return _mm256_fmadd_ps(a, b, acc); }
 BNB_CPU_KERNEL inline Vec max(Vec a, Vec b) { return _mm256_max_ps(a, b); }
 
 BNB_CPU_KERNEL inline float reduce_max(Vec x) {
@@ -398,6 +401,47 @@ BNB_CPU_KERNEL inline void store_decoded(T* out, const NibbleTable<T, Q>& table,
         _mm256_store_si256(reinterpret_cast<__m256i*>(words + 16), second);
         std::memcpy(out, words, static_cast<size_t>(lanes.count) * sizeof(T));
     }
+}
+
+// ---- 4-bit matmul (gemm_4bit) --------------------------------------------------
+
+// Rows of A per micro-kernel call: 3 x 4 accumulators, 3 rows of A and a
+// weight vector take all 16 registers.
+inline constexpr int kMatmulRowsOfA = 3;
+
+// sums[i] += the lane sum of the i-th vector.
+BNB_CPU_KERNEL inline void add_lane_sums4(float* sums, Vec a, Vec b, Vec c, Vec d) {
+    const __m256 abcd = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));  // per half: a, b, c, d
+    const __m128 total = _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
+    _mm_storeu_ps(sums, _mm_add_ps(_mm_loadu_ps(sums), total));
+}
+
+// A block's 16 weights, flush(code[i] * scale), for any 16-entry code: two
+// registers, a lookup permutes both and picks by the index's bit 3.
+struct CodeTable16 {
+    __m256 low;   // weights of codes 0-7
+    __m256 high;  // codes 8-15
+};
+
+BNB_CPU_KERNEL inline CodeTable16 load_code_table16(const float* code, float flushed_scale) {
+    const __m256 scale = _mm256_set1_ps(flushed_scale);
+    return {flush(_mm256_mul_ps(_mm256_loadu_ps(code), scale)), flush(_mm256_mul_ps(_mm256_loadu_ps(code + 8), scale))};
+}
+
+// The permutes read the low 3 bits of each index and the blend bit 3 (moved to
+// the sign), so the bits above need no mask.
+BNB_CPU_KERNEL inline Vec lookup_code_table16(const CodeTable16& table, __m128i nibbles) {
+    const __m256i index = _mm256_cvtepu8_epi32(nibbles);
+    return _mm256_blendv_ps(_mm256_permutevar8x32_ps(table.low, index), _mm256_permutevar8x32_ps(table.high, index),
+                            _mm256_castsi256_ps(_mm256_slli_epi32(index, 28)));
+}
+
+// 8 bytes -> their 16 weights; byte i holds weight 2i in its high nibble, 2i + 1 in its low one.
+BNB_CPU_KERNEL inline void dequantize16(const uint8_t* bytes, const CodeTable16& table, float* out) {
+    const __m128i packed = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(bytes));
+    const __m128i nibbles = _mm_unpacklo_epi8(_mm_srli_epi16(packed, 4), packed);
+    _mm256_storeu_ps(out, lookup_code_table16(table, nibbles));
+    _mm256_storeu_ps(out + 8, lookup_code_table16(table, _mm_srli_si128(nibbles, 8)));
 }
 
 }  // namespace bnb::cpu::avx2

@@ -38,18 +38,31 @@ BNB_CPU_KERNEL inline __mmask16 nibble_bytes(Partial lanes, int64_t) { return fi
 
 // ---- elements <-> lanes ------------------------------------------------------------
 
+// Whole steps load without a mask: GCC takes a masked load for a call that may
+// read any memory, which keeps a loop's accumulators in memory (the 4-bit
+// matmul's micro-kernel); a plain load lets them stay in registers.
+BNB_CPU_KERNEL inline Vec load(const float* p, Full) { return _mm512_loadu_ps(p); }
+
 template <typename Lanes>
 BNB_CPU_KERNEL inline Vec load(const float* p, Lanes lanes) { return _mm512_maskz_loadu_ps(mask16(lanes), p); }
 
-// Half -> float32 is exact (subnormal halves included) in hardware, as in to_float.
-template <typename Lanes>
-BNB_CPU_KERNEL inline Vec load(const Half* p, Lanes lanes) {
-    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask16(lanes), p));
+// 16 16-bit elements, unconverted.
+BNB_CPU_KERNEL inline __m256i load_words16(const void* p, Full) {
+    return _mm256_loadu_si256(static_cast<const __m256i*>(p));
 }
 
 template <typename Lanes>
+BNB_CPU_KERNEL inline __m256i load_words16(const void* p, Lanes lanes) {
+    return _mm256_maskz_loadu_epi16(mask16(lanes), p);
+}
+
+// Half -> float32 is exact (subnormal halves included) in hardware, as in to_float.
+template <typename Lanes>
+BNB_CPU_KERNEL inline Vec load(const Half* p, Lanes lanes) { return _mm512_cvtph_ps(load_words16(p, lanes)); }
+
+template <typename Lanes>
 BNB_CPU_KERNEL inline Vec load(const BFloat16* p, Lanes lanes) {
-    const __m512i widened = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mask16(lanes), p));
+    const __m512i widened = _mm512_cvtepu16_epi32(load_words16(p, lanes));
     return _mm512_castsi512_ps(_mm512_slli_epi32(widened, 16));
 }
 
@@ -98,6 +111,9 @@ BNB_CPU_KERNEL inline Vec keep_lanes(Vec x, Lanes lanes) { return _mm512_maskz_m
 BNB_CPU_KERNEL inline Vec broadcast(float x) { return _mm512_set1_ps(x); }
 BNB_CPU_KERNEL inline Vec zero() { return _mm512_setzero_ps(); }
 BNB_CPU_KERNEL inline Vec mul(Vec a, Vec b) { return _mm512_mul_ps(a, b); }
+BNB_CPU_KERNEL inline Vec add(Vec a, Vec b) { return _mm512_add_ps(a, b); }
+// a * b + acc, rounded once.
+BNB_CPU_KERNEL inline Vec mul_add(Vec a, Vec b, Vec acc) { return _mm512_fmadd_ps(a, b, acc); }
 BNB_CPU_KERNEL inline Vec max(Vec a, Vec b) { return _mm512_max_ps(a, b); }
 BNB_CPU_KERNEL inline float reduce_max(Vec x) { return _mm512_reduce_max_ps(x); }
 
@@ -374,6 +390,85 @@ BNB_CPU_KERNEL inline void store_decoded(T* out, const NibbleTable<T, Q>& table,
     const __m512i codes = _mm512_or_si512(_mm512_srli_epi32(byte_lanes, 4),
                                           _mm512_slli_epi32(_mm512_and_si512(byte_lanes, _mm512_set1_epi32(15)), 16));
     _mm512_mask_storeu_epi16(out, mask32(lanes), _mm512_permutexvar_epi16(codes, table.words));
+}
+
+// ---- 4-bit matmul (gemm_4bit) --------------------------------------------------
+
+// Rows of A per micro-kernel call: 4 x 4 accumulators, 4 rows of A and a
+// weight vector take 24 of the 32 registers.
+inline constexpr int kMatmulRowsOfA = 4;
+
+// The lower 8 lanes plus the upper 8.
+BNB_CPU_KERNEL inline __m256 sum_of_halves(Vec v) {
+    return _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+}
+
+// sums[i] += the lane sum of the i-th vector.
+BNB_CPU_KERNEL inline void add_lane_sums4(float* sums, Vec a, Vec b, Vec c, Vec d) {
+    const __m256 ab = _mm256_hadd_ps(sum_of_halves(a), sum_of_halves(b));
+    const __m256 cd = _mm256_hadd_ps(sum_of_halves(c), sum_of_halves(d));
+    const __m256 abcd = _mm256_hadd_ps(ab, cd);  // per 128-bit half: a, b, c, d
+    const __m128 total = _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
+    _mm_storeu_ps(sums, _mm_add_ps(_mm_loadu_ps(sums), total));
+}
+
+// A block's 16 weights, flush(code[i] * scale), for any 16-entry code, in one
+// register: a lookup is one permute.
+struct CodeTable16 {
+    __m512 weights;
+};
+
+BNB_CPU_KERNEL inline CodeTable16 load_code_table16(const float* code, float flushed_scale) {
+    return {flush(_mm512_mul_ps(_mm512_loadu_ps(code), _mm512_set1_ps(flushed_scale)))};
+}
+
+// The 16 nibbles of 8 bytes, one per byte in order: byte i holds weight 2i in
+// its high nibble, 2i + 1 in its low one. The bits above each nibble are left:
+// the permutes read only the low 4 bits of an index.
+BNB_CPU_KERNEL inline __m128i nibbles16(const uint8_t* bytes) {
+    const __m128i packed = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(bytes));
+    return _mm_unpacklo_epi8(_mm_srli_epi16(packed, 4), packed);
+}
+
+// 8 bytes -> their 16 weights.
+BNB_CPU_KERNEL inline void dequantize16(const uint8_t* bytes, const CodeTable16& table, float* out) {
+    _mm512_storeu_ps(out, _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(nibbles16(bytes)), table.weights));
+}
+
+// AVX512-BF16 is no path of its own: the AVX-512 path uses it where the CPU has
+// it (cpu_has_avx512_bf16), so only the functions marked BNB_CPU_KERNEL_BF16
+// hold its instructions, and they run only after that check.
+#define BNB_CPU_KERNEL_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
+
+// 32 bf16, unconverted: 16 lanes of pairs, the operand of dot_bf16_pairs (a
+// whole step without a mask, as load).
+BNB_CPU_KERNEL inline Vec load_bf16_pairs(const BFloat16* p, Full) { return _mm512_loadu_ps(p); }
+
+template <typename Lanes>
+BNB_CPU_KERNEL inline Vec load_bf16_pairs(const BFloat16* p, Lanes lanes) {
+    return _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(mask32(lanes), p));
+}
+
+// acc + a[2i] * w[2i] + a[2i + 1] * w[2i + 1] in each lane i (exact products,
+// float32 sums): twice the columns of a float32 FMA per instruction.
+BNB_CPU_KERNEL_BF16 inline Vec dot_bf16_pairs(Vec a, Vec w, Vec acc) {
+    return _mm512_dpbf16_ps(acc, reinterpret_cast<__m512bh>(a), reinterpret_cast<__m512bh>(w));
+}
+
+// CodeTable16's weights rounded to bf16, as bnb_dequantize_4bit writes them:
+// vcvtneps2bf16 rounds as from_float<BFloat16> does for these values (to
+// nearest even, a NaN made quiet; subnormals are already flushed).
+struct Bf16CodeTable16 {
+    __m256i weights;
+};
+
+BNB_CPU_KERNEL_BF16 inline Bf16CodeTable16 load_bf16_code_table16(const float* code, float flushed_scale) {
+    return {reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(load_code_table16(code, flushed_scale).weights))};
+}
+
+BNB_CPU_KERNEL inline void dequantize16(const uint8_t* bytes, const Bf16CodeTable16& table, BFloat16* out) {
+    const __m256i index = _mm256_cvtepu8_epi16(nibbles16(bytes));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_permutexvar_epi16(index, table.weights));
 }
 
 }  // namespace bnb::cpu::avx512

@@ -53,6 +53,9 @@ inline Vec broadcast(float x) { return x; }
 inline Vec zero() { return 0.0f; }
 inline Vec flush(Vec x) { return flush_denormal(x); }
 inline Vec mul(Vec a, Vec b) { return a * b; }
+inline Vec add(Vec a, Vec b) { return a + b; }
+// a * b + acc in two roundings: no FMA instruction to rely on (the x86 layers fuse).
+inline Vec mul_add(Vec a, Vec b, Vec acc) { return a * b + acc; }
 inline Vec max(Vec a, Vec b) { return a > b ? a : b; }  // a NaN `a` loses, as in max_ps
 inline float reduce_max(Vec x) { return x; }
 inline Vec flushed_magnitude(Vec x) { return std::fabs(flush_denormal(x)); }
@@ -122,6 +125,38 @@ template <typename T, bnb_quant_type Q, typename Lanes>
 inline void store_decoded(T* out, const NibbleTable<T, Q>& table, const uint8_t* packed, Lanes lanes) {
     out[0] = decode(table, static_cast<uint8_t>(*packed >> 4));
     if (has_lane(lanes, 1)) out[1] = decode(table, static_cast<uint8_t>(*packed & 0x0f));
+}
+
+// ---- 4-bit matmul (gemm_4bit) --------------------------------------------------
+
+// Rows of A per micro-kernel call: 4 x 4 sums.
+inline constexpr int kMatmulRowsOfA = 4;
+
+// sums[i] += the lane sum of the i-th vector.
+inline void add_lane_sums4(float* sums, Vec a, Vec b, Vec c, Vec d) {
+    sums[0] += a;
+    sums[1] += b;
+    sums[2] += c;
+    sums[3] += d;
+}
+
+// A block's 16 weights, flush(code[i] * scale), for any 16-entry code.
+struct CodeTable16 {
+    float weights[16];
+};
+
+inline CodeTable16 load_code_table16(const float* code, float flushed_scale) {
+    CodeTable16 table;
+    for (int i = 0; i < 16; ++i) table.weights[i] = flush_denormal(code[i] * flushed_scale);
+    return table;
+}
+
+// 8 bytes -> their 16 weights; byte i holds weight 2i in its high nibble, 2i + 1 in its low one.
+inline void dequantize16(const uint8_t* bytes, const CodeTable16& table, float* out) {
+    for (int i = 0; i < 8; ++i) {
+        out[2 * i] = table.weights[bytes[i] >> 4];
+        out[2 * i + 1] = table.weights[bytes[i] & 0x0f];
+    }
 }
 
 }  // namespace bnb::cpu::scalar
