@@ -220,8 +220,10 @@ BNB_API bnb_status bnb_gemm_4bit(bnb_device device, void* stream, bnb_dtype dtyp
 /*
  * Bytes of workspace that bnb_gemm_4bit needs for this shape and algo (nested: 1 when
  * absmax_8bit will be given); 0 when the chosen kernel needs none. Device memory of
- * `device`, aligned to 256 bytes, not shared with a call in flight on another stream.
+ * `device`, aligned to BNB_WORKSPACE_ALIGNMENT bytes, not shared with a call in flight
+ * on another stream.
  */
+#define BNB_WORKSPACE_ALIGNMENT 256
 BNB_API bnb_status bnb_gemm_4bit_workspace_size(bnb_device device, bnb_dtype dtype, int64_t M, int64_t N,
                                                 int64_t K, int64_t blocksize, int nested,
                                                 bnb_gemm_4bit_algo algo, int64_t* bytes);

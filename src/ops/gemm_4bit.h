@@ -48,8 +48,8 @@ struct Gemm4bitShape {
     bnb_gemm_4bit_algo algo;
 };
 
-// Workspace buffers are 256-byte aligned (cuBLASLt's and the vector kernels' need).
-inline constexpr int64_t kWorkspaceAlignment = 256;
+// cuBLASLt's and the vector kernels' need.
+inline constexpr int64_t kWorkspaceAlignment = BNB_WORKSPACE_ALIGNMENT;
 
 inline Buffers buffers(const Gemm4bitArgs& a) {
     const int64_t element = dtype_size(a.dtype);
