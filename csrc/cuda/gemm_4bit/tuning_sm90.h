@@ -51,10 +51,7 @@ inline int64_t fused_max_rows(bool tensor_cores, int64_t K) {
 // SIMT one at M = 1 on every benchmark shape: dequantizing straight into mma
 // fragments costs fewer instructions per weight than the SIMT dot product, even
 // with 7 of 8 mma columns idle.
-inline bool prefer_simt(bool tensor_cores, int64_t M) {
-    (void)M;
-    return !tensor_cores;
-}
+inline bool prefer_simt(bool tensor_cores) { return !tensor_cores; }
 
 // cuBLASLt workspace of the dense GEMM, carved out of the caller's workspace:
 // the sizes NVIDIA's cuBLAS documentation recommends (32 MiB on Hopper, 4 MiB

@@ -92,5 +92,4 @@ __device__ __forceinline__ float bnb_hip_rcp_approx(float x) { return __builtin_
 namespace bnb::cuda {
 __device__ __forceinline__ float rcp_approx_ftz(float x) { return bnb_hip_rcp_approx(x); }
 __device__ __forceinline__ float mul_ftz(float a, float b) { return a * b; }
-__device__ __forceinline__ float add_ftz(float a, float b) { return a + b; }
 }  // namespace bnb::cuda
