@@ -14,6 +14,22 @@
 
 namespace bnb::cpu::BNB_CPU_ISA {
 
+// One block's codes. A call of its own, not inlined into the chunk loop: there
+// the loop's integers outnumber the general registers, GCC parks them in vector
+// registers, and the AVX-512 code search, whose tables take the vector
+// registers, then spills its temporaries in every step. Each call reloads the
+// tables, as the inlined loop did for every block.
+template <typename Element>
+[[gnu::noinline]] BNB_CPU_KERNEL void quantize_block_codes(const CodeSearch& tables, const Element* in, int64_t count,
+                                                           Vec scale, uint8_t* out) {
+    // A local copy: the byte stores may alias `tables`, which would otherwise
+    // be reloaded in every step.
+    const CodeSearch search = tables;
+    for_each_step(count, kLanes, [&](int64_t i, auto lanes) BNB_CPU_KERNEL {
+        store_code_bytes(out + i, search_codes(search, ftz_mul_flushed(load(in + i, lanes), scale)), lanes);
+    });
+}
+
 template <typename T>
 BNB_CPU_KERNEL void quantize_blockwise_blocks(const QuantizeBlockwiseArgs& args, const CodeSearchTables& tables,
                                               int64_t first_block, int64_t last_block) {
@@ -21,13 +37,7 @@ BNB_CPU_KERNEL void quantize_blockwise_blocks(const QuantizeBlockwiseArgs& args,
     const CodeSearch search = load_code_search(args.code, tables);
     quantize_in_chunks(A, args.n, args.blocksize, args.absmax, first_block, last_block,
                        [&](int64_t begin, int64_t count, Vec scale, const auto* in) BNB_CPU_KERNEL {
-                           // The block's output as a local: a byte store may alias `args`,
-                           // whose fields would otherwise be reloaded after every step.
-                           uint8_t* const out = args.out + begin;
-                           for_each_step(count, kLanes, [&](int64_t i, auto lanes) BNB_CPU_KERNEL {
-                               store_code_bytes(out + i, search_codes(search, ftz_mul_flushed(load(in + i, lanes), scale)),
-                                                lanes);
-                           });
+                           quantize_block_codes(search, in, count, scale, args.out + begin);
                        });
 }
 
