@@ -1,5 +1,7 @@
 #include "glue.h"
 
+#include <vector>
+
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 
 namespace bnb::glue {
@@ -27,6 +29,19 @@ void check_status(bnb_status status, const char* op) {
 
 bool is_float_dtype(c10::ScalarType dtype) {
     return dtype == c10::kFloat || dtype == c10::kHalf || dtype == c10::kBFloat16;
+}
+
+void check_op_blocksize(const char* op, int64_t blocksize) {
+    int64_t count = 0;
+    check_status(bnb_op_blocksizes(op, nullptr, 0, &count), op);
+    std::vector<int64_t> accepted(static_cast<size_t>(count));
+    check_status(bnb_op_blocksizes(op, accepted.data(), count, &count), op);
+    std::string list;
+    for (int64_t value : accepted) {
+        if (value == blocksize) return;
+        list += (list.empty() ? "" : ", ") + std::to_string(value);
+    }
+    BNB_CHECK_RUNTIME(false, "invalid blocksize ", blocksize, ": must be one of ", list);
 }
 
 bnb_quant_type parse_quant_type(c10::string_view quant_type) {

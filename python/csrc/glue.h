@@ -42,6 +42,9 @@ std::string text(const Parts&... parts) {
 void check_status(bnb_status status, const char* op);
 
 bnb_dtype to_bnb_dtype(c10::ScalarType dtype);
+// RuntimeError "invalid blocksize B: must be one of ..." unless `op` (a name of
+// bnb_op_name) accepts `blocksize`; the list is the library's (bnb_op_blocksizes).
+void check_op_blocksize(const char* op, int64_t blocksize);
 // "nf4" or "fp4"; ValueError naming quant_type otherwise.
 bnb_quant_type parse_quant_type(c10::string_view quant_type);
 bool is_float_dtype(c10::ScalarType dtype);

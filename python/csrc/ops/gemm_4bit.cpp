@@ -15,12 +15,8 @@
 namespace bnb::glue {
 namespace {
 
-constexpr int64_t kFourBitBlocksizes[] = {32, 64, 128, 256, 512, 1024, 2048, 4096};
-
 void check_operands(const at::Tensor& A, const at::Tensor& B, int64_t blocksize) {
-    bool valid_blocksize = false;
-    for (int64_t allowed : kFourBitBlocksizes) valid_blocksize |= blocksize == allowed;
-    BNB_CHECK_RUNTIME(valid_blocksize, "invalid blocksize ", blocksize, ": must be one of 32, 64, 128, 256, 512, 1024, 2048, 4096");
+    check_op_blocksize("gemm_4bit", blocksize);
     BNB_CHECK_RUNTIME(is_float_dtype(A.scalar_type()), "A must be float16, bfloat16, or float32, got ", A.scalar_type());
     const auto storage = B.scalar_type();
     BNB_CHECK_RUNTIME(storage == at::kByte || is_float_dtype(storage),
