@@ -18,6 +18,8 @@ Workloads (shared/targets.md, "End to end"): random-init Llama, hidden 2048, int
   reduce-overhead, fullgraph; Transformers does not auto-compile bnb-quantized models).
 - load: `from_pretrained` of the bf16 checkpoint onto the GPU, 4-bit and (baseline)
   bf16; median of 3 after one untimed load.
+- with --int8, the same load and eager decode with `load_in_8bit=True` (LLM.int8(),
+  threshold 6.0, the Transformers default).
 Same-run baselines with --baselines: the bf16 model with the same LoRA, bf16 decode.
 """
 
@@ -60,21 +62,31 @@ def timed(fn, device):
     return time.perf_counter() - start, result
 
 
-def load(path, device, quantized):
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+def quantization_config(quantization):
+    """None (bf16), "nf4" (4-bit with double quantization) or "int8" (LLM.int8(), threshold 6.0)."""
+    from transformers import BitsAndBytesConfig
+
+    if quantization == "nf4":
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                  bnb_4bit_compute_dtype=torch.bfloat16)
+    if quantization == "int8":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return None
+
+
+def load(path, device, quantization):
+    from transformers import AutoModelForCausalLM
 
     kwargs = dict(dtype=torch.bfloat16, device_map=device)
-    if quantized:
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16)
+    if quantization is not None:
+        kwargs["quantization_config"] = quantization_config(quantization)
     return AutoModelForCausalLM.from_pretrained(path, **kwargs)
 
 
-def load_seconds(path, device, quantized, repeats):
+def load_seconds(path, device, quantization, repeats):
     times = []
     for repeat in range(repeats + 1):  # the first load warms imports and the page cache, untimed
-        seconds, model = timed(lambda: load(path, device, quantized), device)
+        seconds, model = timed(lambda: load(path, device, quantization), device)
         if repeat > 0:
             times.append(seconds)
         del model
@@ -170,8 +182,8 @@ def run(args):
                          "lora_warmup": warmup, "load_repeats": repeats}
 
     if not args.decode_only:
-        attempt(results, "load_4bit_s", lambda: load_seconds(args.dir, device, True, repeats))
-    model = load(args.dir, device, True)
+        attempt(results, "load_4bit_s", lambda: load_seconds(args.dir, device, "nf4", repeats))
+    model = load(args.dir, device, "nf4")
     results["footprint_4bit_gb"] = model.get_memory_footprint() / 1e9
     runs = results["method"]["decode_runs"]
     attempt(results, "decode_eager_tok_s", lambda: decode_tokens_per_second(model, device, new_tokens, False, runs))
@@ -187,14 +199,22 @@ def run(args):
         profile_to.close()
     del model
     if args.compile:
-        model = load(args.dir, device, True)
+        model = load(args.dir, device, "nf4")
         attempt(results, "decode_compiled_tok_s",
                 lambda: decode_tokens_per_second(model, device, new_tokens, True, runs, args.compile_mode))
         del model
+    if args.int8:
+        if not args.decode_only:
+            attempt(results, "load_8bit_s", lambda: load_seconds(args.dir, device, "int8", repeats))
+        model = load(args.dir, device, "int8")
+        results["footprint_8bit_gb"] = model.get_memory_footprint() / 1e9
+        attempt(results, "decode_8bit_eager_tok_s",
+                lambda: decode_tokens_per_second(model, device, new_tokens, False, runs))
+        del model
     if args.baselines:
         if not args.decode_only:
-            attempt(results, "load_bf16_s", lambda: load_seconds(args.dir, device, False, repeats))
-        model = load(args.dir, device, False)
+            attempt(results, "load_bf16_s", lambda: load_seconds(args.dir, device, None, repeats))
+        model = load(args.dir, device, None)
         results["footprint_bf16_gb"] = model.get_memory_footprint() / 1e9
         attempt(results, "decode_bf16_eager_tok_s",
                 lambda: decode_tokens_per_second(model, device, new_tokens, False, runs))
@@ -202,7 +222,7 @@ def run(args):
             attempt(results, "lora_bf16_step", lambda: lora_step(model, device, 4, seq, steps, warmup))
         if args.compile:
             del model
-            model = load(args.dir, device, False)
+            model = load(args.dir, device, None)
             attempt(results, "decode_bf16_compiled_tok_s",
                     lambda: decode_tokens_per_second(model, device, new_tokens, True, runs, args.compile_mode))
     with open(args.out, "w") as f:
@@ -244,6 +264,15 @@ def report(args):
           f"{cell(ours, 'load_bf16_s', fmt='{:.2f}')} (bf16 load) |")
     print(f"| model footprint, GB | {cell(ours, 'footprint_4bit_gb', fmt='{:.3f}')} | "
           f"{cell(upstream, 'footprint_4bit_gb', fmt='{:.3f}')} | | {cell(ours, 'footprint_bf16_gb', fmt='{:.3f}')} |")
+    if "decode_8bit_eager_tok_s" in ours:
+        print(f"| load_in_8bit greedy decode batch 1, eager, tokens/s | {cell(ours, 'decode_8bit_eager_tok_s')} | "
+              f"{cell(upstream, 'decode_8bit_eager_tok_s')} | {ratio('decode_8bit_eager_tok_s', higher_is_better=True)} | "
+              f"{cell(ours, 'decode_bf16_eager_tok_s')} |")
+        print(f"| from_pretrained load_in_8bit, s | {cell(ours, 'load_8bit_s', fmt='{:.2f}')} | "
+              f"{cell(upstream, 'load_8bit_s', fmt='{:.2f}')} | {ratio('load_8bit_s')} faster | "
+              f"{cell(ours, 'load_bf16_s', fmt='{:.2f}')} (bf16 load) |")
+        print(f"| 8-bit model footprint, GB | {cell(ours, 'footprint_8bit_gb', fmt='{:.3f}')} | "
+              f"{cell(upstream, 'footprint_8bit_gb', fmt='{:.3f}')} | | |")
 
 
 def main():
@@ -259,6 +288,7 @@ def main():
     run_parser.add_argument("--out", required=True)
     run_parser.add_argument("--baselines", action="store_true")
     run_parser.add_argument("--compile", action="store_true")
+    run_parser.add_argument("--int8", action="store_true", help="also load_in_8bit: load time, footprint, eager decode")
     run_parser.add_argument("--compile-mode", default="reduce-overhead", help="torch.compile mode of --compile")
     run_parser.add_argument("--decode-only", action="store_true", help="only the decode rows (and footprint)")
     run_parser.add_argument("--profile", help="write torch.profiler tables of one decode and one QLoRA step here")
