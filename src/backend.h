@@ -30,6 +30,8 @@ struct BackendOps {
     bnb_status (*gemm_4bit_fused_max_rows)(const Gemm4bitShape& shape, int64_t* max_rows);
     // Workspace bytes gemm_4bit needs for the shape (0 when its kernel needs none).
     bnb_status (*gemm_4bit_workspace_size)(const Gemm4bitShape& shape, int64_t* bytes);
+    // Workspace bytes int8_scaled_mm needs for the shape (0 when its kernel needs none).
+    bnb_status (*int8_scaled_mm_workspace_size)(const Int8ScaledMmShape& shape, int64_t* bytes);
     // Kernel variants (instruction sets): the one in use, whether `name` can run
     // here, and switching to it; see bnb_backend_variant in the C ABI.
     const char* (*variant)();

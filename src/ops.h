@@ -6,6 +6,7 @@
 #include "ops/blockwise.h"
 #include "ops/fourbit.h"
 #include "ops/gemm_4bit.h"
+#include "ops/int8.h"
 
 namespace bnb {
 
@@ -22,7 +23,7 @@ inline constexpr const char* kOpNames[] = {
 };
 
 inline constexpr int kOpCount = static_cast<int>(sizeof(kOpNames) / sizeof(kOpNames[0]));
-static_assert(kOpCount == 6, "src/ops.def changed: update this count, docs/c_abi.md and the op tests");
+static_assert(kOpCount == 12, "src/ops.def changed: update this count, docs/c_abi.md and the op tests");
 
 constexpr const char* op_name(Op op) { return kOpNames[static_cast<int>(op)]; }
 
@@ -38,6 +39,12 @@ constexpr formats::Blocksizes accepted_blocksizes(Op op) {
         case Op::dequantize_4bit:
         case Op::gemm_4bit:
         case Op::gemv_4bit: return formats::kFourBitBlocksizes;
+        case Op::int8_vectorwise_quant:
+        case Op::int8_double_quant:
+        case Op::int8_vectorwise_dequant:
+        case Op::int8_linear_matmul:
+        case Op::int8_mm_dequant:
+        case Op::int8_scaled_mm: return {};  // row- and column-wise: no blocks
     }
     return {};
 }

@@ -98,6 +98,29 @@ bnb_status check_product(int64_t a, int64_t b, const char* what) {
     return BNB_STATUS_SUCCESS;
 }
 
+bnb_status check_matmul_shape(int64_t M, int64_t N, int64_t K) {
+    BNB_CHECK(check_count(M, "M"));
+    BNB_CHECK(check_count(N, "N"));
+    BNB_CHECK(check_count(K, "K"));
+    // The products become byte sizes (times up to 4 bytes): products that int64_t
+    // cannot hold would wrap around to small sizes and pass the buffer checks.
+    BNB_CHECK(check_product(M, K, "M * K"));
+    BNB_CHECK(check_product(N, K, "N * K"));
+    return check_product(M, N, "M * N");
+}
+
+bnb_status check_matrix_shape(int64_t rows, int64_t cols) {
+    BNB_CHECK(check_count(rows, "rows"));
+    BNB_CHECK(check_count(cols, "cols"));
+    return check_product(rows, cols, "rows * cols");
+}
+
+bnb_status check_dtype(bnb_dtype dtype, const char* argument) {
+    if (dtype_size(dtype) > 0) return BNB_STATUS_SUCCESS;
+    return fail(BNB_STATUS_INVALID_ARGUMENT, std::string(argument) + " must be a bnb_dtype, got " +
+                                                 std::to_string(static_cast<int>(dtype)));
+}
+
 bnb_status check_gemm_4bit_algo(bnb_gemm_4bit_algo algo) {
     switch (algo) {
         case BNB_GEMM_4BIT_AUTO:

@@ -22,6 +22,13 @@ bnb_status check_float_dtype(bnb_dtype dtype, const char* argument);
 bnb_status check_count(int64_t n, const char* argument);
 // a * b <= INT64_MAX / 8 (for non-negative a and b).
 bnb_status check_product(int64_t a, int64_t b, const char* what);
+// Counts M, N, K of a matrix product [M, K] x [N, K]^T whose pairwise products
+// (M * K, N * K, M * N) stay byte-size safe.
+bnb_status check_matmul_shape(int64_t M, int64_t N, int64_t K);
+// A [rows, cols] matrix: both counts and their product.
+bnb_status check_matrix_shape(int64_t rows, int64_t cols);
+// dtype is one of bnb_dtype's values.
+bnb_status check_dtype(bnb_dtype dtype, const char* argument);
 bnb_status check_blocksize(int64_t blocksize, std::initializer_list<int64_t> allowed);
 bnb_status check_quant_type(bnb_quant_type quant_type);
 bnb_status check_gemm_4bit_algo(bnb_gemm_4bit_algo algo);

@@ -247,6 +247,70 @@ BNB_API bnb_status bnb_gemv_4bit(bnb_device device, void* stream, bnb_dtype dtyp
 BNB_API bnb_status bnb_gemm_4bit_fused_max_rows(bnb_device device, bnb_dtype dtype, int64_t N,
                                                 int64_t K, int64_t blocksize, int64_t* max_rows);
 
+/* ---- LLM.int8() ------------------------------------------------------- */
+
+/*
+ * Row-wise absmax quantization of A [rows, cols] (dtype fp32/fp16/bf16), row-major:
+ * row_stats[r] = max |A[r, :]| over the elements below `threshold` (all when
+ * threshold == 0), out[r, c] = round_half_even(A[r, c] * 127 / row_stats[r]) as int8.
+ * threshold > 0 (LLM.int8() outliers): elements with |a| >= threshold are written as 0,
+ * and the columns holding one are reported: outlier_cols[0..*outlier_count) ascending
+ * (capacity `cols`); with more than one row those whole columns are 0 in `out`.
+ * outlier_cols and outlier_count may be NULL when threshold == 0. An empty A writes
+ * nothing (it has no outliers). Bit-identical to upstream's CUDA kernel (formats.md 5.1).
+ */
+BNB_API bnb_status bnb_int8_vectorwise_quant(bnb_device device, void* stream, bnb_dtype dtype,
+                                             const void* A, int64_t rows, int64_t cols, float threshold,
+                                             int8_t* out, float* row_stats, int64_t* outlier_cols,
+                                             int64_t* outlier_count);
+
+/*
+ * bnb_int8_vectorwise_quant plus the column-wise quantization: col_stats[c] = max |A[:, c]|
+ * over the elements below `threshold`, out_col[r, c] = int8(round_half_even(
+ * dtype(A'[r, c] * 127) / col_stats[c])) with A' = A with the outlier elements set to 0.
+ */
+BNB_API bnb_status bnb_int8_double_quant(bnb_device device, void* stream, bnb_dtype dtype, const void* A,
+                                         int64_t rows, int64_t cols, float threshold, int8_t* out_row,
+                                         int8_t* out_col, float* row_stats, float* col_stats,
+                                         int64_t* outlier_cols, int64_t* outlier_count);
+
+/* out[r, c] = dtype(float(A[r, c]) * stats[r] * float(1/127)) for A [rows, cols]. */
+BNB_API bnb_status bnb_int8_vectorwise_dequant(bnb_device device, void* stream, bnb_dtype dtype,
+                                               const int8_t* A, const float* stats, int64_t rows,
+                                               int64_t cols, void* out);
+
+/* out[M, N] = A[M, K] @ B[N, K]^T, exact int32 arithmetic (K == 0 gives zeros). */
+BNB_API bnb_status bnb_int8_linear_matmul(bnb_device device, void* stream, const int8_t* A, int64_t M,
+                                          int64_t K, const int8_t* B, int64_t N, int32_t* out);
+
+/*
+ * out[r, c] = dtype(A[r, c] * row_stats[r] * col_stats[c] * float(1/127^2) + bias[c]), A int32
+ * [rows, cols], float32 arithmetic rounded once (bias: `cols` entries of bias_dtype, or NULL).
+ */
+BNB_API bnb_status bnb_int8_mm_dequant(bnb_device device, void* stream, const int32_t* A, int64_t rows,
+                                       int64_t cols, const float* row_stats, const float* col_stats,
+                                       bnb_dtype bias_dtype, const void* bias, bnb_dtype dtype, void* out);
+
+/*
+ * The LLM.int8() linear layer in one call: out [M, N] (dtype) = bnb_int8_mm_dequant of
+ * A [M, K] @ B [N, K]^T with row_stats [M], col_stats [N] and bias, plus, when
+ * outlier_cols is given, the outlier columns in 16/32-bit:
+ *   out[m, n] += sum over j < *outlier_count of X[m, c_j] * dtype(B[n, c_j] * col_stats[n] / 127),
+ * c_j = outlier_cols[j] (capacity K, as bnb_int8_vectorwise_quant writes them), X [M, K]
+ * the activations in `dtype`. A's outlier columns must be 0 (vectorwise_quant does it).
+ * The backend chooses the kernel; kernels that need scratch memory use `workspace`
+ * (bnb_int8_scaled_mm_workspace_size bytes, BNB_WORKSPACE_ALIGNMENT-aligned device memory).
+ */
+BNB_API bnb_status bnb_int8_scaled_mm(bnb_device device, void* stream, bnb_dtype dtype, const int8_t* A,
+                                      int64_t M, int64_t K, const int8_t* B, int64_t N, const float* row_stats,
+                                      const float* col_stats, bnb_dtype bias_dtype, const void* bias,
+                                      const void* X, const int64_t* outlier_cols, const int64_t* outlier_count,
+                                      void* workspace, int64_t workspace_bytes, void* out);
+
+/* Bytes of workspace bnb_int8_scaled_mm needs for the shape (outliers: 1 when outlier_cols will be given). */
+BNB_API bnb_status bnb_int8_scaled_mm_workspace_size(bnb_device device, bnb_dtype dtype, int64_t M, int64_t N,
+                                                     int64_t K, int outliers, int64_t* bytes);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

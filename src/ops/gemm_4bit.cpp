@@ -9,24 +9,13 @@
 namespace bnb {
 namespace {
 
-bnb_status check_shape(int64_t M, int64_t N, int64_t K) {
-    BNB_CHECK(check_count(M, "M"));
-    BNB_CHECK(check_count(N, "N"));
-    BNB_CHECK(check_count(K, "K"));
-    // M * K, N * K and M * N become byte sizes (times up to 4 bytes): products
-    // that int64_t cannot hold would wrap around to small sizes and pass the buffer checks.
-    BNB_CHECK(check_product(M, K, "M * K"));
-    BNB_CHECK(check_product(N, K, "N * K"));
-    return check_product(M, N, "M * N");
-}
-
 // The query functions: device, slot, dtype, shape, blocksize, algo, output pointer.
 bnb_status check_query(const Gemm4bitShape& shape, const BackendOps** ops, bool (*has_slot)(const BackendOps&),
                        const char* query, const void* result, const char* result_name) {
     BNB_CHECK(check_device(shape.device, ops));
     BNB_CHECK(check_op_slot(*ops, has_slot(**ops), query));
     BNB_CHECK(check_float_dtype(shape.dtype, "dtype"));
-    BNB_CHECK(check_shape(shape.M, shape.N, shape.K));
+    BNB_CHECK(check_matmul_shape(shape.M, shape.N, shape.K));
     BNB_CHECK(check_blocksize(shape.blocksize, formats::kFourBitBlocksizes));
     BNB_CHECK(check_gemm_4bit_algo(shape.algo));
     if (result == nullptr) return fail(BNB_STATUS_INVALID_ARGUMENT, std::string(result_name) + " must not be NULL");
@@ -41,7 +30,7 @@ bnb_status check_arguments(const Gemm4bitArgs& args, Op op) {
     }
     BNB_CHECK(check_float_dtype(args.dtype, "dtype"));
     BNB_CHECK(check_quant_type(args.quant_type));
-    BNB_CHECK(check_shape(args.M, args.N, args.K));
+    BNB_CHECK(check_matmul_shape(args.M, args.N, args.K));
     BNB_CHECK(check_blocksize(args.blocksize, formats::kFourBitBlocksizes));
     BNB_CHECK(check_gemm_4bit_algo(args.algo));
     BNB_CHECK(check_count(args.workspace_bytes, "workspace_bytes"));

@@ -76,7 +76,7 @@ TEST_P(BadInput, ValidCallSucceedsForEveryFloatDtype) {
 
 TEST_P(BadInput, EveryAcceptedBlocksizeSucceeds) {
     const std::vector<int64_t> blocksizes = op().blocksizes();
-    ASSERT_FALSE(blocksizes.empty());
+    if (blocksizes.empty()) GTEST_SKIP() << op().name << " has no blocks";
     EXPECT_TRUE(std::is_sorted(blocksizes.begin(), blocksizes.end()));
     for (int64_t blocksize : blocksizes) {
         OpCall call = valid_call();
@@ -133,6 +133,7 @@ TEST_P(BadInput, CountTooLargeForAnyBufferIsRejectedWithoutTouchingMemory) {
 }
 
 TEST_P(BadInput, BlocksizeOutsideTheAcceptedSet) {
+    if (op().blocksizes().empty()) GTEST_SKIP() << op().name << " has no blocks";
     const int64_t smallest = op().blocksizes().front();
     for (int64_t blocksize : {int64_t{0}, int64_t{-64}, int64_t{1}, smallest / 2, smallest + 1, int64_t{100},
                               int64_t{3 * 1024}, int64_t{8192}, int64_t{1} << 40}) {
@@ -145,6 +146,7 @@ TEST_P(BadInput, BlocksizeOutsideTheAcceptedSet) {
 }
 
 TEST_P(BadInput, DtypeThatIsNotFloating) {
+    if (!op().takes_float_dtype) GTEST_SKIP() << op().name << " has no float dtype argument";
     for (int dtype : {int{BNB_DTYPE_UINT8}, int{BNB_DTYPE_INT8}, int{BNB_DTYPE_INT32}, 6, 99, -1}) {
         OpCall call = valid_call();
         call.dtype = static_cast<bnb_dtype>(dtype);
@@ -251,7 +253,7 @@ TEST_P(BadInput, RejectedCallWritesNothing) {
         std::fill(data, data + kCallCapacity, uint8_t{0xA5});
         before[buffer.name].assign(data, data + kCallCapacity);
     }
-    call.blocksize = 100;
+    call.counts.begin()->second = -1;
     ASSERT_EQ(invoke(call), BNB_STATUS_INVALID_ARGUMENT);
     for (const auto& [name, bytes] : before) {
         EXPECT_TRUE(bits_equal(call.pointers[name], bytes.data(), kCallCapacity, 1)) << name;

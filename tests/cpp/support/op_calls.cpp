@@ -33,6 +33,20 @@ void fill_bytes(void* data) {
     for (int64_t i = 0; i < kCallCapacity; ++i) bytes[i] = static_cast<uint8_t>(i * 13);
 }
 
+void fill_int32(void* data) {
+    auto* values = static_cast<int32_t*>(data);
+    for (int64_t i = 0; i < kCallCapacity; ++i) values[i] = static_cast<int32_t>((i * 7919) % 40001) - 20000;
+}
+
+// Three ascending column indices below the valid calls' K.
+void fill_outlier_columns(void* indices, void* count) {
+    auto* columns = static_cast<int64_t*>(indices);
+    columns[0] = 1;
+    columns[1] = 17;
+    columns[2] = 64;
+    *static_cast<int64_t*>(count) = 3;
+}
+
 template <typename T>
 T* pointer(const OpCall& call, const char* name) {
     return static_cast<T*>(call.pointers.at(name));
@@ -46,6 +60,7 @@ struct Case;
 template <>
 struct Case<bnb::Op::quantize_blockwise> {
     static constexpr bool kTakesQuantType = false;
+    static constexpr bool kTakesFloatDtype = true;
     static bnb::QuantizeBlockwiseArgs args(const OpCall& c) {
         return {.device = c.device, .stream = c.stream, .dtype = c.dtype, .A = pointer<const void>(c, "A"),
                 .code = pointer<const float>(c, "code"), .n = c.counts.at("n"), .blocksize = c.blocksize,
@@ -69,6 +84,7 @@ struct Case<bnb::Op::quantize_blockwise> {
 template <>
 struct Case<bnb::Op::dequantize_blockwise> {
     static constexpr bool kTakesQuantType = false;
+    static constexpr bool kTakesFloatDtype = true;
     static bnb::DequantizeBlockwiseArgs args(const OpCall& c) {
         return {.device = c.device, .stream = c.stream, .dtype = c.dtype, .A = pointer<const uint8_t>(c, "A"),
                 .code = pointer<const float>(c, "code"), .absmax = pointer<const float>(c, "absmax"),
@@ -92,6 +108,7 @@ struct Case<bnb::Op::dequantize_blockwise> {
 template <>
 struct Case<bnb::Op::quantize_4bit> {
     static constexpr bool kTakesQuantType = true;
+    static constexpr bool kTakesFloatDtype = true;
     static bnb::Quantize4bitArgs args(const OpCall& c) {
         return {.device = c.device, .stream = c.stream, .quant_type = c.quant_type, .dtype = c.dtype,
                 .A = pointer<const void>(c, "A"), .n = c.counts.at("n"), .blocksize = c.blocksize,
@@ -115,6 +132,7 @@ struct Case<bnb::Op::quantize_4bit> {
 template <>
 struct Case<bnb::Op::dequantize_4bit> {
     static constexpr bool kTakesQuantType = true;
+    static constexpr bool kTakesFloatDtype = true;
     static bnb::Dequantize4bitArgs args(const OpCall& c) {
         return {.device = c.device, .stream = c.stream, .quant_type = c.quant_type, .dtype = c.dtype,
                 .packed = pointer<const uint8_t>(c, "packed"), .absmax = pointer<const float>(c, "absmax"),
@@ -145,6 +163,7 @@ OpCall gemm_shape_call() {
 template <>
 struct Case<bnb::Op::gemm_4bit> {
     static constexpr bool kTakesQuantType = true;
+    static constexpr bool kTakesFloatDtype = true;
     static bnb::Gemm4bitArgs args(const OpCall& c) {
         return {.device = c.device, .stream = c.stream, .dtype = c.dtype, .quant_type = c.quant_type,
                 .code = nullptr, .A = pointer<const void>(c, "A"), .B = pointer<const uint8_t>(c, "B"),
@@ -176,6 +195,7 @@ struct Case<bnb::Op::gemm_4bit> {
 template <>
 struct Case<bnb::Op::gemv_4bit> {
     static constexpr bool kTakesQuantType = false;
+    static constexpr bool kTakesFloatDtype = true;
     static bnb::Gemm4bitArgs args(const OpCall& c) {
         return {.device = c.device, .stream = c.stream, .dtype = c.dtype, .quant_type = BNB_QUANT_NF4,
                 .code = pointer<const float>(c, "code"), .A = pointer<const void>(c, "A"),
@@ -201,10 +221,172 @@ struct Case<bnb::Op::gemv_4bit> {
     }
 };
 
+// LLM.int8(): rows x cols = M x K of the product's shape, threshold 2.0 so that
+// the valid calls report outliers (the inputs reach +-3.1).
+constexpr float kValidThreshold = 2.0f;
+
+OpCall int8_matrix_call() {
+    OpCall call;
+    call.counts = {{"rows", kValidM}, {"cols", kValidK}};
+    call.threshold = kValidThreshold;
+    return call;
+}
+
+bnb::Int8QuantizeArgs int8_quantize_args(const OpCall& c, bool column_wise) {
+    return {.device = c.device, .stream = c.stream, .dtype = c.dtype, .A = pointer<const void>(c, "A"),
+            .rows = c.counts.at("rows"), .cols = c.counts.at("cols"), .threshold = c.threshold,
+            .out_row = pointer<int8_t>(c, "out_row"), .row_stats = pointer<float>(c, "row_stats"),
+            .out_col = column_wise ? pointer<int8_t>(c, "out_col") : nullptr,
+            .col_stats = column_wise ? pointer<float>(c, "col_stats") : nullptr,
+            .outlier_cols = pointer<int64_t>(c, "outlier_cols"), .outlier_count = pointer<int64_t>(c, "outlier_count"),
+            .column_wise = column_wise};
+}
+
+std::map<std::string, void*> int8_quantize_pointers(OpBuffers& b) {
+    return {{"A", b.storage("floats_in")},
+            {"out_row", b.storage("bytes_out")},
+            {"row_stats", b.storage("absmax_out")},
+            {"outlier_cols", b.storage("indices_out")},
+            {"outlier_count", b.storage("count_out")}};
+}
+
+template <>
+struct Case<bnb::Op::int8_vectorwise_quant> {
+    static constexpr bool kTakesQuantType = false;
+    static constexpr bool kTakesFloatDtype = true;
+    static bnb::Int8QuantizeArgs args(const OpCall& c) { return int8_quantize_args(c, false); }
+    static bnb_status invoke(const OpCall& c) {
+        const auto a = args(c);
+        return bnb_int8_vectorwise_quant(a.device, a.stream, a.dtype, a.A, a.rows, a.cols, a.threshold, a.out_row,
+                                         a.row_stats, a.outlier_cols, a.outlier_count);
+    }
+    static OpCall valid_call(OpBuffers& b) {
+        OpCall call = int8_matrix_call();
+        call.pointers = int8_quantize_pointers(b);
+        return call;
+    }
+};
+
+template <>
+struct Case<bnb::Op::int8_double_quant> {
+    static constexpr bool kTakesQuantType = false;
+    static constexpr bool kTakesFloatDtype = true;
+    static bnb::Int8QuantizeArgs args(const OpCall& c) { return int8_quantize_args(c, true); }
+    static bnb_status invoke(const OpCall& c) {
+        const auto a = args(c);
+        return bnb_int8_double_quant(a.device, a.stream, a.dtype, a.A, a.rows, a.cols, a.threshold, a.out_row,
+                                     a.out_col, a.row_stats, a.col_stats, a.outlier_cols, a.outlier_count);
+    }
+    static OpCall valid_call(OpBuffers& b) {
+        OpCall call = int8_matrix_call();
+        call.pointers = int8_quantize_pointers(b);
+        call.pointers["out_col"] = b.storage("bytes_out_2");
+        call.pointers["col_stats"] = b.storage("stats_out_2");
+        return call;
+    }
+};
+
+template <>
+struct Case<bnb::Op::int8_vectorwise_dequant> {
+    static constexpr bool kTakesQuantType = false;
+    static constexpr bool kTakesFloatDtype = true;
+    static bnb::Int8DequantizeArgs args(const OpCall& c) {
+        return {.device = c.device, .stream = c.stream, .dtype = c.dtype, .A = pointer<const int8_t>(c, "A"),
+                .stats = pointer<const float>(c, "stats"), .rows = c.counts.at("rows"), .cols = c.counts.at("cols"),
+                .out = pointer<void>(c, "out")};
+    }
+    static bnb_status invoke(const OpCall& c) {
+        const auto a = args(c);
+        return bnb_int8_vectorwise_dequant(a.device, a.stream, a.dtype, a.A, a.stats, a.rows, a.cols, a.out);
+    }
+    static OpCall valid_call(OpBuffers& b) {
+        OpCall call = int8_matrix_call();
+        call.pointers = {{"A", b.storage("bytes_in")}, {"stats", b.storage("absmax_in")}, {"out", b.storage("floats_out")}};
+        return call;
+    }
+};
+
+template <>
+struct Case<bnb::Op::int8_linear_matmul> {
+    static constexpr bool kTakesQuantType = false;
+    static constexpr bool kTakesFloatDtype = false;
+    static bnb::Int8MatmulArgs args(const OpCall& c) {
+        return {.device = c.device, .stream = c.stream, .A = pointer<const int8_t>(c, "A"),
+                .B = pointer<const int8_t>(c, "B"), .M = c.counts.at("M"), .N = c.counts.at("N"),
+                .K = c.counts.at("K"), .out = pointer<int32_t>(c, "out")};
+    }
+    static bnb_status invoke(const OpCall& c) {
+        const auto a = args(c);
+        return bnb_int8_linear_matmul(a.device, a.stream, a.A, a.M, a.K, a.B, a.N, a.out);
+    }
+    static OpCall valid_call(OpBuffers& b) {
+        OpCall call = gemm_shape_call();
+        call.pointers = {{"A", b.storage("bytes_in")}, {"B", b.storage("codes_in")}, {"out", b.storage("floats_out")}};
+        return call;
+    }
+};
+
+template <>
+struct Case<bnb::Op::int8_mm_dequant> {
+    static constexpr bool kTakesQuantType = false;
+    static constexpr bool kTakesFloatDtype = true;
+    static bnb::Int8MmDequantArgs args(const OpCall& c) {
+        return {.device = c.device, .stream = c.stream, .A = pointer<const int32_t>(c, "A"),
+                .row_stats = pointer<const float>(c, "row_stats"), .col_stats = pointer<const float>(c, "col_stats"),
+                .bias_dtype = c.dtype, .bias = pointer<const void>(c, "bias"), .rows = c.counts.at("rows"),
+                .cols = c.counts.at("cols"), .dtype = c.dtype, .out = pointer<void>(c, "out")};
+    }
+    static bnb_status invoke(const OpCall& c) {
+        const auto a = args(c);
+        return bnb_int8_mm_dequant(a.device, a.stream, a.A, a.rows, a.cols, a.row_stats, a.col_stats, a.bias_dtype,
+                                   a.bias, a.dtype, a.out);
+    }
+    static OpCall valid_call(OpBuffers& b) {
+        OpCall call;
+        call.counts = {{"rows", kValidM}, {"cols", kValidN}};
+        call.pointers = {{"A", b.storage("ints_in")},         {"row_stats", b.storage("absmax_in")},
+                         {"col_stats", b.storage("offset")},  {"bias", b.storage("bias")},
+                         {"out", b.storage("floats_out")}};
+        return call;
+    }
+};
+
+// With bias, outlier columns and a workspace, so that every pointer is checked.
+template <>
+struct Case<bnb::Op::int8_scaled_mm> {
+    static constexpr bool kTakesQuantType = false;
+    static constexpr bool kTakesFloatDtype = true;
+    static bnb::Int8ScaledMmArgs args(const OpCall& c) {
+        return {.device = c.device, .stream = c.stream, .dtype = c.dtype, .A = pointer<const int8_t>(c, "A"),
+                .B = pointer<const int8_t>(c, "B"), .row_stats = pointer<const float>(c, "row_stats"),
+                .col_stats = pointer<const float>(c, "col_stats"), .bias_dtype = c.dtype,
+                .bias = pointer<const void>(c, "bias"), .X = pointer<const void>(c, "X"),
+                .outlier_cols = pointer<const int64_t>(c, "outlier_cols"),
+                .outlier_count = pointer<const int64_t>(c, "outlier_count"), .M = c.counts.at("M"),
+                .N = c.counts.at("N"), .K = c.counts.at("K"), .workspace = pointer<void>(c, "workspace"),
+                .workspace_bytes = kValidWorkspaceBytes, .out = pointer<void>(c, "out")};
+    }
+    static bnb_status invoke(const OpCall& c) {
+        const auto a = args(c);
+        return bnb_int8_scaled_mm(a.device, a.stream, a.dtype, a.A, a.M, a.K, a.B, a.N, a.row_stats, a.col_stats,
+                                  a.bias_dtype, a.bias, a.X, a.outlier_cols, a.outlier_count, a.workspace,
+                                  a.workspace_bytes, a.out);
+    }
+    static OpCall valid_call(OpBuffers& b) {
+        OpCall call = gemm_shape_call();
+        call.pointers = {{"A", b.storage("bytes_in")},          {"B", b.storage("codes_in")},
+                         {"row_stats", b.storage("absmax_in")}, {"col_stats", b.storage("offset")},
+                         {"bias", b.storage("bias")},           {"X", b.storage("floats_in")},
+                         {"outlier_cols", b.storage("indices_in")}, {"outlier_count", b.storage("count_in")},
+                         {"workspace", b.storage("workspace")}, {"out", b.storage("floats_out")}};
+        return call;
+    }
+};
+
 template <bnb::Op op>
 OpSpec spec() {
     using C = Case<op>;
-    return {bnb::op_name(op), C::kTakesQuantType, C::valid_call, C::invoke,
+    return {bnb::op_name(op), C::kTakesQuantType, C::kTakesFloatDtype, C::valid_call, C::invoke,
             [](const OpCall& call) { return bnb::buffers(C::args(call)); }};
 }
 
@@ -212,7 +394,8 @@ OpSpec spec() {
 
 OpBuffers::OpBuffers() {
     for (const char* role : {"floats_in", "code", "fourbit_code", "absmax_in", "bytes_in", "codes_in", "offset",
-                             "bias", "workspace", "bytes_out", "absmax_out", "floats_out"}) {
+                             "bias", "workspace", "bytes_out", "absmax_out", "floats_out", "ints_in", "indices_in",
+                             "count_in", "bytes_out_2", "stats_out_2", "indices_out", "count_out"}) {
         buffers_.emplace(role, AlignedBytes(kBufferBytes));
     }
     fill_finite_floats(storage("floats_in"));
@@ -223,6 +406,8 @@ OpBuffers::OpBuffers() {
     fill_scales(storage("offset"));
     fill_bytes(storage("bytes_in"));
     fill_bytes(storage("codes_in"));
+    fill_int32(storage("ints_in"));
+    fill_outlier_columns(storage("indices_in"), storage("count_in"));
 }
 
 std::vector<int64_t> OpSpec::blocksizes() const {

@@ -29,6 +29,7 @@ struct OpCall {
     bnb_quant_type quant_type = BNB_QUANT_NF4;
     bnb_dtype dtype = BNB_DTYPE_FLOAT32;
     int64_t blocksize = 64;
+    float threshold = 0.0f;  // LLM.int8() quantization
     std::map<std::string, int64_t> counts;
     std::map<std::string, void*> pointers;
 };
@@ -45,6 +46,7 @@ private:
 struct OpSpec {
     std::string name;  // bnb_op_name
     bool takes_quant_type;
+    bool takes_float_dtype;  // call.dtype selects the element type of float buffers
     // A call that succeeds: inputs filled with finite data.
     OpCall (*valid_call)(OpBuffers& buffers);
     bnb_status (*invoke)(const OpCall& call);
