@@ -33,7 +33,7 @@ Arguments are checked as the native glue checks them (ValueError). Inputs with
 more than two dimensions are viewed as ``[rows, A.shape[-1]]``.
 """
 
-from math import prod
+from math import isfinite, prod
 from typing import Optional
 
 import torch
@@ -62,6 +62,11 @@ def _check_float_input(A: torch.Tensor, op: str) -> None:
     require(A.dtype in (torch.float16, torch.bfloat16, torch.float32),
             f"{op}: A must be float16, bfloat16 or float32, got {A.dtype}")
     require(A.dim() >= 1, f"{op}: A must have at least one dimension, got a 0-dim tensor")
+
+
+def _check_threshold(threshold: float) -> None:
+    # The C ABI's rule: an infinite threshold would mark nothing, as 0 does.
+    require(threshold >= 0.0 and isfinite(threshold), f"threshold must be non-negative and finite, got {threshold}")
 
 
 def _check_stats(stats: torch.Tensor, name: str, length: int, device: torch.device) -> None:
@@ -97,7 +102,7 @@ def _row_quantize(A: torch.Tensor, threshold: float):
 
 def int8_vectorwise_quant(A: torch.Tensor, threshold: float = 0.0):
     _check_float_input(A, "int8_vectorwise_quant")
-    require(threshold >= 0.0, f"threshold must be non-negative, got {threshold}")
+    _check_threshold(threshold)
     quantized, row_stats, outlier_columns = _row_quantize(_as_matrix(A), threshold)
     outlier_cols = None if outlier_columns is None else outlier_columns.nonzero().view(-1)
     return quantized.reshape(A.shape), row_stats, outlier_cols
@@ -127,7 +132,7 @@ def _column_quantize(A: torch.Tensor, threshold: float):
 
 def int8_double_quant(A: torch.Tensor, threshold: float = 0.0):
     _check_float_input(A, "int8_double_quant")
-    require(threshold >= 0.0, f"threshold must be non-negative, got {threshold}")
+    _check_threshold(threshold)
     matrix = _as_matrix(A)
     out_row, row_stats, outlier_columns = _row_quantize(matrix, threshold)
     out_col, col_stats = _column_quantize(matrix, threshold)
