@@ -248,10 +248,8 @@ def int8_mixed_scaled_mm(A: torch.Tensor, CA: torch.Tensor, CB: torch.Tensor, SC
                          bias: Optional[torch.Tensor] = None):
     """The LLM.int8() forward (ops.md 1.6): the int8 product plus the outlier columns in A's dtype.
 
-    Composite (ATen's CompositeExplicitAutograd idea): it calls the dispatcher's
-    int8_scaled_mm and int8_vectorwise_dequant, so the native kernels of a device
-    serve it; the pure-torch oracle is what runs inside tests.conftest's
-    pure_torch_kernels().
+    Built from this module's kernels, not the dispatcher's, so that it stays the
+    pure oracle: a device with native int8 kernels registers its own (one fused call).
     """
     _check_float_input(A, "int8_mixed_scaled_mm")
     require(A.dim() == 2, f"int8_mixed_scaled_mm: A must be 2-D [rows, K], got shape {tuple(A.shape)}")
@@ -260,11 +258,11 @@ def int8_mixed_scaled_mm(A: torch.Tensor, CA: torch.Tensor, CB: torch.Tensor, SC
         require(outlier_cols.dtype == torch.int64, f"outlier_cols must be int64, got {outlier_cols.dtype}")
         require(outlier_cols.dim() == 1, f"outlier_cols must be 1-D, got shape {tuple(outlier_cols.shape)}")
         check_same_device(outlier_cols, "outlier_cols", A.device)
-    out = torch.ops.bitsandbytes.int8_scaled_mm(CA, CB, SCA, SCB, bias=bias, dtype=A.dtype)
+    out = int8_scaled_mm(CA, CB, SCA, SCB, bias=bias, dtype=A.dtype)
     if outlier_cols is None or outlier_cols.numel() == 0:
         return out, A.new_empty(0)
     subA = A[:, outlier_cols]
-    outlier_weight = torch.ops.bitsandbytes.int8_vectorwise_dequant(CB[:, outlier_cols].contiguous(), SCB)
+    outlier_weight = int8_vectorwise_dequant(CB[:, outlier_cols].contiguous(), SCB)
     return out.addmm(subA, outlier_weight.to(A.dtype).t()), subA
 
 
