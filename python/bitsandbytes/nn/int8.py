@@ -157,9 +157,22 @@ class Linear8bitLt(nn.Linear):
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):
+        key, weight_key = prefix + "SCB", prefix + "weight"
+        if key in state_dict and weight_key in state_dict and self.weight.device.type == "meta":
+            # A layer built on the meta device takes the checkpoint's tensors as they are.
+            state_dict = dict(state_dict)
+            maybe_rearrange_weight(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                   error_msgs)
+            weight = state_dict.pop(weight_key)
+            self.weight = Int8Params(weight, requires_grad=False, has_fp16_weights=False, CB=weight,
+                                     SCB=state_dict.pop(key))
+            super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                          unexpected_keys, error_msgs)
+            if weight_key in missing_keys:
+                missing_keys.remove(weight_key)
+            return
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                                       error_msgs)
-        key = prefix + "SCB"
         if key not in state_dict:
             return
         # After the first forward the statistics live in the state (init_8bit_state).
