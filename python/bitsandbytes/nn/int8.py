@@ -213,10 +213,15 @@ class Linear8bitLt(nn.Linear):
         self.state.is_training = self.training
         if self.weight.CB is not None:
             self.init_8bit_state()
-        # The bias parameter follows the input's dtype (permanently, as upstream does).
-        if self.bias is not None and self.bias.dtype != x.dtype:
-            self.bias.data = self.bias.data.to(x.dtype)
-        out = bnb.matmul(x, self.weight, bias=self.bias, state=self.state)
+        bias = self.bias
+        if bias is not None and bias.dtype != x.dtype:
+            # The bias parameter follows the input's dtype, permanently as upstream does; under
+            # torch.compile (which cannot change a tensor's dtype through .data) for this call only.
+            if torch.compiler.is_compiling():
+                bias = bias.to(x.dtype)
+            else:
+                self.bias.data = self.bias.data.to(x.dtype)
+        out = bnb.matmul(x, self.weight, bias=bias, state=self.state)
         # A weight that was still float (never moved) is int8 from now on. Under
         # torch.compile this is skipped: the weight is int8 already by then.
         if not self.state.has_fp16_weights and self.state.CB is not None and not torch.compiler.is_compiling():
