@@ -89,8 +89,6 @@ class OutlierTracer:
         raise RuntimeError("Call get_instance() instead")
 
     def initialize(self, model: torch.nn.Module):
-        self.last_w = None
-        self.current_outlier_dims = None
         self.hvalues = []
         self.outliers = []
         self.hvalue2outlier_idx = {}

@@ -54,8 +54,7 @@ def _rows_of(A: torch.Tensor) -> int:
 
 
 def _as_matrix(A: torch.Tensor) -> torch.Tensor:
-    cols = A.shape[-1] if A.dim() > 0 else 1
-    return A.reshape(_rows_of(A) if A.dim() > 0 else 1, cols)
+    return A.reshape(_rows_of(A), A.shape[-1])
 
 
 def _check_float_input(A: torch.Tensor, op: str) -> None:
