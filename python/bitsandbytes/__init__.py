@@ -30,7 +30,7 @@ _torch_kernels.register_default_kernels()
 
 from . import functional  # noqa: E402
 from . import autograd, nn  # noqa: E402
-from .autograd._functions import MatmulLtState, matmul_4bit  # noqa: E402
+from .autograd._functions import MatmulLtState, matmul, matmul_4bit  # noqa: E402
 from .nn import modules  # noqa: E402
 
 __version__ = _C.version()

@@ -142,6 +142,10 @@ def _(A: torch.Tensor, threshold: float = 0.0):
     out_col = torch.empty_like(A, dtype=torch.int8)
     row_stats = A.new_empty((rows,), dtype=torch.float32)
     col_stats = A.new_empty((cols,), dtype=torch.float32)
+    # Upstream's fake always declares a tensor here; the eager op returns None at
+    # threshold 0, as int8_vectorwise_quant does, and so does this fake.
+    if threshold == 0.0:
+        return out_row, out_col, row_stats, col_stats, None
     outlier_cols = A.new_empty((_data_dependent_length(),), dtype=torch.int64)
     return out_row, out_col, row_stats, col_stats, outlier_cols
 

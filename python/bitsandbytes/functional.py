@@ -1,7 +1,7 @@
 """The functional API of bitsandbytes (python_api.md section 2).
 
-Codebooks, the QuantState that travels with a quantized tensor, and blockwise
-8-bit and 4-bit (NF4/FP4) quantization. Numeric work goes through
+Codebooks, the QuantState that travels with a quantized tensor, blockwise 8-bit
+and 4-bit (NF4/FP4) quantization, and LLM.int8(). Numeric work goes through
 ``torch.ops.bitsandbytes.*`` only. This module is the public face; the code lives
 in ``bitsandbytes._functional``, one module per concern, and every name below is
 the object defined there.
@@ -30,6 +30,17 @@ from ._functional.fourbit import (
     quantize_4bit,
     quantize_fp4,
     quantize_nf4,
+)
+from ._functional.int8 import (
+    C,
+    batched_igemm,
+    check_matmul,
+    igemm,
+    int8_double_quant,
+    int8_linear_matmul,
+    int8_mm_dequant,
+    int8_vectorwise_dequant,
+    int8_vectorwise_quant,
 )
 from ._functional.quant_state import QuantState, QuantStateKeyError
 from .backends.torch.common.cuda_reduction import cuda_mean_float32

@@ -36,3 +36,80 @@ def sync_gpu(t: torch.Tensor) -> None:
         torch.cuda.synchronize(t.device)
     elif t.device.type == "xpu":
         torch.xpu.synchronize(t.device)
+
+
+def find_outlier_dims(weight: torch.Tensor, reduction_dim: int = 0, zscore: float = 4.0, topk=None, rdm=False):
+    """Indices of the dimensions whose spread (std over `reduction_dim`) stands out.
+
+    A dimension is an outlier when the z-score of its std among all dimensions
+    exceeds `zscore`; with `topk`, the `topk` dimensions of largest std; with
+    `rdm`, `topk` random dimensions (a baseline for experiments).
+    """
+    if rdm:
+        return torch.randint(0, weight.shape[1], size=(topk,), device=weight.device).long()
+    spread = weight.std(reduction_dim)
+    if topk is not None:
+        return torch.topk(spread.abs(), k=topk, dim=0).indices
+    standardized = (spread - spread.mean()) / spread.std()
+    return torch.where(standardized > zscore)[0]
+
+
+def outlier_hook(module: torch.nn.Module, input) -> None:
+    """Forward pre-hook of OutlierTracer: records the outlier input dimensions of one linear layer."""
+    if not isinstance(module, torch.nn.Linear):
+        raise TypeError(f"outlier_hook: expected an nn.Linear, got {type(module).__name__}")
+    tracer = OutlierTracer.get_instance()
+    hvalue = tracer.get_hvalue(module.weight)
+    if hvalue in tracer.hvalue2outlier_idx:
+        # Every traced layer has run once: tracing is over.
+        for hook in tracer.hooks:
+            hook.remove()
+        return
+    weight_outliers = find_outlier_dims(module.weight)
+    tracer.outliers.append(weight_outliers)
+    tracer.hvalues.append(hvalue)
+    if len(tracer.outliers) > 1:
+        if weight_outliers.numel() > 0 and weight_outliers.max() >= module.weight.shape[1]:
+            raise RuntimeError("outlier_hook: outlier index beyond the layer's input features")
+        tracer.hvalue2outlier_idx[hvalue] = weight_outliers
+        return
+    # The first layer: its input's hidden dimensions, by spread (z-score 3) and by magnitude (> 6).
+    hidden = input[0].reshape(-1, input[0].shape[-1])
+    by_spread = find_outlier_dims(hidden, reduction_dim=1, zscore=3)
+    by_magnitude = torch.where((hidden.abs() > 6).any(dim=0))[0]
+    tracer.hvalue2outlier_idx[hvalue] = torch.cat([by_spread, by_magnitude]).unique()
+
+
+class OutlierTracer:
+    """Singleton that finds the outlier input dimensions of a model's linear layers in one forward."""
+
+    _instance = None
+
+    def __init__(self):
+        raise RuntimeError("Call get_instance() instead")
+
+    def initialize(self, model: torch.nn.Module):
+        self.hvalues = []
+        self.outliers = []
+        self.hvalue2outlier_idx = {}
+        self.initialized = True
+        self.hooks = [m.register_forward_pre_hook(outlier_hook) for m in model.modules()
+                      if isinstance(m, torch.nn.Linear)]
+
+    def is_initialized(self) -> bool:
+        return getattr(self, "initialized", False)
+
+    def get_hvalue(self, weight: torch.Tensor) -> int:
+        return weight.data.untyped_storage().data_ptr()
+
+    def get_outliers(self, weight: torch.Tensor):
+        if not self.is_initialized():
+            print("Outlier tracer is not initialized...")
+            return None
+        return self.hvalue2outlier_idx.get(self.get_hvalue(weight))
+
+    @classmethod
+    def get_instance(cls) -> "OutlierTracer":
+        if cls._instance is None:
+            cls._instance = cls.__new__(cls)
+        return cls._instance

@@ -1,8 +1,10 @@
 #include "glue.h"
 
-#include <vector>
-
+#include <ATen/ops/empty.h>
 #include <c10/core/impl/DeviceGuardImplInterface.h>
+
+#include <cstdint>
+#include <vector>
 
 namespace bnb::glue {
 
@@ -62,13 +64,28 @@ bnb_dtype to_bnb_dtype(c10::ScalarType dtype) {
     }
 }
 
+Workspace allocate_workspace(int64_t bytes, const at::TensorOptions& options) {
+    constexpr int64_t kAlignment = BNB_WORKSPACE_ALIGNMENT;
+    Workspace workspace;
+    workspace.bytes = bytes;
+    workspace.buffer = at::empty({bytes > 0 ? bytes + kAlignment - 1 : 0}, options.dtype(at::kByte));
+    if (bytes > 0) {
+        const auto address = reinterpret_cast<uintptr_t>(workspace.buffer.mutable_data_ptr());
+        workspace.start = reinterpret_cast<void*>((address + kAlignment - 1) / kAlignment * kAlignment);
+    }
+    return workspace;
+}
+
+bnb_device_type cuda_backend_type() {
+    return bnb_backend_built(BNB_DEVICE_HIP) ? BNB_DEVICE_HIP : BNB_DEVICE_CUDA;
+}
+
 bnb_device to_bnb_device(const c10::Device& device) {
     switch (device.type()) {
         case c10::DeviceType::CPU: return {BNB_DEVICE_CPU, 0};
         // ROCm builds of torch present HIP devices as CUDA.
         case c10::DeviceType::CUDA:
-            return {bnb_backend_built(BNB_DEVICE_HIP) ? BNB_DEVICE_HIP : BNB_DEVICE_CUDA,
-                    device.has_index() ? device.index() : 0};
+            return {cuda_backend_type(), device.has_index() ? device.index() : 0};
         default: BNB_CHECK_NOT_IMPLEMENTED(false, "bitsandbytes: no native kernels for device ", device);
     }
 }

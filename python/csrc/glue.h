@@ -57,6 +57,19 @@ void* current_stream(const c10::Device& device);
 // Every tensor argument must live on `device` (the first input's).
 void check_same_device(const at::Tensor& tensor, const c10::Device& device, const char* name);
 
+// Scratch memory for a C ABI call: `bytes` of BNB_WORKSPACE_ALIGNMENT-aligned memory on the
+// device of `options`, from torch's allocator (so it follows the current stream and CUDA-graph
+// capture). torch's CPU allocator aligns to less, so the buffer has room to round the start up.
+struct Workspace {
+    at::Tensor buffer;      // keeps the memory alive
+    void* start = nullptr;  // aligned; null when bytes == 0
+    int64_t bytes = 0;
+};
+Workspace allocate_workspace(int64_t bytes, const at::TensorOptions& options);
+
+// The backend that serves torch's CUDA device type (HIP on ROCm builds), for bnb_backend_supports.
+bnb_device_type cuda_backend_type();
+
 // Shape of the logical elements of a packed 4-bit tensor.
 int64_t checked_numel(c10::IntArrayRef shape, const char* name);
 

@@ -343,6 +343,200 @@ def gemv_4bit_cases() -> list[Case]:
     ]
 
 
+# ---- LLM.int8() ------------------------------------------------------------------------------------
+
+INT8_SHAPES = ((1, 1), (1, 7), (3, 5), (2, 3, 17), (64, 256), (33, 1031), (0, 5), (5, 0))
+INT8_THRESHOLDS = (0.0, 6.0)
+
+
+def int8_activations(shape, dtype, device, seed) -> torch.Tensor:
+    """Normal values with a few columns of LLM.int8() outliers (|x| >= 6)."""
+    generator = torch.Generator().manual_seed(seed)
+    values = torch.randn(shape, generator=generator) * 2
+    if values.numel() > 0 and values.shape[-1] > 2:
+        values[..., 1] *= 8
+        values[..., -1] = 6.0
+    return values.to(dtype=dtype, device=device)
+
+
+def int8_special_rows(dtype, device) -> torch.Tensor:
+    """Rows of awkward finite values: zeros, float16 extremes and subnormals, the threshold and its neighbours."""
+    cols = 40
+    rows = torch.randn(8, cols, generator=torch.Generator().manual_seed(5))
+    rows[0] = 0.0
+    rows[1, :] = -0.0
+    rows[1, 3] = 1.0
+    rows[2, 0], rows[2, 1] = 65504.0, -65504.0
+    rows[3] = 6e-8 * torch.arange(cols)  # float16 subnormals
+    rows[4] = 6.0  # every element an outlier at threshold 6
+    below = torch.nextafter(torch.tensor(6.0, dtype=dtype), torch.tensor(0.0, dtype=dtype)).float()
+    rows[5, ::2] = below
+    rows[5, 1::2] = -6.0
+    rows[6] = torch.linspace(-127, 127, cols)
+    rows[7, 7] = 1e4
+    return rows.to(dtype=dtype, device=device)
+
+
+def random_int8(shape, device, seed, low=-128, high=128) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(low, high, shape, generator=generator, dtype=torch.int8).to(device)
+
+
+def int8_row_stats(rows, device, seed) -> torch.Tensor:
+    """Positive float16-representable statistics, as int8_vectorwise_quant of float16 data gives them."""
+    generator = torch.Generator().manual_seed(seed)
+    return (torch.rand(rows, generator=generator) * 20 + 1e-3).half().float().to(device)
+
+
+def int8_vectorwise_quant_cases() -> list[Case]:
+    def shapes(dtype, threshold, call, device):
+        outputs = []
+        for seed, shape in enumerate(INT8_SHAPES):
+            q, stats, cols = call("int8_vectorwise_quant", int8_activations(shape, dtype, device, seed), threshold)
+            outputs += [q, stats] + ([] if cols is None else [cols])
+        return outputs
+
+    def special(dtype, threshold, call, device):
+        q, stats, cols = call("int8_vectorwise_quant", int8_special_rows(dtype, device), threshold)
+        return [q, stats] + ([] if cols is None else [cols])
+
+    def non_contiguous(dtype, call, device):
+        base = int8_activations((48, 70), dtype, device, 9)
+        return [t for A in (base.t(), base[:, ::3]) for t in call("int8_vectorwise_quant", A, 6.0)]
+
+    cases = [Case(f"{d}-thr{t:g}-shapes", functools.partial(shapes, DTYPES[d], t))
+             for d in DTYPES for t in INT8_THRESHOLDS]
+    cases += [Case(f"{d}-thr{t:g}-special", functools.partial(special, DTYPES[d], t))
+              for d in DTYPES for t in INT8_THRESHOLDS]
+    cases += [Case(f"{d}-non_contiguous", functools.partial(non_contiguous, DTYPES[d])) for d in DTYPES]
+    return cases
+
+
+def int8_double_quant_cases() -> list[Case]:
+    def shapes(dtype, threshold, call, device):
+        outputs = []
+        for seed, shape in enumerate(INT8_SHAPES):
+            result = call("int8_double_quant", int8_activations(shape, dtype, device, seed), threshold)
+            outputs += [t for t in result if t is not None]
+        return outputs
+
+    def special(dtype, threshold, call, device):
+        # Without the all-zero rows: a zero column's quantization is implementation-defined (formats.md 5.2).
+        A = int8_special_rows(dtype, device)[2:]
+        return [t for t in call("int8_double_quant", A, threshold) if t is not None]
+
+    return ([Case(f"{d}-thr{t:g}-shapes", functools.partial(shapes, DTYPES[d], t))
+             for d in DTYPES for t in INT8_THRESHOLDS]
+            + [Case(f"{d}-thr{t:g}-special", functools.partial(special, DTYPES[d], t))
+               for d in DTYPES for t in INT8_THRESHOLDS])
+
+
+def int8_vectorwise_dequant_cases() -> list[Case]:
+    def shapes(call, device):
+        outputs = []
+        for seed, shape in enumerate(INT8_SHAPES):
+            rows = 1 if len(shape) == 0 else int(torch.tensor(shape[:-1]).prod())
+            outputs.append(call("int8_vectorwise_dequant", random_int8(shape, device, seed),
+                                random_scales(rows, device, seed)))
+        return outputs
+
+    return [Case("fp32-shapes", shapes)]
+
+
+def int8_linear_matmul_cases() -> list[Case]:
+    shapes = ((1, 1, 1), (3, 5, 7), (17, 33, 65), (64, 256, 128), (5, 3000, 9), (2, 0, 3), (0, 4, 3))
+
+    def random(call, device):
+        return [call("int8_linear_matmul", random_int8((m, k), device, m + k), random_int8((n, k), device, n))
+                for m, k, n in shapes]
+
+    def extreme(call, device):
+        # Sums far beyond 2^24 (exact only in integer arithmetic), zeros, one outlier per row.
+        k = 4099
+        full = torch.full((4, k), -128, dtype=torch.int8, device=device)
+        signs = torch.where(torch.arange(k) % 3 == 0, 127, -127).to(torch.int8).repeat(3, 1).to(device)
+        one_per_row = torch.zeros((5, k), dtype=torch.int8, device=device)
+        one_per_row[torch.arange(5), torch.arange(5) * 7] = 127
+        zeros = torch.zeros((2, k), dtype=torch.int8, device=device)
+        plus = torch.full((3, k), 127, dtype=torch.int8, device=device)
+        return [call("int8_linear_matmul", a, b) for a, b in
+                ((full, full), (plus, plus), (signs, plus), (one_per_row, full), (zeros, signs))]
+
+    def batched_and_out(call, device):
+        A = random_int8((2, 3, 40), device, 1)
+        B = random_int8((6, 40), device, 2)
+        out = torch.full((2, 3, 6), -1, dtype=torch.int32, device=device)
+        call("int8_linear_matmul.out", A, B, out=out)
+        return [call("int8_linear_matmul", A, B), out, call("int8_linear_matmul", A[:, :, ::2], B[:, ::2])]
+
+    return [Case("random", random), Case("extreme", extreme), Case("batched_and_out", batched_and_out)]
+
+
+def int32_products(rows, cols, device, seed) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    values = torch.randint(-(2 ** 22), 2 ** 22, (rows, cols), generator=generator, dtype=torch.int32)
+    values[0, :3] = torch.tensor([2 ** 31 - 1, -(2 ** 31), 0], dtype=torch.int32)[: min(cols, 3)]
+    return values.to(device)
+
+
+BIAS_DTYPES = {"nobias": None, "bias_fp16": torch.float16, "bias_bf16": torch.bfloat16, "bias_fp32": torch.float32}
+
+
+def int8_mm_dequant_cases() -> list[Case]:
+    def rescale(dtype, bias_dtype, call, device):
+        outputs = []
+        for seed, (rows, cols) in enumerate(((1, 1), (7, 13), (64, 128), (3, 0))):
+            A = int32_products(rows, cols, device, seed) if rows * cols else torch.zeros(
+                (rows, cols), dtype=torch.int32, device=device)
+            bias = None if bias_dtype is None else random_input(cols, bias_dtype, device, seed)
+            outputs.append(call("int8_mm_dequant", A, int8_row_stats(rows, device, seed),
+                                int8_row_stats(cols, device, seed + 1), dtype, bias))
+        return outputs
+
+    return [Case(f"{d}-{b}", functools.partial(rescale, DTYPES[d], BIAS_DTYPES[b]))
+            for d in DTYPES for b in BIAS_DTYPES]
+
+
+def int8_linear_operands(rows, K, N, dtype, device, seed):
+    """Activations with outlier columns, their row quantization at threshold 6, and a quantized weight."""
+    A = int8_activations((rows, K), dtype, device, seed)
+    W = random_input(N * K, torch.float16, "cpu", seed=seed + 100).view(N, K)
+    CB, SCB, _ = oracle("int8_vectorwise_quant", W, 0.0)
+    return A, CB.to(device), SCB.to(device)
+
+
+def int8_scaled_mm_cases() -> list[Case]:
+    # One C ABI op serves both torch ops: int8_mixed_scaled_mm is int8_scaled_mm with its outlier correction.
+    def scaled(dtype, bias_dtype, call, device):
+        outputs = []
+        for seed, (rows, K, N) in enumerate(((1, 64, 32), (17, 160, 48), (2, 3, 2))):
+            A, CB, SCB = int8_linear_operands(rows, K, N, dtype, device, seed)
+            CA, SCA, _ = call("int8_vectorwise_quant", A, 0.0)
+            bias = None if bias_dtype is None else random_input(N, bias_dtype, device, seed)
+            outputs.append(call("int8_scaled_mm", CA, CB, SCA, SCB, bias, dtype))
+        return outputs
+
+    def mixed(dtype, with_bias, call, device):
+        outputs = []
+        for seed, (rows, K, N) in enumerate(((1, 64, 32), (17, 160, 48), (8, 96, 40))):
+            A, CB, SCB = int8_linear_operands(rows, K, N, dtype, device, seed)
+            CA, SCA, outlier_cols = call("int8_vectorwise_quant", A, 6.0)
+            assert outlier_cols.numel() > 0
+            bias = random_input(N, dtype, device, seed) if with_bias else None
+            out, subA = call("int8_mixed_scaled_mm", A, CA, CB, SCA, SCB, outlier_cols, bias)
+            no_outliers, empty = call("int8_mixed_scaled_mm", A, CA, CB, SCA, SCB, None, bias)
+            assert empty.numel() == 0
+            outputs += [out, subA, no_outliers]
+        return outputs
+
+    cases = [Case(f"{d}-{b}", functools.partial(scaled, DTYPES[d], BIAS_DTYPES[b]))
+             for d in DTYPES for b in BIAS_DTYPES]
+    cases += [Case(f"mixed-{d}-{'bias' if b else 'nobias'}", functools.partial(mixed, DTYPES[d], b),
+                   tolerance=MATMUL_TOLERANCE[DTYPES[d]])
+              for d in DTYPES for b in (False, True)]
+    return cases
+
+
 CASES: dict[str, list[Case]] = {
     "quantize_blockwise": quantize_blockwise_cases(),
     "dequantize_blockwise": dequantize_blockwise_cases(),
@@ -350,6 +544,12 @@ CASES: dict[str, list[Case]] = {
     "dequantize_4bit": dequantize_4bit_cases(),
     "gemm_4bit": gemm_4bit_cases(),
     "gemv_4bit": gemv_4bit_cases(),
+    "int8_vectorwise_quant": int8_vectorwise_quant_cases(),
+    "int8_double_quant": int8_double_quant_cases(),
+    "int8_vectorwise_dequant": int8_vectorwise_dequant_cases(),
+    "int8_linear_matmul": int8_linear_matmul_cases(),
+    "int8_mm_dequant": int8_mm_dequant_cases(),
+    "int8_scaled_mm": int8_scaled_mm_cases(),
 }
 
 
@@ -469,6 +669,55 @@ def check_gemv_4bit(call, tensors, args, device):
     assert_close_to_golden(y, expected)
 
 
+def int8_quant_cases():
+    return [c for c in golden_manifest()["groups"]["int8"] if c["case"].startswith("vectorwise_quant")]
+
+
+def int8_matmul_cases():
+    return [c for c in golden_manifest()["groups"]["int8"] if c["case"] == "linear_matmul"]
+
+
+def check_int8_vectorwise_quant(call, tensors, args, device):
+    q, stats, outlier_cols = call("int8_vectorwise_quant", tensors["A"].to(device), args["threshold"])
+    assert_bitwise_equal(q, tensors["CB"])
+    assert_bitwise_equal(stats, tensors["SCB"])
+    if "outlier_cols" in tensors:
+        assert_bitwise_equal(outlier_cols, tensors["outlier_cols"])
+    else:
+        assert outlier_cols is None
+
+
+def check_int8_double_quant(call, tensors, args, device):
+    # Its row part is int8_vectorwise_quant's (ops.md 1.7).
+    out_row, _, row_stats, _, outlier_cols = call("int8_double_quant", tensors["A"].to(device), args["threshold"])
+    assert_bitwise_equal(out_row, tensors["CB"])
+    assert_bitwise_equal(row_stats, tensors["SCB"])
+    if "outlier_cols" in tensors:
+        assert_bitwise_equal(outlier_cols, tensors["outlier_cols"])
+
+
+def check_int8_vectorwise_dequant(call, tensors, args, device):
+    dequant = call("int8_vectorwise_dequant", tensors["CB"].to(device), tensors["SCB"].to(device))
+    # Upstream's (pure-torch) arithmetic: two float32 multiplies by the stats and float32(1/127).
+    assert_bitwise_equal(dequant, (tensors["CB"].float() * tensors["SCB"][:, None]) * 7.874015718698502e-3)
+
+
+def check_int8_linear_matmul(call, tensors, args, device):
+    acc = call("int8_linear_matmul", tensors["CA"].to(device), tensors["CB"].to(device))
+    assert_bitwise_equal(acc, tensors["acc_int32"])
+
+
+def check_int8_mm_dequant(call, tensors, args, device):
+    out = call("int8_mm_dequant", tensors["acc_int32"].to(device), tensors["SA"].to(device), tensors["SB"].to(device))
+    assert_bitwise_equal(out, tensors["out"])
+
+
+def check_int8_scaled_mm(call, tensors, args, device):
+    out = call("int8_scaled_mm", tensors["CA"].to(device), tensors["CB"].to(device), tensors["SA"].to(device),
+               tensors["SB"].to(device))
+    assert_bitwise_equal(out, tensors["out"])
+
+
 def quant_cases():
     return [c for c in golden_manifest()["groups"]["quant"] if "q" in c["tensors"]]
 
@@ -487,6 +736,12 @@ GOLDEN_CHECKS = {
     "gemm_4bit": ("modules", matmul_cases, check_gemm_4bit),
     # Upstream's matmul_4bit takes gemv_4bit for a single row.
     "gemv_4bit": ("modules", lambda: matmul_cases(rows=1), check_gemv_4bit),
+    "int8_vectorwise_quant": ("int8", int8_quant_cases, check_int8_vectorwise_quant),
+    "int8_double_quant": ("int8", int8_quant_cases, check_int8_double_quant),
+    "int8_vectorwise_dequant": ("int8", int8_quant_cases, check_int8_vectorwise_dequant),
+    "int8_linear_matmul": ("int8", int8_matmul_cases, check_int8_linear_matmul),
+    "int8_mm_dequant": ("int8", int8_matmul_cases, check_int8_mm_dequant),
+    "int8_scaled_mm": ("int8", int8_matmul_cases, check_int8_scaled_mm),
 }
 
 

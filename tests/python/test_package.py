@@ -25,16 +25,20 @@ def test_top_level_names():
     assert bitsandbytes.utils.pack_dict_to_tensor is not None
     assert bitsandbytes.modules is bitsandbytes.nn.modules
     assert callable(bitsandbytes.matmul_4bit)
+    assert bitsandbytes.matmul is bitsandbytes.autograd._functions.matmul
 
 
 # The names bitsandbytes.functional held as one file (commit b2a836a), less its
 # imports of the standard library, typing and torch: the facade keeps all of them.
 FUNCTIONAL_PUBLIC_NAMES = {
-    "FLOAT_DTYPES", "FOURBIT_BLOCKSIZES", "FOURBIT_QUANT_TYPES", "NESTED_4BIT_BLOCKSIZE", "QuantState",
+    "C", "FLOAT_DTYPES", "FOURBIT_BLOCKSIZES", "FOURBIT_QUANT_TYPES", "NESTED_4BIT_BLOCKSIZE", "QuantState",
     "QuantStateKeyError", "create_dynamic_map", "create_fp8_map", "create_linear_map", "create_normal_map",
     "cuda_mean_float32", "dequantize_4bit", "dequantize_blockwise", "dequantize_fp4", "dequantize_nf4", "gemv_4bit",
     "get_4bit_type", "get_ptr", "is_on_gpu", "name2qmap", "pack_dict_to_tensor", "quantize_4bit",
     "quantize_blockwise", "quantize_fp4", "quantize_nf4", "unpack_tensor_to_dict",
+    # LLM.int8() (python_api.md 2.5)
+    "batched_igemm", "check_matmul", "igemm", "int8_double_quant", "int8_linear_matmul", "int8_mm_dequant",
+    "int8_vectorwise_dequant", "int8_vectorwise_quant",
 }  # fmt: skip
 # Private names that other modules and the tests read from bitsandbytes.functional.
 FUNCTIONAL_PRIVATE_NAMES_IN_USE = {

@@ -1,3 +1,4 @@
+from .int8 import Embedding8bit, Int8Params, Linear8bitLt, OutlierAwareLinear
 from .modules import (
     Embedding4bit,
     EmbeddingFP4,
@@ -10,10 +11,14 @@ from .modules import (
 
 __all__ = [
     "Embedding4bit",
+    "Embedding8bit",
     "EmbeddingFP4",
     "EmbeddingNF4",
+    "Int8Params",
     "Linear4bit",
+    "Linear8bitLt",
     "LinearFP4",
     "LinearNF4",
+    "OutlierAwareLinear",
     "Params4bit",
 ]

@@ -1,6 +1,7 @@
-"""4-bit modules: Params4bit, Linear4bit (NF4/FP4) and Embedding4bit.
+"""bitsandbytes.nn.modules: the 4-bit modules (Params4bit, Linear4bit, Embedding4bit) defined here,
+and the LLM.int8() ones of nn/int8.py re-exported under upstream's module path.
 
-The weight quantizes when it first moves to a real device (`.to()`, `.cuda()`,
+A 4-bit weight quantizes when it first moves to a real device (`.to()`, `.cuda()`,
 `.cpu()`); the packed bytes live in the parameter's data, the statistics in its
 QuantState. State dicts use upstream's keys (`weight.absmax`,
 `weight.quant_map`, `weight.nested_*`, `weight.quant_state.bitsandbytes__<type>`).
@@ -381,3 +382,7 @@ class EmbeddingNF4(Embedding4bit):
     def __init__(self, num_embeddings, embedding_dim, dtype=None, quant_storage=torch.uint8, device=None):
         super().__init__(num_embeddings, embedding_dim, dtype=dtype, quant_type="nf4", quant_storage=quant_storage,
                          device=device)
+
+
+# Upstream's path of the 8-bit modules (bitsandbytes.nn.modules.Int8Params, ...); defined in nn/int8.py.
+from .int8 import Embedding8bit, Int8Params, Linear8bitLt, OutlierAwareLinear, maybe_rearrange_weight  # noqa: E402,F401

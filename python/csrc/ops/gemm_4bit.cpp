@@ -138,15 +138,7 @@ at::Tensor gemm_4bit_with(const at::Tensor& A_in, const at::Tensor& B, c10::IntA
     check_status(bnb_gemm_4bit_workspace_size(where, dtype, M, shape.N, shape.K, blocksize, nested.has_value() ? 1 : 0,
                                               chosen, &workspace_bytes),
                  "gemm_4bit");
-    // torch's CPU allocator aligns to less than the library needs: room to round the start up.
-    constexpr int64_t kAlignment = BNB_WORKSPACE_ALIGNMENT;
-    const at::Tensor workspace =
-        at::empty({workspace_bytes > 0 ? workspace_bytes + kAlignment - 1 : 0}, A.options().dtype(at::kByte));
-    void* workspace_start = nullptr;
-    if (workspace_bytes > 0) {
-        const auto address = reinterpret_cast<uintptr_t>(workspace.mutable_data_ptr());
-        workspace_start = reinterpret_cast<void*>((address + kAlignment - 1) / kAlignment * kAlignment);
-    }
+    const Workspace workspace = allocate_workspace(workspace_bytes, A.options());
     check_status(
         bnb_gemm_4bit(where, current_stream(device), dtype, type, A.const_data_ptr(), M, shape.K,
                       bytes.const_data_ptr<uint8_t>(), shape.N, blocksize, absmax.const_data_ptr<float>(),
@@ -154,7 +146,7 @@ at::Tensor gemm_4bit_with(const at::Tensor& A_in, const at::Tensor& B, c10::IntA
                       nested.has_value() ? nested->code.const_data_ptr<float>() : nullptr,
                       nested.has_value() ? nested->offset.const_data_ptr<float>() : nullptr,
                       bias.has_value() ? bias->const_data_ptr() : nullptr, chosen,
-                      workspace_start, workspace_bytes,
+                      workspace.start, workspace.bytes,
                       out.mutable_data_ptr()),
         "gemm_4bit");
     return out;

@@ -69,3 +69,50 @@ def test_upstream_matmul_4bit_outputs(modules_golden, device, m):
     # Upstream's batch-1 kernel multiplies in bf16: agreement within summation-order rounding (golden README).
     expected = tensors["y"].float()
     assert ((y.float().cpu() - expected).norm() / expected.norm()).item() < 1e-2
+
+
+def test_upstream_linear8bitlt_checkpoint_loads_and_reproduces_y(modules_golden, device):
+    case, tensors = modules_golden["linear8bitlt_thr6"]
+    layer = bnb.nn.Linear8bitLt(320, 256, has_fp16_weights=False, threshold=6.0).to(device)
+    result = layer.load_state_dict(upstream_state_dict(tensors), strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    layer.eval()
+    with torch.no_grad():
+        y = layer(tensors["x"].to(device))
+    assert y.dtype == tensors["y"].dtype
+    expected = tensors["y"].float()
+    # int8 part exact, rescale bit for bit; only the outlier columns' float16 product may round differently.
+    assert ((y.float().cpu() - expected).norm() / expected.norm()).item() < 1e-3
+    assert list(layer.state_dict().keys()) == case["args"]["state_dict_keys"]
+
+
+def test_upstream_linear8bitlt_checkpoint_loads_into_a_meta_layer(modules_golden, device):
+    _, tensors = modules_golden["linear8bitlt_thr6"]
+    layer = bnb.nn.Linear8bitLt(320, 256, has_fp16_weights=False, threshold=6.0, device="meta")
+    state = {key: value.to(device) for key, value in upstream_state_dict(tensors).items()}
+    layer.load_state_dict(state, strict=True, assign=True)
+    assert type(layer.weight).__name__ == "Int8Params" and layer.weight.device.type == device
+    with torch.no_grad():
+        y = layer.eval()(tensors["x"].to(device))
+    expected = tensors["y"].float()
+    assert ((y.float().cpu() - expected).norm() / expected.norm()).item() < 1e-3
+
+
+def test_our_linear8bitlt_checkpoint_matches_upstream_bytes(modules_golden, device):
+    case, tensors = modules_golden["linear8bitlt_thr6"]
+    layer = bnb.nn.Linear8bitLt(320, 256, has_fp16_weights=False, threshold=6.0)
+    with torch.no_grad():
+        layer.weight = bnb.nn.Int8Params(tensors["W_fp16"].clone(), requires_grad=False, has_fp16_weights=False)
+        layer.bias = torch.nn.Parameter(tensors["sd.bias"].clone())
+    layer = layer.to(device)
+    ours, theirs = layer.state_dict(), upstream_state_dict(tensors)
+    assert list(ours.keys()) == list(theirs.keys()) == case["args"]["state_dict_keys"]
+    for key, value in theirs.items():
+        assert ours[key].dtype == value.dtype and ours[key].shape == value.shape, key
+        assert torch.equal(ours[key].cpu(), value), key
+    # And after a forward, when the statistics have moved into the layer's state.
+    with torch.no_grad():
+        layer.eval()(tensors["x"].to(device))
+    after = layer.state_dict()
+    assert layer.weight.SCB is None and layer.state.SCB is not None
+    assert all(torch.equal(after[key].cpu(), value) for key, value in theirs.items())
