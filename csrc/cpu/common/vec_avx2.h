@@ -502,9 +502,10 @@ BNB_CPU_KERNEL inline Vec load_as_float(const T* p, Partial lanes) {
     return load_as_float(padded, Full{});
 }
 
-// Rows of A per int8 micro-kernel call: 2 x 4 accumulators, 2 rows of A, a row
-// of B and the offset constant fit the 16 registers.
+// Rows of A against rows of B per int8 micro-kernel call: 2 x 4 accumulators,
+// 2 rows of A, a row of B and the offset constant fit the 16 registers.
 inline constexpr int kInt8RowsOfA = 2;
+inline constexpr int kInt8RowsOfB = 4;
 
 BNB_CPU_KERNEL inline Ints zero_ints() { return _mm256_setzero_si256(); }
 
@@ -574,7 +575,11 @@ struct Int8DotVnni {
     BNB_CPU_KERNEL static Ints load_b(const int8_t* p, Lanes lanes) {
         return _mm256_xor_si256(load_bytes(p, lanes), _mm256_set1_epi8(static_cast<char>(0x80)));
     }
-    BNB_CPU_KERNEL_VNNI static Ints dot(Ints acc, Ints a, Ints b_offset) { return _mm256_dpbusd_avx_epi32(acc, b_offset, a); }
+    // In inline assembly, as the AVX-512 one (vec_avx512.h says why).
+    BNB_CPU_KERNEL_VNNI static Ints dot(Ints acc, Ints a, Ints b_offset) {
+        __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(b_offset), "x"(a));
+        return acc;
+    }
     BNB_CPU_KERNEL_VNNI static Ints sum_a(Ints acc, Ints a) { return _mm256_dpbusd_avx_epi32(acc, _mm256_set1_epi8(1), a); }
 };
 

@@ -520,9 +520,12 @@ BNB_CPU_KERNEL inline Vec load_as_float(const int32_t* p, Lanes lanes) {
     return _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(mask16(lanes), p));
 }
 
-// Rows of A per int8 micro-kernel call: 4 x 4 accumulators, 4 rows of A, a row
-// of B and the offset constant take 22 of the 32 registers.
-inline constexpr int kInt8RowsOfA = 4;
+// Rows of A against rows of B per int8 micro-kernel call: 3 x 8 accumulators,
+// 3 rows of A, a row of B and the offset constant take 29 of the 32 registers.
+// 24 independent sums keep vpdpbusd's pipeline full where 16 leave it waiting
+// on their latency (measured about 15% slower).
+inline constexpr int kInt8RowsOfA = 3;
+inline constexpr int kInt8RowsOfB = 8;
 
 BNB_CPU_KERNEL inline Ints zero_ints() { return _mm512_setzero_si512(); }
 BNB_CPU_KERNEL inline int32_t reduce_add(Ints x) { return _mm512_reduce_add_epi32(x); }
@@ -589,7 +592,12 @@ struct Int8DotVnni {
     BNB_CPU_KERNEL static Ints load_b(const int8_t* p, Lanes lanes) {
         return _mm512_xor_si512(load_bytes64(p, lanes), _mm512_set1_epi8(static_cast<char>(0x80)));
     }
-    BNB_CPU_KERNEL_VNNI static Ints dot(Ints acc, Ints a, Ints b_offset) { return _mm512_dpbusd_epi32(acc, b_offset, a); }
+    // In inline assembly: around the intrinsic, GCC 12 copies every accumulator
+    // through another register and the stack on each step (twice the time).
+    BNB_CPU_KERNEL_VNNI static Ints dot(Ints acc, Ints a, Ints b_offset) {
+        __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(b_offset), "v"(a));
+        return acc;
+    }
     BNB_CPU_KERNEL_VNNI static Ints sum_a(Ints acc, Ints a) { return _mm512_dpbusd_epi32(acc, _mm512_set1_epi8(1), a); }
 };
 

@@ -196,8 +196,9 @@ inline Vec load_as_float(const int8_t* p, Lanes) { return static_cast<float>(*p)
 template <typename Lanes>
 inline Vec load_as_float(const int32_t* p, Lanes) { return static_cast<float>(*p); }
 
-// Rows of A per int8 micro-kernel call (against 4 rows of B).
+// Rows of A against rows of B per int8 micro-kernel call.
 inline constexpr int kInt8RowsOfA = 4;
+inline constexpr int kInt8RowsOfB = 4;
 
 // int32 arithmetic that wraps as the vector instructions do (the product is
 // exact modulo 2^32, the result type's range).

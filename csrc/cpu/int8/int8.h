@@ -17,7 +17,7 @@ bnb_status int8_mm_dequant(const Int8MmDequantArgs& args);
 bnb_status int8_scaled_mm(const Int8ScaledMmArgs& args);
 
 // A product tile holds up to kInt8TileRows rows of A against kInt8TileColumns
-// rows of B (a multiple of every set's kLanes and of the micro-kernel's 4).
+// rows of B (a multiple of every set's kLanes and kInt8RowsOfB).
 inline constexpr int64_t kInt8TileRows = 64;
 inline constexpr int64_t kInt8TileColumns = 64;
 // double_quant's column-wise part takes the columns in stripes of this many.

@@ -7,7 +7,7 @@
 // the formula has one, outlier columns summed in their order).
 //
 // Products: a tile of up to kInt8TileRows rows of A against kInt8TileColumns
-// rows of B; a micro-kernel takes kInt8RowsOfA rows of A against 4 rows of B
+// rows of B; a micro-kernel takes kInt8RowsOfA rows of A against kInt8RowsOfB rows of B
 // over the whole of K (both operands are K-contiguous, so a dot product per
 // output, reduced across lanes at the end). The A rows stay in L1 while the
 // tile's B rows come from L2.
@@ -168,27 +168,48 @@ BNB_CPU_KERNEL void mm_dequant_rows_of(const Int8MmDequantArgs& args, const Bias
 
 // ---- int8 products ----------------------------------------------------------------
 
-// sums[m][j] += a[m] . b[j] over K for m < R, j < 4.
-template <class Dot, int R>
-BNB_CPU_KERNEL void dot_tile(const int8_t* const* a, const int8_t* const* b, int64_t K, int32_t (*sums)[4]) {
-    Ints acc[R][4];
+static_assert(kInt8RowsOfB % 4 == 0 && kInt8TileColumns % kInt8RowsOfB == 0,
+              "sums are reduced 4 at a time, and tiles hold whole micro-kernels of B rows");
+
+// sums[m][j] += a[m] . b[j] over the `steps` whole steps at offset k0
+// (`lanes` Full), or over one partial step there (`lanes` Partial). One loop
+// body per function: with a second (the tail) in the same function GCC keeps
+// the 24 accumulators in registers but also stores them on every step.
+template <class Dot, int R, typename Lanes>
+BNB_CPU_KERNEL void dot_tile_steps(const int8_t* const* a, const int8_t* const* b, int64_t k0, int64_t steps,
+                                   Lanes lanes, int32_t (*sums)[kInt8RowsOfB]) {
+    Ints acc[R][kInt8RowsOfB];
     for (int m = 0; m < R; ++m) {
-        for (int j = 0; j < 4; ++j) acc[m][j] = zero_ints();
+        for (int j = 0; j < kInt8RowsOfB; ++j) acc[m][j] = zero_ints();
     }
-    for_each_step(K, Dot::kStep, [&](int64_t k, auto lanes) BNB_CPU_KERNEL {
+    for (int64_t k = k0; k < k0 + steps * Dot::kStep; k += Dot::kStep) {
         Ints rows[R];
         for (int m = 0; m < R; ++m) rows[m] = Dot::load_a(a[m] + k, lanes);
-        for (int j = 0; j < 4; ++j) {
+        for (int j = 0; j < kInt8RowsOfB; ++j) {
             const Ints column = Dot::load_b(b[j] + k, lanes);
             for (int m = 0; m < R; ++m) acc[m][j] = Dot::dot(acc[m][j], rows[m], column);
         }
-    });
-    for (int m = 0; m < R; ++m) add_int_lane_sums4(sums[m], acc[m][0], acc[m][1], acc[m][2], acc[m][3]);
+    }
+    for (int m = 0; m < R; ++m) {
+        for (int j = 0; j < kInt8RowsOfB; j += 4) {
+            add_int_lane_sums4(sums[m] + j, acc[m][j], acc[m][j + 1], acc[m][j + 2], acc[m][j + 3]);
+        }
+    }
+}
+
+// sums[m][j] += a[m] . b[j] over K for m < R, j < kInt8RowsOfB.
+template <class Dot, int R>
+BNB_CPU_KERNEL void dot_tile(const int8_t* const* a, const int8_t* const* b, int64_t K,
+                             int32_t (*sums)[kInt8RowsOfB]) {
+    const int64_t steps = K / Dot::kStep;
+    dot_tile_steps<Dot, R>(a, b, 0, steps, Full{}, sums);
+    if (K % Dot::kStep != 0) dot_tile_steps<Dot, R>(a, b, steps * Dot::kStep, 1, Partial{K % Dot::kStep}, sums);
 }
 
 // dot_tile for rows (1 .. R) known only at run time.
 template <class Dot, int R>
-BNB_CPU_KERNEL void dot_rows(int rows, const int8_t* const* a, const int8_t* const* b, int64_t K, int32_t (*sums)[4]) {
+BNB_CPU_KERNEL void dot_rows(int rows, const int8_t* const* a, const int8_t* const* b, int64_t K,
+                             int32_t (*sums)[kInt8RowsOfB]) {
     if constexpr (R > 1) {
         if (rows < R) return dot_rows<Dot, R - 1>(rows, a, b, K, sums);
     }
@@ -216,11 +237,11 @@ BNB_CPU_KERNEL void tile_products(const int8_t* A, const int8_t* B, int64_t K, i
         const int block_rows = static_cast<int>(std::min<int64_t>(kInt8RowsOfA, rows - m));
         const int8_t* a[kInt8RowsOfA];
         for (int i = 0; i < kInt8RowsOfA; ++i) a[i] = A + (m + std::min(i, block_rows - 1)) * K;
-        for (int64_t n = 0; n < columns; n += 4) {
-            const int block_columns = static_cast<int>(std::min<int64_t>(4, columns - n));
-            const int8_t* b[4];
-            for (int j = 0; j < 4; ++j) b[j] = B + (n + std::min(j, block_columns - 1)) * K;
-            int32_t sums[kInt8RowsOfA][4] = {};
+        for (int64_t n = 0; n < columns; n += kInt8RowsOfB) {
+            const int block_columns = static_cast<int>(std::min<int64_t>(kInt8RowsOfB, columns - n));
+            const int8_t* b[kInt8RowsOfB];
+            for (int j = 0; j < kInt8RowsOfB; ++j) b[j] = B + (n + std::min(j, block_columns - 1)) * K;
+            int32_t sums[kInt8RowsOfA][kInt8RowsOfB] = {};
             dot_rows<Dot, kInt8RowsOfA>(block_rows, a, b, K, sums);
             for (int i = 0; i < block_rows; ++i) {
                 for (int j = 0; j < block_columns; ++j) {
