@@ -196,6 +196,7 @@ def main():
     parser.add_argument("--python", default=sys.executable)
     parser.add_argument("--min-rounds", type=int, default=15)
     parser.add_argument("--min-seconds", type=float, default=2.0)
+    parser.add_argument("--gap", type=float, default=0.05, help="seconds between two calls")
     parser.add_argument("--markdown")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -209,8 +210,9 @@ def main():
             w.ask({"case": case, "warmup": 3})
         times = {kind: [] for kind in workers}
         start = time.perf_counter()
-        while len(times["ours"]) < args.min_rounds or time.perf_counter() - start < args.min_seconds:
+        while len(times["ours"]) < args.min_rounds or time.perf_counter() - start < args.min_seconds + 2 * args.gap * len(times["ours"]):
             for kind, w in workers.items():
+                time.sleep(args.gap)
                 times[kind].append(w.ask({"run": True})["seconds"])
         medians = {kind: statistics.median(values) * 1e3 for kind, values in times.items()}
         rows.append((label(case), medians["ours"], medians["upstream"], len(times["ours"])))
