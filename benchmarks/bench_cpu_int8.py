@@ -13,8 +13,11 @@ round so that a noisy neighbour hits both alike:
 Cases: quantize 4096 x 4096 fp16 at threshold 0 and 6 (activations with a few
 outlier columns), int8_linear_matmul and int8_scaled_mm (fp16 out, bias) of
 M x 4096 against a 4096 x 4096 weight for M in 1, 16, 256. Each case: warm-up
-calls, then rounds of one call per worker until a minimum count and time; the
-median of time.perf_counter around the call (outputs allocated by the caller
+calls, then rounds in which each worker in turn makes a burst of back-to-back
+calls (about --burst-seconds, at least 3), as an inference loop does, after a
+pause (--gap) in which the other worker's OpenMP threads, which spin for a
+while after a parallel region, go to sleep; the median over all calls of
+time.perf_counter around one call (outputs allocated by the caller
 for ours, by the op for upstream, as each is used).
 
   python3 benchmarks/bench_cpu_int8.py --library build/ctest/libbitsandbytes.so \\
@@ -160,9 +163,12 @@ def worker(kind, library):
                 call()
             print(json.dumps({"prepared": True}), flush=True)
         else:
-            start = time.perf_counter()
-            call()
-            print(json.dumps({"seconds": time.perf_counter() - start}), flush=True)
+            seconds = []
+            for _ in range(request["calls"]):
+                start = time.perf_counter()
+                call()
+                seconds.append(time.perf_counter() - start)
+            print(json.dumps({"seconds": seconds}), flush=True)
 
 
 # ---- driver side --------------------------------------------------------------------
@@ -194,9 +200,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--library", default="build/ctest/libbitsandbytes.so")
     parser.add_argument("--python", default=sys.executable)
-    parser.add_argument("--min-rounds", type=int, default=15)
+    parser.add_argument("--min-rounds", type=int, default=10)
     parser.add_argument("--min-seconds", type=float, default=2.0)
-    parser.add_argument("--gap", type=float, default=0.05, help="seconds between two calls")
+    parser.add_argument("--gap", type=float, default=0.05, help="seconds of pause before each burst")
+    parser.add_argument("--burst-seconds", type=float, default=0.02)
     parser.add_argument("--markdown")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -209,13 +216,18 @@ def main():
         for w in workers.values():
             w.ask({"case": case, "warmup": 3})
         times = {kind: [] for kind in workers}
+        bursts = {kind: 1 for kind in workers}
         start = time.perf_counter()
-        while len(times["ours"]) < args.min_rounds or time.perf_counter() - start < args.min_seconds + 2 * args.gap * len(times["ours"]):
+        rounds = 0
+        while rounds < args.min_rounds or time.perf_counter() - start < args.min_seconds:
             for kind, w in workers.items():
                 time.sleep(args.gap)
-                times[kind].append(w.ask({"run": True})["seconds"])
+                seconds = w.ask({"run": True, "calls": bursts[kind]})["seconds"]
+                times[kind] += seconds
+                bursts[kind] = max(3, int(args.burst_seconds / statistics.median(seconds)))
+            rounds += 1
         medians = {kind: statistics.median(values) * 1e3 for kind, values in times.items()}
-        rows.append((label(case), medians["ours"], medians["upstream"], len(times["ours"])))
+        rows.append((label(case), medians["ours"], medians["upstream"], len(times["ours"]), len(times["upstream"])))
         print(f"{rows[-1][0]:58s} ours {medians['ours']:9.3f} ms  upstream {medians['upstream']:9.3f} ms  "
               f"x{medians['upstream'] / medians['ours']:.1f}", flush=True)
     for w in workers.values():
@@ -227,10 +239,10 @@ def main():
             f"{workers['ours'].info['ready']}, {workers['upstream'].info['ready']} with torch threads "
             f"{workers['upstream'].info['threads']}",
             "",
-            "| case | ours (ms) | upstream (ms) | upstream / ours | rounds |",
+            "| case | ours (ms) | upstream (ms) | upstream / ours | calls ours / upstream |",
             "|---|---:|---:|---:|---:|",
         ]
-        lines += [f"| {name} | {ours:.3f} | {up:.3f} | {up / ours:.1f} | {n} |" for name, ours, up, n in rows]
+        lines += [f"| {name} | {ours:.3f} | {up:.3f} | {up / ours:.1f} | {n} / {m} |" for name, ours, up, n, m in rows]
         with open(args.markdown, "w") as f:
             f.write("\n".join(lines) + "\n")
 
