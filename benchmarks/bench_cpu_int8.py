@@ -24,7 +24,8 @@ for ours, by the op for upstream, as each is used).
       --python /work/.venv-upstream/bin/python --markdown benchmarks/results/cpu_int8.md
 
 --python is an interpreter with torch and upstream bitsandbytes (both workers
-use it; ours imports only torch).
+use it; ours imports only torch): a venv with torch==2.13.0, numpy, packaging
+and bitsandbytes==0.50.2 installed with --no-deps (benchmarks/results/cpu_int8.md).
 """
 
 import argparse
