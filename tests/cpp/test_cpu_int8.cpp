@@ -37,6 +37,12 @@ constexpr float kInverse127Squared = 6.200012e-05f;
 constexpr size_t kGuard = 16;
 constexpr uint8_t kPoison = 0xa5;
 
+// v[i] for a signed index.
+template <typename Vector>
+auto& at(Vector& v, int64_t i) {
+    return v[static_cast<size_t>(i)];
+}
+
 size_t dtype_size(bnb_dtype dtype) { return dtype == BNB_DTYPE_FLOAT32 ? 4 : 2; }
 
 const char* dtype_label(bnb_dtype dtype) {
@@ -211,7 +217,9 @@ void expect_row_quantization(const std::vector<float>& values, bnb_dtype dtype, 
             const bool zeroed = threshold > 0.0f && (std::fabs(a) >= threshold || (rows > 1 && outlier[static_cast<size_t>(c)]));
             const double exact = static_cast<double>(a) * 127.0 / absmax;
             const bool ok = zeroed || !std::isfinite(exact) ? code == 0 : std::fabs(code - exact) <= 0.5 + 1e-4;
-            if (!ok && ++wrong <= 5) ADD_FAILURE() << where << " [" << r << ", " << c << "] = " << a << " absmax " << absmax << ": code " << code;
+            if (!ok && ++wrong <= 5) {
+                ADD_FAILURE() << where << " [" << r << ", " << c << "] = " << a << " absmax " << absmax << ": code " << code;
+            }
         }
     }
 }
@@ -236,9 +244,12 @@ void expect_column_quantization(const std::vector<float>& values, bnb_dtype dtyp
         EXPECT_TRUE(std::isnan(absmax) ? std::isnan(stat) : stat == absmax) << where << " column " << c;
         for (int64_t r = 0; r < rows; ++r) {
             const float quotient = rounded_to(kept(r, c) * 127.0f, dtype) / absmax;
-            const int32_t expected = std::isnan(quotient) ? 0 : static_cast<int32_t>(std::nearbyint(std::clamp(quotient, -127.0f, 127.0f)));
+            const int32_t expected =
+                std::isnan(quotient) ? 0 : static_cast<int32_t>(std::nearbyint(std::clamp(quotient, -127.0f, 127.0f)));
             const int32_t code = reinterpret_cast<const int8_t*>(q.col_codes.data())[r * cols + c];
-            if (code != expected && ++wrong <= 5) ADD_FAILURE() << where << " column codes [" << r << ", " << c << "]: " << code << ", expected " << expected;
+            if (code != expected && ++wrong <= 5) {
+                ADD_FAILURE() << where << " column codes [" << r << ", " << c << "]: " << code << ", expected " << expected;
+            }
         }
     }
 }
@@ -547,7 +558,7 @@ TEST_P(CpuInt8, MmDequantIsTheFormulaBitForBit) {
                 for (int64_t c = 0; c < cols; ++c) {
                     const float b = has_bias ? decode(bias.data(), static_cast<size_t>(c), bias_dtype) : 0.0f;
                     expected[static_cast<size_t>(r * cols + c)] =
-                        rescaled(products[static_cast<size_t>(r * cols + c)], row_stats[static_cast<size_t>(r)], col_stats[static_cast<size_t>(c)], b);
+                        rescaled(at(products, r * cols + c), at(row_stats, r), at(col_stats, c), b);
                 }
             }
             EXPECT_TRUE(bits_equal(out.data(), encode(expected, dtype).data(), rows * cols, dtype_size(dtype)))
@@ -620,8 +631,10 @@ TEST_P(CpuInt8, ScaledMmWithOutliersMatchesAFloat64Reference) {
             ScaledMmCase c{s.M, s.N, s.K, {}, {}, {}, {}};
             c.A.assign(reinterpret_cast<const int8_t*>(qx.codes.data()), reinterpret_cast<const int8_t*>(qx.codes.data()) + s.M * s.K);
             c.B.assign(reinterpret_cast<const int8_t*>(qw.codes.data()), reinterpret_cast<const int8_t*>(qw.codes.data()) + s.N * s.K);
-            for (int64_t m = 0; m < s.M; ++m) c.row_stats.push_back(decode(qx.stats.data(), static_cast<size_t>(m), BNB_DTYPE_FLOAT32));
-            for (int64_t n = 0; n < s.N; ++n) c.col_stats.push_back(decode(qw.stats.data(), static_cast<size_t>(n), BNB_DTYPE_FLOAT32));
+            c.row_stats.resize(static_cast<size_t>(s.M));
+            c.col_stats.resize(static_cast<size_t>(s.N));
+            std::memcpy(c.row_stats.data(), qx.stats.data(), c.row_stats.size() * 4);
+            std::memcpy(c.col_stats.data(), qw.stats.data(), c.col_stats.size() * 4);
             ASSERT_FALSE(qx.outlier_cols.empty());
             const std::vector<uint8_t> bias = encode(random_bias(s.N, seed), dtype);
             const int64_t count = static_cast<int64_t>(qx.outlier_cols.size());
@@ -629,19 +642,21 @@ TEST_P(CpuInt8, ScaledMmWithOutliersMatchesAFloat64Reference) {
             const std::vector<uint8_t> scalar = on_scalar_path(GetParam(), [&] {
                 return scaled_mm(c, dtype, dtype, bias.data(), X.data(), qx.outlier_cols.data(), &count);
             });
-            const std::string where = GetParam() + " " + dtype_label(dtype) + " " + std::to_string(s.M) + "x" + std::to_string(s.N) + "x" + std::to_string(s.K);
+            const std::string where = GetParam() + " " + dtype_label(dtype) + " " + std::to_string(s.M) + "x" +
+                                      std::to_string(s.N) + "x" + std::to_string(s.K);
             EXPECT_EQ(out, scalar) << where;
-            const double unit = dtype == BNB_DTYPE_FLOAT32 ? std::ldexp(1.0, -24) : dtype == BNB_DTYPE_FLOAT16 ? std::ldexp(1.0, -11) : std::ldexp(1.0, -8);
+            const double unit = std::ldexp(1.0, dtype == BNB_DTYPE_FLOAT32 ? -24 : dtype == BNB_DTYPE_FLOAT16 ? -11 : -8);
             int64_t wrong = 0;
             for (int64_t m = 0; m < s.M; ++m) {
                 for (int64_t n = 0; n < s.N; ++n) {
                     double product = 0.0;
-                    for (int64_t k = 0; k < s.K; ++k) product += static_cast<double>(c.A[static_cast<size_t>(m * s.K + k)]) * c.B[static_cast<size_t>(n * s.K + k)];
-                    double expected = product * c.row_stats[static_cast<size_t>(m)] * c.col_stats[static_cast<size_t>(n)] / (127.0 * 127.0) +
+                    for (int64_t k = 0; k < s.K; ++k) product += static_cast<double>(at(c.A, m * s.K + k)) * at(c.B, n * s.K + k);
+                    double expected = product * at(c.row_stats, m) * at(c.col_stats, n) / (127.0 * 127.0) +
                                       decode(bias.data(), static_cast<size_t>(n), dtype);
                     double magnitude = std::fabs(expected);
                     for (int64_t column : qx.outlier_cols) {
-                        const float weight = rounded_to(static_cast<float>(c.B[static_cast<size_t>(n * s.K + column)]) * c.col_stats[static_cast<size_t>(n)] * kInverse127, dtype);
+                        const float dequantized = static_cast<float>(at(c.B, n * s.K + column)) * at(c.col_stats, n);
+                        const float weight = rounded_to(dequantized * kInverse127, dtype);
                         const double term = double{decode(X.data(), static_cast<size_t>(m * s.K + column), dtype)} * weight;
                         expected += term;
                         magnitude += std::fabs(term);

@@ -38,6 +38,15 @@ void run_split(int64_t count, int64_t work, int64_t min_work_per_thread, const R
     });
 }
 
+// An element-wise slot: huge pages for its output, its rows split among threads.
+template <typename Args, typename Kernel>
+bnb_status run_rows(const Args& args, void* out, Kernel kernel) {
+    const int64_t elements = args.rows * args.cols;
+    advise_huge_pages(out, static_cast<size_t>(elements * dtype_size(args.dtype)));
+    run_split(args.rows, elements, kMinElementsPerThread, [&](int64_t first, int64_t last) { kernel(args, first, last); });
+    return BNB_STATUS_SUCCESS;
+}
+
 int64_t saturating_product(int64_t a, int64_t b, int64_t c) {
     const int64_t limit = std::numeric_limits<int64_t>::max();
     if (a != 0 && b > limit / a) return limit;
@@ -123,19 +132,11 @@ bnb_status int8_quantize(const Int8QuantizeArgs& args) {
 }
 
 bnb_status int8_vectorwise_dequant(const Int8DequantizeArgs& args) {
-    const int64_t elements = args.rows * args.cols;
-    advise_huge_pages(args.out, static_cast<size_t>(elements * dtype_size(args.dtype)));
-    run_split(args.rows, elements, kMinElementsPerThread,
-              [&](int64_t first, int64_t last) { active_kernels().dequantize_rows(args, first, last); });
-    return BNB_STATUS_SUCCESS;
+    return run_rows(args, args.out, active_kernels().dequantize_rows);
 }
 
 bnb_status int8_mm_dequant(const Int8MmDequantArgs& args) {
-    const int64_t elements = args.rows * args.cols;
-    advise_huge_pages(args.out, static_cast<size_t>(elements * dtype_size(args.dtype)));
-    run_split(args.rows, elements, kMinElementsPerThread,
-              [&](int64_t first, int64_t last) { active_kernels().mm_dequant_rows(args, first, last); });
-    return BNB_STATUS_SUCCESS;
+    return run_rows(args, args.out, active_kernels().mm_dequant_rows);
 }
 
 bnb_status int8_linear_matmul(const Int8MatmulArgs& args) {
