@@ -174,7 +174,7 @@ static_assert(kInt8RowsOfB % 4 == 0 && kInt8TileColumns % kInt8RowsOfB == 0,
 // sums[m][j] += a[m] . b[j] over the `steps` whole steps at offset k0
 // (`lanes` Full), or over one partial step there (`lanes` Partial). One loop
 // body per function: with a second (the tail) in the same function GCC keeps
-// the 24 accumulators in registers but also stores them on every step.
+// the accumulators in registers but also stores them on every step.
 template <class Dot, int R, typename Lanes>
 BNB_CPU_KERNEL void dot_tile_steps(const int8_t* const* a, const int8_t* const* b, int64_t k0, int64_t steps,
                                    Lanes lanes, int32_t (*sums)[kInt8RowsOfB]) {
