@@ -6,6 +6,9 @@
 //
 // Arguments of each case: path (0 scalar, 1 avx2, 2 avx512), dtype (0 fp32,
 // 1 fp16, 2 bf16), log2 of the element count. Paths this CPU lacks are skipped.
+// The LLM.int8() cases take a square matrix of that many elements (quantize)
+// or the rows of A against a square weight of that many rows (matmul, whose
+// counter MAC/s counts multiply-adds).
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -160,6 +163,49 @@ void BM_CpuDequantize4bit(benchmark::State& state) {
     end_case(state, static_cast<int64_t>(packed.size() + absmax.size() * 4) + c.n * element_bytes(c.dtype));
 }
 
+// param: the threshold.
+void BM_CpuInt8VectorwiseQuant(benchmark::State& state) {
+    Case c = begin_case(state);
+    const int64_t side = int64_t{1} << (state.range(2) / 2);
+    const float threshold = static_cast<float>(state.range(3));
+    const auto input = gaussian_input(c.dtype, side * side);
+    std::vector<int8_t> out(static_cast<size_t>(side * side));
+    std::vector<float> stats(static_cast<size_t>(side));
+    std::vector<int64_t> outlier_cols(static_cast<size_t>(side));
+    int64_t count = 0;
+    for (auto _ : state) {
+        if (!c.ok) break;
+        if (bnb_int8_vectorwise_quant(kCpu, nullptr, c.dtype, input.data(), side, side, threshold, out.data(),
+                                      stats.data(), outlier_cols.data(), &count) != BNB_STATUS_SUCCESS) {
+            state.SkipWithError(bnb_last_error());
+            break;
+        }
+        benchmark::DoNotOptimize(out.data());
+    }
+    end_case(state, side * side * (element_bytes(c.dtype) + 1) + side * 4);
+}
+
+// log2n: of N = K; param: M.
+void BM_CpuInt8LinearMatmul(benchmark::State& state) {
+    Case c = begin_case(state);
+    const int64_t NK = int64_t{1} << state.range(2), M = state.range(3);
+    std::mt19937 rng(3);
+    std::vector<int8_t> A(static_cast<size_t>(M * NK)), B(static_cast<size_t>(NK * NK));
+    for (int8_t& value : A) value = static_cast<int8_t>(rng());
+    for (int8_t& value : B) value = static_cast<int8_t>(rng());
+    std::vector<int32_t> out(static_cast<size_t>(M * NK));
+    for (auto _ : state) {
+        if (!c.ok) break;
+        if (bnb_int8_linear_matmul(kCpu, nullptr, A.data(), M, NK, B.data(), NK, out.data()) != BNB_STATUS_SUCCESS) {
+            state.SkipWithError(bnb_last_error());
+            break;
+        }
+        benchmark::DoNotOptimize(out.data());
+    }
+    state.counters["MAC/s"] = benchmark::Counter(static_cast<double>(M * NK * NK), benchmark::Counter::kIsIterationInvariantRate);
+    end_case(state, M * NK + NK * NK + M * NK * 4);
+}
+
 // path x dtype x {2^12 (one thread), 2^20, 2^24} elements x op parameter.
 void cases(benchmark::internal::Benchmark* b, std::initializer_list<int64_t> parameters) {
     for (int64_t path : {0, 1, 2}) {
@@ -176,5 +222,18 @@ BENCHMARK(BM_CpuQuantizeBlockwise)->Apply([](auto* b) { cases(b, {256, 4096}); }
 BENCHMARK(BM_CpuDequantizeBlockwise)->Apply([](auto* b) { cases(b, {256, 4096}); });
 BENCHMARK(BM_CpuQuantize4bit)->Apply([](auto* b) { cases(b, {0, 1}); });
 BENCHMARK(BM_CpuDequantize4bit)->Apply([](auto* b) { cases(b, {0, 1}); });
+
+void int8_cases(benchmark::internal::Benchmark* b, std::initializer_list<int64_t> dtypes, int64_t log2n,
+                std::initializer_list<int64_t> parameters) {
+    for (int64_t path : {0, 1, 2}) {
+        for (int64_t dtype : dtypes) {
+            for (int64_t parameter : parameters) b->Args({path, dtype, log2n, parameter});
+        }
+    }
+    b->ArgNames({"path", "dtype", "log2n", "param"})->UseRealTime()->Unit(benchmark::kMicrosecond);
+}
+
+BENCHMARK(BM_CpuInt8VectorwiseQuant)->Apply([](auto* b) { int8_cases(b, {0, 1, 2}, 24, {0, 6}); });
+BENCHMARK(BM_CpuInt8LinearMatmul)->Apply([](auto* b) { int8_cases(b, {0}, 12, {1, 16, 256}); });
 
 }  // namespace

@@ -24,4 +24,10 @@ inline constexpr int64_t kNestedBlocksize = 256;
 inline constexpr int64_t kBlockwiseCodeEntries = 256;
 inline constexpr int64_t kFourBitCodeEntries = 16;
 
+// LLM.int8() (formats.md section 5): codes span +-127; the dequantization
+// constants are the float32 values upstream multiplies by (1/127 and 1/127^2).
+inline constexpr float kInt8MaxCode = 127.0f;
+inline constexpr float kInt8InverseMaxCode = 7.874015718698502e-3f;
+inline constexpr float kInt8InverseMaxCodeSquared = 6.200012e-05f;
+
 }  // namespace bnb::formats

@@ -3,6 +3,7 @@
 #include "common/cpu_isa.h"
 #include "fourbit/fourbit.h"
 #include "gemm_4bit/gemm_4bit.h"
+#include "int8/int8.h"
 
 namespace bnb::cpu {
 namespace {
@@ -19,8 +20,15 @@ const BackendOps kCpuOps = {
     .dequantize_4bit = dequantize_4bit,
     .gemm_4bit = gemm_4bit,
     .gemv_4bit = gemm_4bit,
+    .int8_vectorwise_quant = int8_quantize,
+    .int8_double_quant = int8_quantize,
+    .int8_vectorwise_dequant = int8_vectorwise_dequant,
+    .int8_linear_matmul = int8_linear_matmul,
+    .int8_mm_dequant = int8_mm_dequant,
+    .int8_scaled_mm = int8_scaled_mm,
     .gemm_4bit_fused_max_rows = gemm_4bit_fused_max_rows,
     .gemm_4bit_workspace_size = gemm_4bit_workspace_size,
+    // int8_scaled_mm keeps its tiles on each thread's stack: no workspace query.
     .variant = active_variant,
     .variant_supported = variant_supported,
     .select_variant = select_variant,

@@ -20,11 +20,14 @@
 
 #include "bitsandbytes/bitsandbytes.h"
 #include "support/abi_assertions.h"
+#include "support/cpu_variants.h"
+#include "support/float16.h"
 
 namespace {
 
 using bnb_test::AlignedBytes;
 using bnb_test::failed_with;
+using bnb_test::half_to_float;
 using bnb_test::kCpu;
 using bnb_test::succeeded;
 
@@ -52,15 +55,6 @@ double unit_roundoff(bnb_dtype dtype) {
 uint32_t float_bits(float value) { return std::bit_cast<uint32_t>(value); }
 
 float bits_float(uint32_t bits) { return std::bit_cast<float>(bits); }
-
-float half_to_float(uint16_t half) {
-    const int exponent = (half >> 10) & 0x1f;
-    const int mantissa = half & 0x3ff;
-    const float magnitude = exponent == 0x1f ? (mantissa != 0 ? NAN : INFINITY)
-                            : exponent == 0  ? std::ldexp(static_cast<float>(mantissa), -24)
-                                             : std::ldexp(static_cast<float>(mantissa | 0x400), exponent - 25);
-    return (half & 0x8000) ? -magnitude : magnitude;
-}
 
 // Round to nearest even (finite values).
 float rounded_to_bf16(float value) {
@@ -294,20 +288,7 @@ std::vector<int64_t> k_values(int64_t blocksize) {
     return {blocksize == 4096 ? 4096 : 3 * blocksize, blocksize + 9, blocksize == 4096 ? 100 : blocksize / 2 + 1};
 }
 
-// The instruction sets this CPU runs; each test selects one and returns to "auto".
-std::vector<std::string> supported_isas() {
-    std::vector<std::string> isas;
-    for (const char* name : {"scalar", "avx2", "avx512"}) {
-        if (bnb_backend_variant_supported(BNB_DEVICE_CPU, name)) isas.emplace_back(name);
-    }
-    return isas;
-}
-
-class CpuGemm4bit : public ::testing::TestWithParam<std::string> {
-protected:
-    void SetUp() override { ASSERT_TRUE(succeeded(bnb_backend_select_variant(BNB_DEVICE_CPU, GetParam().c_str()))); }
-    void TearDown() override { bnb_backend_select_variant(BNB_DEVICE_CPU, "auto"); }
-};
+class CpuGemm4bit : public bnb_test::CpuVariantTest {};
 
 }  // namespace
 
@@ -464,5 +445,5 @@ TEST_P(CpuGemm4bit, EmptyShapes) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(Isa, CpuGemm4bit, ::testing::ValuesIn(supported_isas()),
-                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(Isa, CpuGemm4bit, ::testing::ValuesIn(bnb_test::supported_cpu_variants()),
+                         bnb_test::cpu_variant_name);

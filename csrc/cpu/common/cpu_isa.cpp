@@ -98,6 +98,25 @@ bool cpu_has_avx512_bf16() {
 #endif
 }
 
+bool cpu_has_int8_vnni(CpuIsa isa) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    static const bool allowed = [] {
+        const char* setting = std::getenv("BNB_CPU_VNNI");
+        return setting == nullptr || std::strcmp(setting, "0") != 0;
+    }();
+    static const bool avx512_vnni = isa_supported(CpuIsa::kAvx512) && __builtin_cpu_supports("avx512vnni");
+    static const bool avx_vnni = isa_supported(CpuIsa::kAvx2) && __builtin_cpu_supports("avxvnni");
+    switch (isa) {
+        case CpuIsa::kAvx512: return allowed && avx512_vnni;
+        case CpuIsa::kAvx2: return allowed && avx_vnni;
+        case CpuIsa::kScalar: break;
+    }
+#else
+    (void)isa;
+#endif
+    return false;
+}
+
 }  // namespace bnb::cpu
 
 namespace bnb::cpu {

@@ -27,6 +27,12 @@ CpuIsa active_isa();
 // AVX-512 path.
 bool cpu_has_avx512_bf16();
 
+// True if the int8 dot-product instruction of `isa` is there: AVX512-VNNI for the
+// AVX-512 path, AVX-VNNI for the AVX2 path (never for scalar). Not a path of its
+// own either; the environment variable BNB_CPU_VNNI=0 rules both out, so that CI
+// can run the int8 kernels without them on a CPU that has them.
+bool cpu_has_int8_vnni(CpuIsa isa);
+
 }  // namespace bnb::cpu
 
 namespace bnb::cpu {

@@ -97,6 +97,14 @@ decltype(auto) dispatch_float(bnb_dtype dtype, Fn&& fn) {
     }
 }
 
+// Calls fn(p as const T*) with T the element type of `dtype`, or with a null
+// const float* for an absent buffer (an optional bias), whose dtype is unchecked.
+template <typename Fn>
+decltype(auto) dispatch_optional_float(bnb_dtype dtype, const void* p, Fn&& fn) {
+    if (p == nullptr) return std::forward<Fn>(fn)(static_cast<const float*>(nullptr));
+    return dispatch_float(dtype, [&](auto tag) { return fn(static_cast<const decltype(tag)*>(p)); });
+}
+
 // Calls fn(T{}, std::integral_constant<bnb_quant_type, Q>{}) with T as in
 // dispatch_float and Q the 4-bit quant type (NF4 or FP4, already checked).
 template <typename Fn>

@@ -444,4 +444,143 @@ BNB_CPU_KERNEL inline void dequantize16(const uint8_t* bytes, const CodeTable16&
     _mm256_storeu_ps(out + 8, lookup_code_table16(table, _mm_srli_si128(nibbles, 8)));
 }
 
+// ---- LLM.int8() ---------------------------------------------------------------------
+
+BNB_CPU_KERNEL inline Vec fused_mul_add(Vec a, Vec b, Vec acc) { return _mm256_fmadd_ps(a, b, acc); }
+BNB_CPU_KERNEL inline Vec div(Vec a, Vec b) { return _mm256_div_ps(a, b); }
+
+BNB_CPU_KERNEL inline Vec magnitude(Vec x) {
+    return _mm256_castsi256_ps(_mm256_and_si256(_mm256_castps_si256(x), _mm256_set1_epi32(0x7fffffff)));
+}
+
+BNB_CPU_KERNEL inline Vec zero_at_or_above(Vec mag, Vec limit, Vec x) {
+    return _mm256_and_ps(_mm256_cmp_ps(mag, limit, _CMP_NGE_UQ), x);
+}
+
+BNB_CPU_KERNEL inline uint32_t lanes_at_or_above(Vec mag, Vec limit) {
+    return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(mag, limit, _CMP_GE_OQ)));
+}
+
+BNB_CPU_KERNEL inline Vec max_magnitude(Vec a, Vec b) {
+    return _mm256_castsi256_ps(_mm256_max_epi32(_mm256_castps_si256(a), _mm256_castps_si256(b)));
+}
+
+template <typename T>
+BNB_CPU_KERNEL inline Vec rounded_to(Vec x) {
+    if constexpr (std::is_same_v<T, float>) return x;
+    else if constexpr (std::is_same_v<T, Half>) return _mm256_cvtph_ps(bits16<T>(x));
+    else return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(bits16<T>(x)), 16));
+}
+
+BNB_CPU_KERNEL inline Ints round_to_codes(Vec x) {
+    const __m256 ordered = _mm256_and_ps(_mm256_cmp_ps(x, x, _CMP_ORD_Q), x);
+    const __m256 clamped = _mm256_min_ps(_mm256_max_ps(ordered, _mm256_set1_ps(-127.0f)), _mm256_set1_ps(127.0f));
+    return _mm256_cvttps_epi32(_mm256_round_ps(clamped, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+
+// 8 int32 lanes holding -127..127 -> 8 bytes.
+template <typename Lanes>
+BNB_CPU_KERNEL inline void store_codes(int8_t* p, Ints codes, Lanes lanes) {
+    const __m256i words = _mm256_packs_epi32(codes, codes);  // per 128-bit half: c0..3 c0..3 | c4..7 c4..7
+    const __m256i bytes = _mm256_packs_epi16(words, words);
+    const __m128i packed = _mm_unpacklo_epi32(_mm256_castsi256_si128(bytes), _mm256_extracti128_si256(bytes, 1));
+    store8_bytes(reinterpret_cast<uint8_t*>(p), packed, lanes);
+}
+
+BNB_CPU_KERNEL inline Vec load_as_float(const int8_t* p, Full) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+}
+
+BNB_CPU_KERNEL inline Vec load_as_float(const int32_t* p, Full) {
+    return _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+
+template <typename T>
+BNB_CPU_KERNEL inline Vec load_as_float(const T* p, Partial lanes) {
+    T padded[kLanes] = {};
+    std::memcpy(padded, p, partial_count(lanes, kLanes) * sizeof(T));
+    return load_as_float(padded, Full{});
+}
+
+// Rows of A against rows of B per int8 micro-kernel call: 2 x 4 accumulators,
+// 2 rows of A, a row of B and the offset constant fit the 16 registers.
+inline constexpr int kInt8RowsOfA = 2;
+inline constexpr int kInt8RowsOfB = 4;
+
+BNB_CPU_KERNEL inline Ints zero_ints() { return _mm256_setzero_si256(); }
+
+BNB_CPU_KERNEL inline int32_t reduce_add(Ints x) {
+    __m128i q = _mm_add_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1));
+    q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0x4e));
+    q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0xb1));
+    return _mm_cvtsi128_si32(q);
+}
+
+// sums[i] += the lane sum of the i-th vector (wrapping).
+BNB_CPU_KERNEL inline void add_int_lane_sums4(int32_t* sums, Ints a, Ints b, Ints c, Ints d) {
+    const __m256i abcd = _mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d));  // per half: a, b, c, d
+    const __m128i total = _mm_add_epi32(_mm256_castsi256_si128(abcd), _mm256_extracti128_si256(abcd, 1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(sums), _mm_add_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sums)), total));
+}
+
+// `width` bytes of a row; a partial step's missing bytes are 0.
+template <int64_t width>
+BNB_CPU_KERNEL inline void copy_partial_bytes(const int8_t* p, Partial lanes, int8_t* padded) {
+    std::memset(padded, 0, width);
+    std::memcpy(padded, p, partial_count(lanes, width));
+}
+
+// Without AVX-VNNI: bytes widened to 16 bits, vpmaddwd sums pairs of exact
+// products into int32 (vpmaddubsw would saturate its 16-bit pair sums).
+struct Int8Dot {
+    static constexpr int64_t kStep = 16;
+    static constexpr bool kOffsetsB = false;
+
+    BNB_CPU_KERNEL static __m256i load_words(const int8_t* p, Full) {
+        return _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    }
+    BNB_CPU_KERNEL static __m256i load_words(const int8_t* p, Partial lanes) {
+        alignas(16) int8_t padded[16];
+        copy_partial_bytes<16>(p, lanes, padded);
+        return load_words(padded, Full{});
+    }
+    template <typename Lanes>
+    BNB_CPU_KERNEL static Ints load_a(const int8_t* p, Lanes lanes) { return load_words(p, lanes); }
+    template <typename Lanes>
+    BNB_CPU_KERNEL static Ints load_b(const int8_t* p, Lanes lanes) { return load_words(p, lanes); }
+    BNB_CPU_KERNEL static Ints dot(Ints acc, Ints a, Ints b) { return _mm256_add_epi32(acc, _mm256_madd_epi16(a, b)); }
+    BNB_CPU_KERNEL static Ints sum_a(Ints acc, Ints) { return acc; }
+};
+
+// AVX-VNNI is no path of its own: the AVX2 path uses it where the CPU has it,
+// in functions marked BNB_CPU_KERNEL_VNNI.
+#define BNB_CPU_KERNEL_VNNI __attribute__((target("avx2,f16c,fma,avxvnni")))
+
+// B + 128 against A, corrected by 128 * sum(A) per row of A (vec_avx512.h).
+struct Int8DotVnni {
+    static constexpr int64_t kStep = 32;
+    static constexpr bool kOffsetsB = true;
+
+    BNB_CPU_KERNEL static __m256i load_bytes(const int8_t* p, Full) {
+        return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    }
+    BNB_CPU_KERNEL static __m256i load_bytes(const int8_t* p, Partial lanes) {
+        alignas(32) int8_t padded[32];
+        copy_partial_bytes<32>(p, lanes, padded);
+        return load_bytes(padded, Full{});
+    }
+    template <typename Lanes>
+    BNB_CPU_KERNEL static Ints load_a(const int8_t* p, Lanes lanes) { return load_bytes(p, lanes); }
+    template <typename Lanes>
+    BNB_CPU_KERNEL static Ints load_b(const int8_t* p, Lanes lanes) {
+        return _mm256_xor_si256(load_bytes(p, lanes), _mm256_set1_epi8(static_cast<char>(0x80)));
+    }
+    // In inline assembly, as the AVX-512 one (vec_avx512.h says why).
+    BNB_CPU_KERNEL_VNNI static Ints dot(Ints acc, Ints a, Ints b_offset) {
+        __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(b_offset), "x"(a));
+        return acc;
+    }
+    BNB_CPU_KERNEL_VNNI static Ints sum_a(Ints acc, Ints a) { return _mm256_dpbusd_avx_epi32(acc, _mm256_set1_epi8(1), a); }
+};
+
 }  // namespace bnb::cpu::avx2

@@ -471,4 +471,133 @@ BNB_CPU_KERNEL inline void dequantize16(const uint8_t* bytes, const Bf16CodeTabl
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_permutexvar_epi16(index, table.weights));
 }
 
+// ---- LLM.int8() ---------------------------------------------------------------------
+
+BNB_CPU_KERNEL inline Vec fused_mul_add(Vec a, Vec b, Vec acc) { return _mm512_fmadd_ps(a, b, acc); }
+BNB_CPU_KERNEL inline Vec div(Vec a, Vec b) { return _mm512_div_ps(a, b); }
+
+BNB_CPU_KERNEL inline Vec magnitude(Vec x) {
+    return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(0x7fffffff)));
+}
+
+BNB_CPU_KERNEL inline Vec zero_at_or_above(Vec mag, Vec limit, Vec x) {
+    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(mag, limit, _CMP_NGE_UQ), x);
+}
+
+BNB_CPU_KERNEL inline uint32_t lanes_at_or_above(Vec mag, Vec limit) {
+    return _mm512_cmp_ps_mask(mag, limit, _CMP_GE_OQ);
+}
+
+BNB_CPU_KERNEL inline Vec max_magnitude(Vec a, Vec b) {
+    return _mm512_castsi512_ps(_mm512_max_epi32(_mm512_castps_si512(a), _mm512_castps_si512(b)));
+}
+
+template <typename T>
+BNB_CPU_KERNEL inline Vec rounded_to(Vec x) {
+    if constexpr (std::is_same_v<T, float>) return x;
+    else if constexpr (std::is_same_v<T, Half>) return _mm512_cvtph_ps(bits16<T>(x));
+    else return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits16<T>(x)), 16));
+}
+
+BNB_CPU_KERNEL inline Ints round_to_codes(Vec x) {
+    const __m512 ordered = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, x, _CMP_ORD_Q), x);
+    const __m512 clamped = _mm512_min_ps(_mm512_max_ps(ordered, _mm512_set1_ps(-127.0f)), _mm512_set1_ps(127.0f));
+    return _mm512_cvt_roundps_epi32(clamped, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+
+template <typename Lanes>
+BNB_CPU_KERNEL inline void store_codes(int8_t* p, Ints codes, Lanes lanes) {
+    _mm_mask_storeu_epi8(p, mask16(lanes), _mm512_cvtepi32_epi8(codes));
+}
+
+template <typename Lanes>
+BNB_CPU_KERNEL inline Vec load_as_float(const int8_t* p, Lanes lanes) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mask16(lanes), p)));
+}
+
+template <typename Lanes>
+BNB_CPU_KERNEL inline Vec load_as_float(const int32_t* p, Lanes lanes) {
+    return _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(mask16(lanes), p));
+}
+
+// Rows of A against rows of B per int8 micro-kernel call: 4 x 4 accumulators,
+// 4 rows of A, a row of B and the offset constant take 22 of the 32 registers
+// (3 x 8, 5 x 4 and 6 x 4 measured no faster).
+inline constexpr int kInt8RowsOfA = 4;
+inline constexpr int kInt8RowsOfB = 4;
+
+BNB_CPU_KERNEL inline Ints zero_ints() { return _mm512_setzero_si512(); }
+BNB_CPU_KERNEL inline int32_t reduce_add(Ints x) { return _mm512_reduce_add_epi32(x); }
+
+// The lower 8 lanes plus the upper 8.
+BNB_CPU_KERNEL inline __m256i sum_of_int_halves(Ints v) {
+    return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+}
+
+// sums[i] += the lane sum of the i-th vector (wrapping).
+BNB_CPU_KERNEL inline void add_int_lane_sums4(int32_t* sums, Ints a, Ints b, Ints c, Ints d) {
+    const __m256i abcd = _mm256_hadd_epi32(_mm256_hadd_epi32(sum_of_int_halves(a), sum_of_int_halves(b)),
+                                           _mm256_hadd_epi32(sum_of_int_halves(c), sum_of_int_halves(d)));
+    const __m128i total = _mm_add_epi32(_mm256_castsi256_si128(abcd), _mm256_extracti128_si256(abcd, 1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(sums), _mm_add_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sums)), total));
+}
+
+BNB_CPU_KERNEL inline __mmask64 first_bytes64(int64_t count) {
+    return count >= 64 ? ~__mmask64{0} : (__mmask64{1} << count) - 1;
+}
+
+// 64 bytes of a row; a partial step's missing bytes are 0.
+BNB_CPU_KERNEL inline __m512i load_bytes64(const int8_t* p, Full) { return _mm512_loadu_si512(p); }
+BNB_CPU_KERNEL inline __m512i load_bytes64(const int8_t* p, Partial lanes) {
+    return _mm512_maskz_loadu_epi8(first_bytes64(lanes.count), p);
+}
+
+// Without VNNI: bytes widened to 16 bits, vpmaddwd sums pairs of exact products
+// into int32 (vpmaddubsw would saturate its 16-bit pair sums).
+struct Int8Dot {
+    static constexpr int64_t kStep = 32;
+    static constexpr bool kOffsetsB = false;
+
+    BNB_CPU_KERNEL static __m512i load_words(const int8_t* p, Full) {
+        return _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    }
+    BNB_CPU_KERNEL static __m512i load_words(const int8_t* p, Partial lanes) {
+        return _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(first_lanes32(lanes.count), p));
+    }
+    template <typename Lanes>
+    BNB_CPU_KERNEL static Ints load_a(const int8_t* p, Lanes lanes) { return load_words(p, lanes); }
+    template <typename Lanes>
+    BNB_CPU_KERNEL static Ints load_b(const int8_t* p, Lanes lanes) { return load_words(p, lanes); }
+    BNB_CPU_KERNEL static Ints dot(Ints acc, Ints a, Ints b) { return _mm512_add_epi32(acc, _mm512_madd_epi16(a, b)); }
+    BNB_CPU_KERNEL static Ints sum_a(Ints acc, Ints) { return acc; }
+};
+
+// AVX512-VNNI is no path of its own: the AVX-512 path uses it where the CPU has
+// it (as AVX512-BF16), in functions marked BNB_CPU_KERNEL_VNNI.
+#define BNB_CPU_KERNEL_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
+
+// vpdpbusd multiplies unsigned by signed bytes. B enters as B + 128 (its sign
+// bit flipped, 0..255) and A as it is, so each sum is A.B + 128 * sum(A): the
+// caller subtracts 128 * sum(A) per row of A (kOffsetsB), which sum_a
+// accumulates. Padding bytes (0 in both) add 128 * 0. The int32 sums wrap,
+// exactly as the correction does, so the result is exact modulo 2^32.
+struct Int8DotVnni {
+    static constexpr int64_t kStep = 64;
+    static constexpr bool kOffsetsB = true;
+
+    template <typename Lanes>
+    BNB_CPU_KERNEL static Ints load_a(const int8_t* p, Lanes lanes) { return load_bytes64(p, lanes); }
+    template <typename Lanes>
+    BNB_CPU_KERNEL static Ints load_b(const int8_t* p, Lanes lanes) {
+        return _mm512_xor_si512(load_bytes64(p, lanes), _mm512_set1_epi8(static_cast<char>(0x80)));
+    }
+    // In inline assembly: around the intrinsic, GCC 12 copies every accumulator
+    // through another register and the stack on each step (twice the time).
+    BNB_CPU_KERNEL_VNNI static Ints dot(Ints acc, Ints a, Ints b_offset) {
+        __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(b_offset), "v"(a));
+        return acc;
+    }
+    BNB_CPU_KERNEL_VNNI static Ints sum_a(Ints acc, Ints a) { return _mm512_dpbusd_epi32(acc, _mm512_set1_epi8(1), a); }
+};
+
 }  // namespace bnb::cpu::avx512

@@ -4,6 +4,7 @@
 // (to_float, flush_denormal, search_code, nf4_code, ...).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
@@ -158,5 +159,74 @@ inline void dequantize16(const uint8_t* bytes, const CodeTable16& table, float* 
         out[2 * i + 1] = table.weights[bytes[i] & 0x0f];
     }
 }
+
+// ---- LLM.int8() ----------------------------------------------------------------
+
+// a * b + acc rounded once, on every layer (the products' rescale must be one FMA).
+inline Vec fused_mul_add(Vec a, Vec b, Vec acc) { return std::fma(a, b, acc); }
+inline Vec div(Vec a, Vec b) { return a / b; }
+inline Vec magnitude(Vec x) { return std::fabs(x); }
+
+// x where !(mag >= limit), so also where mag is NaN; +0 where mag >= limit.
+inline Vec zero_at_or_above(Vec mag, Vec limit, Vec x) { return mag >= limit ? 0.0f : x; }
+
+// Bit k set where lane k has mag >= limit.
+inline uint32_t lanes_at_or_above(Vec mag, Vec limit) { return mag >= limit ? 1u : 0u; }
+
+// The larger of two magnitudes (sign bits clear) compared as integers, so that a
+// NaN wins over everything (torch's amax propagates NaN).
+inline Vec max_magnitude(Vec a, Vec b) { return float_bits(a) > float_bits(b) ? a : b; }
+
+// x rounded to T and widened back (the multiply by 127 that torch does in T).
+template <typename T>
+inline Vec rounded_to(Vec x) { return to_float(from_float<T>(x)); }
+
+// Codes of LLM.int8(): round half to even, NaN -> 0, clamped to +-127.
+inline Ints round_to_codes(Vec x) {
+    if (std::isnan(x)) return 0;
+    return static_cast<Ints>(std::nearbyint(std::clamp(x, -127.0f, 127.0f)));
+}
+
+template <typename Lanes>
+inline void store_codes(int8_t* p, Ints codes, Lanes) { *p = static_cast<int8_t>(codes); }
+
+template <typename Lanes>
+inline Vec load_as_float(const int8_t* p, Lanes) { return static_cast<float>(*p); }
+
+template <typename Lanes>
+inline Vec load_as_float(const int32_t* p, Lanes) { return static_cast<float>(*p); }
+
+// Rows of A against rows of B per int8 micro-kernel call.
+inline constexpr int kInt8RowsOfA = 4;
+inline constexpr int kInt8RowsOfB = 4;
+
+// int32 arithmetic that wraps as the vector instructions do (the product is
+// exact modulo 2^32, the result type's range).
+inline int32_t wrapping_add(int32_t a, int32_t b) {
+    return static_cast<int32_t>(static_cast<uint32_t>(a) + static_cast<uint32_t>(b));
+}
+
+inline Ints zero_ints() { return 0; }
+inline int32_t reduce_add(Ints x) { return x; }
+
+inline void add_int_lane_sums4(int32_t* sums, Ints a, Ints b, Ints c, Ints d) {
+    sums[0] = wrapping_add(sums[0], a);
+    sums[1] = wrapping_add(sums[1], b);
+    sums[2] = wrapping_add(sums[2], c);
+    sums[3] = wrapping_add(sums[3], d);
+}
+
+// The reference int8 dot product: one element per step, exact.
+struct Int8Dot {
+    static constexpr int64_t kStep = 1;
+    static constexpr bool kOffsetsB = false;  // no correction term (see vec_avx512.h)
+
+    template <typename Lanes>
+    static Ints load_a(const int8_t* p, Lanes) { return *p; }
+    template <typename Lanes>
+    static Ints load_b(const int8_t* p, Lanes) { return *p; }
+    static Ints dot(Ints acc, Ints a, Ints b) { return wrapping_add(acc, a * b); }
+    static Ints sum_a(Ints acc, Ints a) { return wrapping_add(acc, a); }
+};
 
 }  // namespace bnb::cpu::scalar
