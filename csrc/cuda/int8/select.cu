@@ -201,6 +201,8 @@ LtOutcome cublaslt_int8(const Product& p, int32_t* out, void* gemm_workspace, in
     const cublasStatus_t multiplied =
         lt.matmul(handle, objects.desc, &alpha, p.B, objects.b, p.A, objects.a, &beta, out, objects.d, out, objects.d,
                   &algo, gemm_workspace, static_cast<size_t>(gemm_bytes), p.stream);
+    // Some shapes pass the heuristic and are refused at the call: the own kernels serve them.
+    if (multiplied == CUBLAS_STATUS_NOT_SUPPORTED) return {false, BNB_STATUS_SUCCESS};
     if (multiplied != CUBLAS_STATUS_SUCCESS) {
         return {true, fail(BNB_STATUS_BACKEND_ERROR,
                            std::string(op) + ": cublasLtMatmul failed: " + lt.status_string(multiplied))};

@@ -524,6 +524,9 @@ TEST_F(CudaInt8, QuantizeAndScaledMmCaptureInAGraph) {
                                                      nullptr, x.get(), columns.get<int64_t>(), count.get<int64_t>(),
                                                      workspace.get(), workspace_bytes, out)));
         };
+        // cuBLASLt's handle and algorithm are set up outside the capture, as a caller's warm-up does.
+        forward(eager_out.get());
+        ASSERT_TRUE(synchronized());
         cudaGraph_t graph = nullptr;
         cudaGraphExec_t exec = nullptr;
         ASSERT_TRUE(cuda_ok(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal)));
