@@ -98,9 +98,11 @@ def kernel_us(fn):
 
 
 def activations(batch, K):
-    x = torch.randn(batch, K, device="cuda", dtype=torch.float16)
+    # Drawn on the CPU: a failed graph capture (upstream with outliers) leaves the CUDA
+    # generator unusable for the rest of the process.
+    x = torch.randn(batch, K, dtype=torch.float16)
     x[:, [c for c in OUTLIER_COLUMNS if c < K]] = 8.0
-    return x
+    return x.cuda()
 
 
 # ---- ours: the C ABI ------------------------------------------------------------------------------
@@ -169,8 +171,8 @@ def run_impl(args):
     lib = load_ours(args.lib) if args.impl == "ours" else None
     for N, K in WEIGHTS:
         torch.manual_seed(0)
-        weight = torch.randn(N, K, device="cuda", dtype=torch.float16) / K**0.5
-        bias = torch.randn(N, device="cuda", dtype=torch.float16)
+        weight = (torch.randn(N, K, dtype=torch.float16) / K**0.5).cuda()
+        bias = torch.randn(N, dtype=torch.float16).cuda()
         for threshold in THRESHOLDS if args.impl != "torch" else [None]:
             module = None
             if args.impl == "upstream":
@@ -195,8 +197,8 @@ def run_impl(args):
                         fp16.bias.copy_(bias)
                     cells.append(("fp16", None, lambda: fp16(x)))
                     if batch > 16:
-                        a8 = torch.randint(-127, 128, (batch, K), device="cuda", dtype=torch.int8)
-                        b8 = torch.randint(-127, 128, (N, K), device="cuda", dtype=torch.int8)
+                        a8 = torch.randint(-127, 128, (batch, K), dtype=torch.int8).cuda()
+                        b8 = torch.randint(-127, 128, (N, K), dtype=torch.int8).cuda()
                         cells.append(("int_mm", None, lambda: torch._int_mm(a8, b8.t())))
                 for name, thr, fn in cells:
                     with torch.no_grad():

@@ -78,13 +78,15 @@ __global__ void __launch_bounds__(int8_tuning::kStreamWarps * kWarpSize)
     }
     int32_t acc[kTiles][4] = {};
     constexpr int64_t kStep = int64_t{kWarps} * 64;
-    for (int64_t base = int64_t{warp} * 64 + 16 * t; base < K; base += kStep * kUnroll) {
+    // The trip count depends on the warp alone: mma.sync needs every lane of the warp,
+    // so the lanes whose 16 bytes lie past K load zeros instead of leaving the loop.
+    for (int64_t base = int64_t{warp} * 64; base < K; base += kStep * kUnroll) {
         uint4 low[kUnroll];
         uint4 high[kUnroll];
         uint4 act[kUnroll][kTiles];
 #pragma unroll
         for (int u = 0; u < kUnroll; ++u) {
-            const int64_t k = base + u * kStep;
+            const int64_t k = base + u * kStep + 16 * t;
             const bool in_k = k < K;
             low[u] = load16_or_zero(b_low + k, in_k && b_low_valid);
             high[u] = load16_or_zero(b_high + k, in_k && b_high_valid);
