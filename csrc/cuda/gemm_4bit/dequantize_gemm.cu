@@ -3,19 +3,14 @@
 // statistics are de-nested first by denested_scale, as in the fused kernels.
 #include "dequantize_gemm.h"
 
+#include "../cublaslt.h"
 #include "../cuda_ops.h"
 #include "common.cuh"
 
 #if BNB_GPU_HAS_CUBLASLT
-#include <cublasLt.h>
-#include <dlfcn.h>
-
 #include <algorithm>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <type_traits>
-#include <vector>
 #endif
 
 namespace bnb::cuda {
@@ -41,69 +36,8 @@ DenseGemmWorkspace dense_gemm_workspace(bnb_dtype dtype, int64_t N, int64_t K, i
 #if BNB_GPU_HAS_CUBLASLT
 namespace {
 
-// cuBLASLt is opened at first use instead of linked: the library then loads where
-// cuBLASLt is absent (a CPU-only torch beside a build with the CUDA backend), and
-// in a torch process it shares the copy torch has loaded (same soname). Without it
-// the dense path is not served: AUTO stays on the fused kernels.
-struct CublasLt {
-    decltype(&cublasLtCreate) create;
-    decltype(&cublasLtGetStatusString) status_string;
-    decltype(&cublasLtMatmulDescCreate) desc_create;
-    decltype(&cublasLtMatmulDescDestroy) desc_destroy;
-    decltype(&cublasLtMatmulDescSetAttribute) desc_set_attribute;
-    decltype(&cublasLtMatrixLayoutCreate) layout_create;
-    decltype(&cublasLtMatrixLayoutDestroy) layout_destroy;
-    decltype(&cublasLtMatmulPreferenceCreate) preference_create;
-    decltype(&cublasLtMatmulPreferenceDestroy) preference_destroy;
-    decltype(&cublasLtMatmulPreferenceSetAttribute) preference_set_attribute;
-    decltype(&cublasLtMatmulAlgoGetHeuristic) algo_get_heuristic;
-    decltype(&cublasLtMatmul) matmul;
-};
-
-#define BNB_STRINGIFY_VALUE(x) #x
-#define BNB_STRINGIFY(x) BNB_STRINGIFY_VALUE(x)
-constexpr const char* kCublasLtSoname = "libcublasLt.so." BNB_STRINGIFY(CUBLAS_VER_MAJOR);
-
-struct LoadedCublasLt {
-    CublasLt api{};
-    std::string why_not;  // empty when every symbol was found
-};
-
-const LoadedCublasLt& loaded_cublaslt() {
-    static const LoadedCublasLt loaded = [] {
-        LoadedCublasLt result;
-        void* library = dlopen(kCublasLtSoname, RTLD_NOW | RTLD_LOCAL);
-        if (library == nullptr) {
-            const char* error = dlerror();
-            result.why_not = std::string("cuBLASLt could not be loaded: ") + (error != nullptr ? error : kCublasLtSoname);
-            return result;
-        }
-        const auto symbol = [&](auto& slot, const char* name) {
-            slot = reinterpret_cast<std::remove_reference_t<decltype(slot)>>(dlsym(library, name));
-            if (slot == nullptr && result.why_not.empty()) {
-                result.why_not = std::string("cuBLASLt lacks ") + name + " (" + kCublasLtSoname + ")";
-            }
-        };
-        CublasLt& api = result.api;
-        symbol(api.create, "cublasLtCreate");
-        symbol(api.status_string, "cublasLtGetStatusString");
-        symbol(api.desc_create, "cublasLtMatmulDescCreate");
-        symbol(api.desc_destroy, "cublasLtMatmulDescDestroy");
-        symbol(api.desc_set_attribute, "cublasLtMatmulDescSetAttribute");
-        symbol(api.layout_create, "cublasLtMatrixLayoutCreate");
-        symbol(api.layout_destroy, "cublasLtMatrixLayoutDestroy");
-        symbol(api.preference_create, "cublasLtMatmulPreferenceCreate");
-        symbol(api.preference_destroy, "cublasLtMatmulPreferenceDestroy");
-        symbol(api.preference_set_attribute, "cublasLtMatmulPreferenceSetAttribute");
-        symbol(api.algo_get_heuristic, "cublasLtMatmulAlgoGetHeuristic");
-        symbol(api.matmul, "cublasLtMatmul");
-        return result;
-    }();
-    return loaded;
-}
-
 // The loaded API; only called once dequantize_and_gemm has checked that it loaded.
-const CublasLt& lt() { return loaded_cublaslt().api; }
+const CublasLt& lt() { return *cublaslt(); }
 
 constexpr int kDenestThreads = 256;
 
@@ -118,25 +52,6 @@ __global__ void __launch_bounds__(kDenestThreads)
         scales[j] = denested_scale(__ldg(code_values + codes[j]), __ldg(group_absmax + j / formats::kNestedBlocksize),
                                    shift);
     }
-}
-
-// One cuBLASLt handle per device, created on first use and kept for the process:
-// destroying it at exit could run after the CUDA runtime has shut down.
-cublasLtHandle_t cublaslt_handle(int device, bnb_status* status) {
-    static std::mutex mutex;
-    static std::vector<cublasLtHandle_t> handles;
-    const std::lock_guard<std::mutex> lock(mutex);
-    if (handles.size() <= static_cast<size_t>(device)) handles.resize(static_cast<size_t>(device) + 1, nullptr);
-    cublasLtHandle_t& handle = handles[static_cast<size_t>(device)];
-    if (handle == nullptr) {
-        const cublasStatus_t created = lt().create(&handle);
-        if (created != CUBLAS_STATUS_SUCCESS) {
-            handle = nullptr;
-            *status = fail(BNB_STATUS_BACKEND_ERROR,
-                           std::string("gemm_4bit: cublasLtCreate failed: ") + lt().status_string(created));
-        }
-    }
-    return handle;
 }
 
 cudaDataType_t cuda_data_type(bnb_dtype dtype) {
@@ -243,16 +158,16 @@ const char* describe(const Gemm4bitArgs& args, const void* weight, cublasLtHandl
 
 }  // namespace
 
-bool dense_gemm_available() { return loaded_cublaslt().why_not.empty(); }
+bool dense_gemm_available() { return cublaslt() != nullptr; }
 
 DenseGemmOutcome dequantize_and_gemm(const Gemm4bitArgs& args, const DenseGemmWorkspace& layout) {
     // The BIAS epilogue reads the bias with vector loads.
     if (args.bias != nullptr && !is_aligned(args.bias, 16)) {
         return {false, BNB_STATUS_SUCCESS, "the bias epilogue needs a 16-byte aligned bias"};
     }
-    if (!dense_gemm_available()) return {false, BNB_STATUS_SUCCESS, loaded_cublaslt().why_not.c_str()};
+    if (!dense_gemm_available()) return {false, BNB_STATUS_SUCCESS, cublaslt_why_not()};
     bnb_status status = BNB_STATUS_SUCCESS;
-    const cublasLtHandle_t handle = cublaslt_handle(args.device.index, &status);
+    const cublasLtHandle_t handle = cublaslt_handle(args.device.index, "gemm_4bit", &status);
     if (handle == nullptr) return {true, status, nullptr};
     char* workspace = static_cast<char*>(args.workspace);
     void* weight = workspace + layout.weight;

@@ -48,6 +48,12 @@ __device__ __forceinline__ T __shfl_xor_sync(unsigned mask, T value, int lane_ma
     return __shfl_xor(value, lane_mask, width);
 }
 
+template <typename T>
+__device__ __forceinline__ T __shfl_up_sync(unsigned mask, T value, unsigned int delta, int width = 32) {
+    (void)mask;
+    return __shfl_up(value, delta, width);
+}
+
 // ---- bfloat16 -----------------------------------------------------------------------------
 // Storage-only types with CUDA's names; conversions round to nearest even like
 // __float2bfloat16_rn (NaN stays a quiet NaN).
