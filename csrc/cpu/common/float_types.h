@@ -117,12 +117,8 @@ void dispatch_float_and_quant_type(bnb_dtype dtype, bnb_quant_type quant_type, F
 
 // float32 arithmetic as upstream's CUDA build does it (--use_fast_math): subnormal
 // operands and results are flushed to a zero of the same sign.
-// A mask rather than a select: with no branch in it, loops over it stay
-// vectorisable in the scalar build (GCC then vectorises them for SSE2).
 inline float flush_denormal(float value) {
-    const uint32_t bits = float_bits(value);
-    const uint32_t keep = (bits & 0x7f800000u) == 0 ? 0x80000000u : 0xffffffffu;
-    return bits_float(bits & keep);
+    return (float_bits(value) & 0x7f800000u) == 0 ? bits_float(float_bits(value) & 0x80000000u) : value;
 }
 
 inline float ftz_mul(float a, float b) { return flush_denormal(flush_denormal(a) * flush_denormal(b)); }
