@@ -255,8 +255,8 @@ BNB_API bnb_status bnb_gemm_4bit_fused_max_rows(bnb_device device, bnb_dtype dty
  * threshold == 0), out[r, c] = round_half_even(A[r, c] * 127 / row_stats[r]) as int8.
  * threshold > 0 (LLM.int8() outliers): elements with |a| >= threshold are written as 0,
  * and the columns holding one are reported: outlier_cols[0..*outlier_count) ascending
- * (capacity `cols`); with more than one row those whole columns are 0 in `out`.
- * outlier_cols and outlier_count may be NULL when threshold == 0. An empty A writes
+ * (capacity `cols`; entries past the count are the call's scratch, unspecified); with
+ * more than one row those whole columns are 0 in `out`. outlier_cols and outlier_count may be NULL when threshold == 0. An empty A writes
  * nothing (it has no outliers). Bit-identical to upstream's CUDA kernel (formats.md 5.1).
  */
 BNB_API bnb_status bnb_int8_vectorwise_quant(bnb_device device, void* stream, bnb_dtype dtype,
