@@ -465,6 +465,14 @@ BNB_CPU_KERNEL inline Vec max_magnitude(Vec a, Vec b) {
     return _mm256_castsi256_ps(_mm256_max_epi32(_mm256_castps_si256(a), _mm256_castps_si256(b)));
 }
 
+BNB_CPU_KERNEL inline float reduce_max_magnitude(Vec x) {
+    __m128i q = _mm_max_epi32(_mm256_castsi256_si128(_mm256_castps_si256(x)),
+                              _mm256_extracti128_si256(_mm256_castps_si256(x), 1));
+    q = _mm_max_epi32(q, _mm_shuffle_epi32(q, _MM_SHUFFLE(1, 0, 3, 2)));
+    q = _mm_max_epi32(q, _mm_shuffle_epi32(q, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtss_f32(_mm_castsi128_ps(q));
+}
+
 template <typename T>
 BNB_CPU_KERNEL inline Vec rounded_to(Vec x) {
     if constexpr (std::is_same_v<T, float>) return x;

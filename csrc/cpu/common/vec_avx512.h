@@ -492,6 +492,13 @@ BNB_CPU_KERNEL inline Vec max_magnitude(Vec a, Vec b) {
     return _mm512_castsi512_ps(_mm512_max_epi32(_mm512_castps_si512(a), _mm512_castps_si512(b)));
 }
 
+BNB_CPU_KERNEL inline float reduce_max_magnitude(Vec x) {
+    const int bits = _mm512_reduce_max_epi32(_mm512_castps_si512(x));
+    float value;
+    __builtin_memcpy(&value, &bits, sizeof value);
+    return value;
+}
+
 template <typename T>
 BNB_CPU_KERNEL inline Vec rounded_to(Vec x) {
     if constexpr (std::is_same_v<T, float>) return x;

@@ -176,6 +176,7 @@ inline uint32_t lanes_at_or_above(Vec mag, Vec limit) { return mag >= limit ? 1u
 // The larger of two magnitudes (sign bits clear) compared as integers, so that a
 // NaN wins over everything (torch's amax propagates NaN).
 inline Vec max_magnitude(Vec a, Vec b) { return float_bits(a) > float_bits(b) ? a : b; }
+inline float reduce_max_magnitude(Vec x) { return x; }
 
 // x rounded to T and widened back (the multiply by 127 that torch does in T).
 template <typename T>

@@ -32,9 +32,10 @@ inline void mark_outlier_columns(uint8_t* flags, uint32_t lanes) {
     for (; lanes != 0; lanes &= lanes - 1) __atomic_store_n(flags + __builtin_ctz(lanes), uint8_t{1}, __ATOMIC_RELAXED);
 }
 
-// One row: the absmax of the flushed magnitudes below the threshold (NaN
-// ignored, as fmaxf), __fdividef(127, absmax) as 127 * rcp.approx.ftz, codes
-// rounded half to even. With outliers, elements at or above the threshold are
+// One row: the absmax of the flushed magnitudes below the threshold (a NaN
+// wins, so that its row's output is NaN rather than finite and wrong; upstream's
+// fmaxf drops it), __fdividef(127, absmax) as 127 * rcp.approx.ftz, codes
+// rounded half to even (NaN -> 0). With outliers, elements at or above the threshold are
 // written as 0 and their columns marked.
 template <bool kOutliers, typename T>
 BNB_CPU_KERNEL void quantize_row(const T* in, int64_t cols, Vec limit, int8_t* out, float* row_stat,
@@ -49,9 +50,9 @@ BNB_CPU_KERNEL void quantize_row(const T* in, int64_t cols, Vec limit, int8_t* o
             const uint32_t outliers = lanes_at_or_above(mag, limit);
             if (outliers != 0) mark_outlier_columns(outlier_flags + i, outliers);
         }
-        absmax = max(included, absmax);
+        absmax = max_magnitude(included, absmax);
     });
-    const float row_absmax = reduce_max(absmax);
+    const float row_absmax = reduce_max_magnitude(absmax);
     *row_stat = row_absmax;
     const Vec scale = broadcast(flush_denormal(formats::kInt8MaxCode * rcp_approx_ftz(row_absmax)));
     for_each_step(cols, kLanes, [&](int64_t i, auto lanes) BNB_CPU_KERNEL {

@@ -36,10 +36,16 @@ __device__ __forceinline__ void store_output(Out* out, const ScaledEpilogue& e, 
 // D += A * B for m16n8k32 s8 fragments (A row-major 16 x 32, B column-major 32 x 8).
 __device__ __forceinline__ void mma_s8(int32_t (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
                                        uint32_t b0, uint32_t b1) {
+    // The device passes before sm_80 (which lack this mma) compile an empty
+    // body: stream_usable never launches the kernel there.
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
     asm volatile(
         "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
         : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+#else
+    __trap();
+#endif
 }
 
 __device__ __forceinline__ uint4 load16_or_zero(const int8_t* p, bool valid) {

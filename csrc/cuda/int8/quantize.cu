@@ -42,19 +42,27 @@ __device__ __forceinline__ uint8_t* column_flags(const QuantizeParams& p) {
     return reinterpret_cast<uint8_t*>(p.outlier_cols) + 7 * p.cols;
 }
 
+// The larger of two magnitudes (sign bits clear), compared as integers so that
+// a NaN wins over everything: a NaN in a row or column makes its statistic NaN
+// and so the matmul's output non-finite, where fmaxf (upstream) would drop it
+// and give finite, wrong numbers.
+__device__ __forceinline__ float max_magnitude(float a, float b) {
+    return __int_as_float(max(__float_as_int(a), __float_as_int(b)));
+}
+
 // Max over the G threads of a row group (G = 32: one warp; G = blockDim.x: the
-// block, through `scratch`, one float per warp). fmaxf drops NaN, like upstream.
+// block, through `scratch`, one float per warp).
 template <int G>
 __device__ __forceinline__ float group_max_of(float value, float* scratch) {
 #pragma unroll
-    for (int offset = 16; offset > 0; offset /= 2) value = fmaxf(value, __shfl_xor_sync(kFullWarp, value, offset));
+    for (int offset = 16; offset > 0; offset /= 2) value = max_magnitude(value, __shfl_xor_sync(kFullWarp, value, offset));
     if constexpr (G > kWarpSize) {
         const int warp = threadIdx.x / kWarpSize;
         __syncthreads();  // scratch may still be read from the previous row
         if (threadIdx.x % kWarpSize == 0) scratch[warp] = value;
         __syncthreads();
         value = scratch[0];
-        for (int w = 1; w < G / kWarpSize; ++w) value = fmaxf(value, scratch[w]);
+        for (int w = 1; w < G / kWarpSize; ++w) value = max_magnitude(value, scratch[w]);
     }
     return value;
 }
@@ -96,7 +104,7 @@ __device__ void quantize_row(const QuantizeParams& p, int64_t row, int lane, flo
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
             const float a = fabsf(v[j]);
-            if (!kOutliers || a < p.threshold) absmax = fmaxf(absmax, a);
+            if (!kOutliers || !(a >= p.threshold)) absmax = max_magnitude(absmax, a);
         }
     }
     absmax = group_max_of<G>(absmax, scratch);
@@ -145,7 +153,7 @@ __device__ __forceinline__ void scan_columns(const QuantizeParams& p, int64_t fi
             if (kOutliers && a >= p.threshold) {
                 flag[j] = true;
             } else {
-                colmax[j] = fmaxf(colmax[j], a);
+                colmax[j] = max_magnitude(colmax[j], a);
             }
         }
     }
@@ -245,7 +253,7 @@ __global__ void __launch_bounds__(tune::kColumnStrip / 8 * tune::kColumnRowSlots
         float column_max = 0.0f;
         bool column_flag = false;
         for (int s = 0; s < tune::kColumnRowSlots; ++s) {
-            column_max = fmaxf(column_max, max_slots[s][threadIdx.x]);
+            column_max = max_magnitude(column_max, max_slots[s][threadIdx.x]);
             column_flag |= flag_slots[s][threadIdx.x];
         }
         const int64_t column = strip + threadIdx.x;

@@ -88,6 +88,13 @@ struct OutlierBuffers {
 
 using QuantizeResult = std::tuple<at::Tensor, at::Tensor, std::optional<at::Tensor>>;
 
+// Statistics of A's rows or columns. The C ABI writes nothing for an empty A,
+// so there the statistics of its (empty) rows or columns are zeros here.
+at::Tensor stats_of(const at::Tensor& A, int64_t count) {
+    const auto options = A.options().dtype(at::kFloat);
+    return A.numel() == 0 ? at::zeros({count}, options) : at::empty({count}, options);
+}
+
 QuantizeResult int8_vectorwise_quant(const at::Tensor& A_in, double threshold) {
     check_float_input(A_in, "int8_vectorwise_quant");
     check_threshold(threshold);
@@ -95,7 +102,7 @@ QuantizeResult int8_vectorwise_quant(const at::Tensor& A_in, double threshold) {
     const int64_t rows = rows_of(A);
     const int64_t cols = A.size(-1);
     at::Tensor out = at::empty(A.sizes(), A.options().dtype(at::kChar));
-    at::Tensor row_stats = at::empty({rows}, A.options().dtype(at::kFloat));
+    at::Tensor row_stats = stats_of(A, rows);
     std::optional<OutlierBuffers> outliers;
     if (threshold > 0.0) outliers.emplace(cols, A.options());
     check_status(bnb_int8_vectorwise_quant(to_bnb_device(A.device()), current_stream(A.device()),
@@ -118,8 +125,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, std::optional<at::Ten
     const int64_t cols = A.size(-1);
     at::Tensor out_row = at::empty(A.sizes(), A.options().dtype(at::kChar));
     at::Tensor out_col = at::empty(A.sizes(), A.options().dtype(at::kChar));
-    at::Tensor row_stats = at::empty({rows}, A.options().dtype(at::kFloat));
-    at::Tensor col_stats = at::empty({cols}, A.options().dtype(at::kFloat));
+    at::Tensor row_stats = stats_of(A, rows);
+    at::Tensor col_stats = stats_of(A, cols);
     std::optional<OutlierBuffers> outliers;
     if (threshold > 0.0) outliers.emplace(cols, A.options());
     check_status(bnb_int8_double_quant(to_bnb_device(A.device()), current_stream(A.device()),
