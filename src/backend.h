@@ -32,6 +32,11 @@ struct BackendOps {
     bnb_status (*gemm_4bit_workspace_size)(const Gemm4bitShape& shape, int64_t* bytes);
     // Workspace bytes int8_scaled_mm needs for the shape (0 when its kernel needs none).
     bnb_status (*int8_scaled_mm_workspace_size)(const Int8ScaledMmShape& shape, int64_t* bytes);
+    // Paged memory (bnb_paged_*): allocate zero-filled `bytes` (the core has checked
+    // that bytes > 0), free, and prefetch to the device or the host on a stream.
+    bnb_status (*paged_alloc)(bnb_device device, int64_t bytes, void** out);
+    bnb_status (*paged_free)(bnb_device device, void* ptr);
+    bnb_status (*paged_prefetch)(bnb_device device, void* stream, const void* ptr, int64_t bytes, bool to_device);
     // Kernel variants (instruction sets): the one in use, whether `name` can run
     // here, and switching to it; see bnb_backend_variant in the C ABI.
     const char* (*variant)();

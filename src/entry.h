@@ -25,6 +25,13 @@ struct OpTraits;
 #include "ops.def"
 #undef BNB_OP
 
+// The buffer check of an op whose Args describe one set of buffers; a family
+// whose Args hold a list (the optimizers) overloads it to check each element.
+template <typename Args>
+bnb_status check_call_buffers(const Args& args) {
+    return check_buffers(buffers(args));
+}
+
 template <Op op>
 bnb_status run_op(const typename OpTraits<op>::Args& args) {
     clear_error();
@@ -34,7 +41,7 @@ bnb_status run_op(const typename OpTraits<op>::Args& args) {
     BNB_CHECK(check_op_slot(ops, slot != nullptr, op_name(op)));
     BNB_CHECK(check_arguments(args, op));
     if (is_empty(args)) return BNB_STATUS_SUCCESS;
-    BNB_CHECK(check_buffers(buffers(args)));
+    BNB_CHECK(check_call_buffers(args));
     return slot(args);
 }
 

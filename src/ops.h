@@ -7,6 +7,7 @@
 #include "ops/fourbit.h"
 #include "ops/gemm_4bit.h"
 #include "ops/int8.h"
+#include "ops/optimizer.h"
 
 namespace bnb {
 
@@ -23,7 +24,7 @@ inline constexpr const char* kOpNames[] = {
 };
 
 inline constexpr int kOpCount = static_cast<int>(sizeof(kOpNames) / sizeof(kOpNames[0]));
-static_assert(kOpCount == 12, "src/ops.def changed: update this count, docs/c_abi.md and the op tests");
+static_assert(kOpCount == 14, "src/ops.def changed: update this count, docs/c_abi.md and the op tests");
 
 constexpr const char* op_name(Op op) { return kOpNames[static_cast<int>(op)]; }
 
@@ -45,6 +46,8 @@ constexpr formats::Blocksizes accepted_blocksizes(Op op) {
         case Op::int8_linear_matmul:
         case Op::int8_mm_dequant:
         case Op::int8_scaled_mm: return {};  // row- and column-wise: no blocks
+        case Op::optimizer_update_32bit:
+        case Op::optimizer_update_8bit_blockwise: return {};  // blocks of 256, not an argument
     }
     return {};
 }

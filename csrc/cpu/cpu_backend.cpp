@@ -1,4 +1,8 @@
 // The CPU backend's table. Always built and always available.
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
 #include "blockwise/blockwise.h"
 #include "common/cpu_isa.h"
 #include "fourbit/fourbit.h"
@@ -10,6 +14,26 @@ namespace {
 
 // The host is one device (torch's CPU tensors are all on device 0).
 int device_count() { return 1; }
+
+// Paged memory on the host is ordinary memory: nothing to page, nothing to prefetch.
+bnb_status paged_alloc(bnb_device, int64_t bytes, void** out) {
+    constexpr int64_t kAlignment = 64;
+    const int64_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
+    void* memory = std::aligned_alloc(kAlignment, static_cast<size_t>(rounded));
+    if (memory == nullptr) {
+        return fail(BNB_STATUS_OUT_OF_MEMORY, "paged_alloc: cannot allocate " + std::to_string(bytes) + " bytes");
+    }
+    std::memset(memory, 0, static_cast<size_t>(rounded));
+    *out = memory;
+    return BNB_STATUS_SUCCESS;
+}
+
+bnb_status paged_free(bnb_device, void* ptr) {
+    std::free(ptr);
+    return BNB_STATUS_SUCCESS;
+}
+
+bnb_status paged_prefetch(bnb_device, void*, const void*, int64_t, bool) { return BNB_STATUS_SUCCESS; }
 
 const BackendOps kCpuOps = {
     .name = "cpu",
@@ -29,6 +53,9 @@ const BackendOps kCpuOps = {
     .gemm_4bit_fused_max_rows = gemm_4bit_fused_max_rows,
     .gemm_4bit_workspace_size = gemm_4bit_workspace_size,
     // int8_scaled_mm keeps its tiles on each thread's stack: no workspace query.
+    .paged_alloc = paged_alloc,
+    .paged_free = paged_free,
+    .paged_prefetch = paged_prefetch,
     .variant = active_variant,
     .variant_supported = variant_supported,
     .select_variant = select_variant,

@@ -311,6 +311,88 @@ BNB_API bnb_status bnb_int8_scaled_mm(bnb_device device, void* stream, bnb_dtype
 BNB_API bnb_status bnb_int8_scaled_mm_workspace_size(bnb_device device, bnb_dtype dtype, int64_t M, int64_t N,
                                                      int64_t K, int outliers, int64_t* bytes);
 
+/* ---- optimizers ------------------------------------------------------ */
+
+/* The update rules of upstream's optimizer kernels (formats.md sections 6 and 7). */
+typedef BNB_ENUM(bnb_optimizer) {
+    BNB_OPTIMIZER_ADAM = 0,     /* two states: Adam, AdamW */
+    BNB_OPTIMIZER_MOMENTUM = 1, /* one state: SGD with momentum */
+    BNB_OPTIMIZER_RMSPROP = 2,  /* one state */
+    BNB_OPTIMIZER_ADAGRAD = 3,  /* one state */
+    BNB_OPTIMIZER_LION = 4,     /* one state */
+    BNB_OPTIMIZER_LAMB = 5,     /* adam with update-norm clipping (32-bit) */
+    BNB_OPTIMIZER_LARS = 6,     /* momentum with update-norm clipping (32-bit) */
+    BNB_OPTIMIZER_ADEMAMIX = 7  /* two states, state1 holding m1 then m2 */
+} bnb_optimizer;
+#define BNB_OPTIMIZER_COUNT 8
+
+/* The optimizer named `name` as upstream spells it ("adam", "momentum", ..., "ademamix"). */
+BNB_API bnb_status bnb_optimizer_from_name(const char* name, bnb_optimizer* out);
+
+/* The hyper-parameters of one update, shared by every tensor of the call. */
+typedef struct bnb_optimizer_hparams {
+    float beta1;
+    float beta2;
+    float beta3;        /* ademamix */
+    float alpha;        /* ademamix */
+    float eps;
+    float weight_decay;
+    float lr;
+    float gnorm_scale;  /* the gradient is multiplied by it first */
+    float max_unorm;    /* 32-bit: > 0 clips the update norm to max_unorm * param_norm */
+    int64_t step;       /* the step being taken, from 1 */
+    int skip_zeros;     /* nonzero: elements whose gradient is 0 are left untouched */
+} bnb_optimizer_hparams;
+
+/*
+ * One parameter tensor of n elements and its states. 32-bit: state1/state2 are float32
+ * [n] (ademamix: state1 [2, n], m1 then m2). 8-bit blockwise: uint8 codes, state1 into
+ * qmap1 (signed dynamic map), state2 into qmap2 (unsigned), with float32 absmax per
+ * 256-element block (ademamix: state1 [2, n] and absmax1 [2, blocks]). state2 and
+ * absmax2 are used by the two-state optimizers (adam, lamb, ademamix) only; unorm_vec
+ * (float32 [1], scratch of the call) and param_norm (||p||_2) only with max_unorm > 0.
+ */
+typedef struct bnb_optimizer_tensor {
+    int64_t n;
+    const void* g;    /* gradient, `dtype` */
+    void* p;          /* parameter, `dtype`, updated in place */
+    void* state1;
+    void* state2;
+    float* absmax1;
+    float* absmax2;
+    float* unorm_vec;
+    float param_norm;
+} bnb_optimizer_tensor;
+
+/*
+ * One optimizer step over `count` tensors whose gradients and parameters are all of
+ * `dtype` (fp32/fp16/bf16), in place, with float32 states. Backends may update every
+ * tensor of the list in one launch; the result is the same as one call per tensor.
+ */
+BNB_API bnb_status bnb_optimizer_update_32bit(bnb_device device, void* stream, bnb_optimizer optimizer,
+                                              bnb_dtype dtype, const bnb_optimizer_tensor* tensors,
+                                              int64_t count, const bnb_optimizer_hparams* hparams);
+
+/* The same with 8-bit blockwise states (blocksize 256, dynamic maps qmap1/qmap2, 256 float32 each). */
+BNB_API bnb_status bnb_optimizer_update_8bit_blockwise(bnb_device device, void* stream, bnb_optimizer optimizer,
+                                                       bnb_dtype dtype, const bnb_optimizer_tensor* tensors,
+                                                       int64_t count, const float* qmap1, const float* qmap2,
+                                                       const bnb_optimizer_hparams* hparams);
+
+/* ---- paged memory ----------------------------------------------------- */
+
+/*
+ * Memory the device's driver pages between host and device on demand (CUDA managed
+ * memory), for optimizer states that may be evicted under memory pressure. `bytes`
+ * must not exceed what the device has free (managed memory the card cannot back can
+ * hang it); the memory is zero-filled. On the CPU it is ordinary host memory.
+ */
+BNB_API bnb_status bnb_paged_alloc(bnb_device device, int64_t bytes, void** out);
+BNB_API bnb_status bnb_paged_free(bnb_device device, void* ptr);
+/* Asynchronously moves [ptr, ptr + bytes) to the device (to_device != 0) or to the host, on `stream`. */
+BNB_API bnb_status bnb_paged_prefetch(bnb_device device, void* stream, const void* ptr, int64_t bytes,
+                                      int to_device);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -383,11 +383,72 @@ struct Case<bnb::Op::int8_scaled_mm> {
     }
 };
 
+// The optimizers' Args hold a list of tensors: the calls here update one, kept
+// with the hyper-parameters in storage of the thread (rebuilt by each args()).
+// Adam uses every buffer of a two-state optimizer.
+template <bool kBlockwise>
+struct OptimizerCase {
+    static constexpr bool kTakesQuantType = false;
+    static constexpr bool kTakesFloatDtype = true;
+    static bnb::OptimizerUpdateArgs args(const OpCall& c) {
+        thread_local bnb_optimizer_tensor tensor;
+        thread_local bnb_optimizer_hparams hparams;
+        tensor = {.n = c.counts.at("n"), .g = pointer<const void>(c, "g"), .p = pointer<void>(c, "p"),
+                  .state1 = pointer<void>(c, "state1"), .state2 = pointer<void>(c, "state2"),
+                  .absmax1 = kBlockwise ? pointer<float>(c, "absmax1") : nullptr,
+                  .absmax2 = kBlockwise ? pointer<float>(c, "absmax2") : nullptr, .unorm_vec = nullptr,
+                  .param_norm = 0.0f};
+        hparams = {.beta1 = 0.9f, .beta2 = 0.999f, .beta3 = 0.0f, .alpha = 0.0f, .eps = 1e-8f,
+                   .weight_decay = 0.01f, .lr = 1e-3f, .gnorm_scale = 1.0f, .max_unorm = 0.0f, .step = 1,
+                   .skip_zeros = 0};
+        return {.device = c.device, .stream = c.stream, .optimizer = BNB_OPTIMIZER_ADAM, .dtype = c.dtype,
+                .tensors = &tensor, .count = 1,
+                .qmap1 = kBlockwise ? pointer<const float>(c, "qmap1") : nullptr,
+                .qmap2 = kBlockwise ? pointer<const float>(c, "qmap2") : nullptr, .hparams = &hparams,
+                .blockwise = kBlockwise};
+    }
+    static bnb_status invoke(const OpCall& c) {
+        const auto a = args(c);
+        if constexpr (kBlockwise) {
+            return bnb_optimizer_update_8bit_blockwise(a.device, a.stream, a.optimizer, a.dtype, a.tensors, a.count,
+                                                       a.qmap1, a.qmap2, a.hparams);
+        } else {
+            return bnb_optimizer_update_32bit(a.device, a.stream, a.optimizer, a.dtype, a.tensors, a.count,
+                                              a.hparams);
+        }
+    }
+    static bnb::Buffers describe(const OpCall& c) { return bnb::buffers(args(c), 0); }
+    static OpCall valid_call(OpBuffers& b) {
+        OpCall call;
+        call.counts = {{"n", kValidCount}};
+        call.pointers = {{"g", b.storage("floats_in")}, {"p", b.storage("floats_out")}};
+        if constexpr (kBlockwise) {
+            call.pointers.insert({{"state1", b.storage("bytes_out")},   {"state2", b.storage("bytes_out_2")},
+                                  {"absmax1", b.storage("absmax_out")}, {"absmax2", b.storage("stats_out_2")},
+                                  {"qmap1", b.storage("code")},         {"qmap2", b.storage("code")}});
+        } else {
+            call.pointers.insert({{"state1", b.storage("absmax_out")}, {"state2", b.storage("stats_out_2")}});
+        }
+        return call;
+    }
+};
+
+template <>
+struct Case<bnb::Op::optimizer_update_32bit> : OptimizerCase<false> {};
+
+template <>
+struct Case<bnb::Op::optimizer_update_8bit_blockwise> : OptimizerCase<true> {};
+
 template <bnb::Op op>
 OpSpec spec() {
     using C = Case<op>;
-    return {bnb::op_name(op), C::kTakesQuantType, C::kTakesFloatDtype, C::valid_call, C::invoke,
-            [](const OpCall& call) { return bnb::buffers(C::args(call)); }};
+    bnb::Buffers (*describe)(const OpCall&) = nullptr;
+    if constexpr (requires(const OpCall& call) { C::describe(call); }) {
+        describe = C::describe;
+    } else {
+        describe = [](const OpCall& call) { return bnb::buffers(C::args(call)); };
+    }
+    return {bnb::op_name(op), C::kTakesQuantType, C::kTakesFloatDtype, C::valid_call, C::invoke, describe};
 }
 
 }  // namespace
