@@ -12,13 +12,9 @@ round so that a noisy neighbour hits both alike:
 
 Cases: quantize 4096 x 4096 fp16 at threshold 0 and 6 (activations with a few
 outlier columns), int8_linear_matmul and int8_scaled_mm (fp16 out, bias) of
-M x 4096 against a 4096 x 4096 weight for M in 1, 16, 256. Each case: warm-up
-calls, then rounds in which each worker in turn makes a burst of back-to-back
-calls (about --burst-seconds, at least 3), as an inference loop does, after a
-pause (--gap) in which the other worker's OpenMP threads, which spin for a
-while after a parallel region, go to sleep; the median over all calls of
-time.perf_counter around one call (outputs allocated by the caller
-for ours, by the op for upstream, as each is used).
+M x 4096 against a 4096 x 4096 weight for M in 1, 16, 256; timed as
+benchmarks/interleaved.py describes (outputs allocated by the caller for ours,
+by the op for upstream, as each is used).
 
   python3 benchmarks/bench_cpu_int8.py --library build/ctest/libbitsandbytes.so \\
       --python /work/.venv-upstream/bin/python --markdown benchmarks/results/cpu_int8.md
@@ -29,13 +25,9 @@ and bitsandbytes==0.50.2 installed with --no-deps (benchmarks/results/cpu_int8.m
 """
 
 import argparse
-import json
 import os
-import platform
-import statistics
-import subprocess
-import sys
-import time
+
+import interleaved
 
 M_VALUES = (1, 16, 256)
 N = K = 4096
@@ -132,7 +124,7 @@ def _ours(torch, library):
             return out
         return call
 
-    return prepare, lib.bnb_backend_variant(0).decode()
+    return prepare, "path " + lib.bnb_backend_variant(0).decode()
 
 
 def _upstream(torch):
@@ -153,99 +145,23 @@ def _upstream(torch):
 def worker(kind, library):
     import torch
 
-    prepare, variant = _ours(torch, library) if kind == "ours" else _upstream(torch)
-    print(json.dumps({"ready": variant, "threads": torch.get_num_threads()}), flush=True)
-    call = None
-    for line in sys.stdin:
-        request = json.loads(line)
-        if "case" in request:
-            call = prepare(request["case"], _inputs(torch, request["case"]))
-            for _ in range(request["warmup"]):
-                call()
-            print(json.dumps({"prepared": True}), flush=True)
-        else:
-            seconds = []
-            for _ in range(request["calls"]):
-                start = time.perf_counter()
-                call()
-                seconds.append(time.perf_counter() - start)
-            print(json.dumps({"seconds": seconds}), flush=True)
+    prepare, description = _ours(torch, library) if kind == "ours" else _upstream(torch)
+    interleaved.serve(lambda case: prepare(case, _inputs(torch, case)), description)
 
 
 # ---- driver side --------------------------------------------------------------------
 
 
-class Worker:
-    def __init__(self, kind, python, library):
-        self.process = subprocess.Popen([python, os.path.abspath(__file__), "--worker", kind, "--library", library],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.info = self.receive()
-
-    def receive(self):
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError("worker exited")
-        return json.loads(line)
-
-    def ask(self, request):
-        self.process.stdin.write(json.dumps(request) + "\n")
-        self.process.stdin.flush()
-        return self.receive()
-
-    def close(self):
-        self.process.stdin.close()
-        self.process.wait()
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--library", default="build/ctest/libbitsandbytes.so")
-    parser.add_argument("--python", default=sys.executable)
-    parser.add_argument("--min-rounds", type=int, default=10)
-    parser.add_argument("--min-seconds", type=float, default=2.0)
-    parser.add_argument("--gap", type=float, default=0.05, help="seconds of pause before each burst")
-    parser.add_argument("--burst-seconds", type=float, default=0.02)
-    parser.add_argument("--markdown")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    interleaved.add_arguments(parser)
     args = parser.parse_args()
+    library = os.path.abspath(args.library)
     if args.worker:
-        return worker(args.worker, os.path.abspath(args.library))
-
-    workers = {kind: Worker(kind, args.python, os.path.abspath(args.library)) for kind in ("ours", "upstream")}
-    rows = []
-    for case in cases():
-        for w in workers.values():
-            w.ask({"case": case, "warmup": 3})
-        times = {kind: [] for kind in workers}
-        bursts = {kind: 1 for kind in workers}
-        start = time.perf_counter()
-        rounds = 0
-        while rounds < args.min_rounds or time.perf_counter() - start < args.min_seconds:
-            for kind, w in workers.items():
-                time.sleep(args.gap)
-                seconds = w.ask({"run": True, "calls": bursts[kind]})["seconds"]
-                times[kind] += seconds
-                bursts[kind] = max(3, int(args.burst_seconds / statistics.median(seconds)))
-            rounds += 1
-        medians = {kind: statistics.median(values) * 1e3 for kind, values in times.items()}
-        rows.append((label(case), medians["ours"], medians["upstream"], len(times["ours"]), len(times["upstream"])))
-        print(f"{rows[-1][0]:58s} ours {medians['ours']:9.3f} ms  upstream {medians['upstream']:9.3f} ms  "
-              f"x{medians['upstream'] / medians['ours']:.1f}", flush=True)
-    for w in workers.values():
-        w.close()
-
-    if args.markdown:
-        lines = [
-            f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; ours: path "
-            f"{workers['ours'].info['ready']}, {workers['upstream'].info['ready']} with torch threads "
-            f"{workers['upstream'].info['threads']}",
-            "",
-            "| case | ours (ms) | upstream (ms) | upstream / ours | calls ours / upstream |",
-            "|---|---:|---:|---:|---:|",
-        ]
-        lines += [f"| {name} | {ours:.3f} | {up:.3f} | {up / ours:.1f} | {n} / {m} |" for name, ours, up, n, m in rows]
-        with open(args.markdown, "w") as f:
-            f.write("\n".join(lines) + "\n")
+        return worker(args.worker, library)
+    interleaved.compare(args, list(cases()), label,
+                        lambda kind: [args.python, os.path.abspath(__file__), "--worker", kind, "--library", library])
 
 
 if __name__ == "__main__":
