@@ -591,4 +591,27 @@ struct Int8DotVnni {
     BNB_CPU_KERNEL_VNNI static Ints sum_a(Ints acc, Ints a) { return _mm256_dpbusd_avx_epi32(acc, _mm256_set1_epi8(1), a); }
 };
 
+// ---- optimizers --------------------------------------------------------------------
+
+// Per-lane conditions as all-ones / all-zeros lanes.
+using Mask = __m256;
+
+BNB_CPU_KERNEL inline Mask is_finite(Vec x) {
+    return _mm256_cmp_ps(magnitude(x), _mm256_set1_ps(std::numeric_limits<float>::infinity()), _CMP_LT_OQ);
+}
+BNB_CPU_KERNEL inline Mask is_zero(Vec x) { return _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_EQ_OQ); }
+BNB_CPU_KERNEL inline Mask is_greater(Vec a, Vec b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
+BNB_CPU_KERNEL inline Vec select(Mask m, Vec if_true, Vec if_false) { return _mm256_blendv_ps(if_false, if_true, m); }
+
+BNB_CPU_KERNEL inline Vec square_root(Vec x) { return _mm256_sqrt_ps(x); }
+
+// rcp_approx_ftz lane by lane: its table is too large for a register and a
+// gather would not be cheaper than the scalar table walk of 8 lanes.
+BNB_CPU_KERNEL inline Vec reciprocal_approx(Vec x) {
+    alignas(32) float lanes[kLanes];
+    _mm256_store_ps(lanes, x);
+    for (float& lane : lanes) lane = rcp_approx_ftz(lane);
+    return _mm256_load_ps(lanes);
+}
+
 }  // namespace bnb::cpu::avx2

@@ -607,4 +607,26 @@ struct Int8DotVnni {
     BNB_CPU_KERNEL_VNNI static Ints sum_a(Ints acc, Ints a) { return _mm512_dpbusd_epi32(acc, _mm512_set1_epi8(1), a); }
 };
 
+// ---- optimizers --------------------------------------------------------------------
+
+// Per-lane conditions as a mask register.
+using Mask = __mmask16;
+
+BNB_CPU_KERNEL inline Mask is_finite(Vec x) {
+    return _mm512_cmp_ps_mask(magnitude(x), _mm512_set1_ps(std::numeric_limits<float>::infinity()), _CMP_LT_OQ);
+}
+BNB_CPU_KERNEL inline Mask is_zero(Vec x) { return _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_EQ_OQ); }
+BNB_CPU_KERNEL inline Mask is_greater(Vec a, Vec b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
+BNB_CPU_KERNEL inline Vec select(Mask m, Vec if_true, Vec if_false) { return _mm512_mask_blend_ps(m, if_false, if_true); }
+
+BNB_CPU_KERNEL inline Vec square_root(Vec x) { return _mm512_sqrt_ps(x); }
+
+// rcp_approx_ftz lane by lane (its table is too large for registers).
+BNB_CPU_KERNEL inline Vec reciprocal_approx(Vec x) {
+    alignas(64) float lanes[kLanes];
+    _mm512_store_ps(lanes, x);
+    for (float& lane : lanes) lane = rcp_approx_ftz(lane);
+    return _mm512_load_ps(lanes);
+}
+
 }  // namespace bnb::cpu::avx512
