@@ -423,7 +423,8 @@ bnb_status run_op(const OptimCase& s, std::vector<Tensor*> tensors) {
 std::string label(const OptimCase& s) {
     const char* names[] = {"adam", "momentum", "rmsprop", "adagrad", "lion", "lamb", "lars", "ademamix"};
     return std::string(names[s.optimizer]) + "/" + dtype_label(s.dtype) + (s.blockwise ? "/8bit" : "/32bit") +
-           (s.h.skip_zeros ? "/skip_zeros" : "") + (s.h.weight_decay > 0.0f ? "/wd" : "");
+           (s.h.skip_zeros ? "/skip_zeros" : "") + (s.h.weight_decay > 0.0f ? "/wd" : "") +
+           (s.h.max_unorm > 0.0f ? "/clipped" : "");
 }
 
 // Steps every (optimizer, dtype, bits) case with the op and the reference and
@@ -460,6 +461,12 @@ std::vector<OptimCase> all_cases() {
                 skipping.h.skip_zeros = 1;
                 skipping.h.weight_decay = 0.0f;
                 cases.push_back(skipping);
+                // Update-norm clipping for every rule (the classes clip only lamb and lars).
+                if (!blockwise && cases[cases.size() - 2].h.max_unorm == 0.0f) {
+                    OptimCase clipped = cases[cases.size() - 2];
+                    clipped.h.max_unorm = 0.05f;
+                    cases.push_back(clipped);
+                }
             }
         }
     }
