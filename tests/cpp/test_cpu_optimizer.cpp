@@ -101,6 +101,9 @@ void encode(std::vector<uint8_t>& raw, int64_t i, bnb_dtype dtype, float v) {
     std::memcpy(raw.data() + i * 2, &bits, 2);
 }
 
+// NaN results as CUDA's canonical NaN, as the kernels store them.
+float canonical(float x) { return std::isnan(x) ? std::bit_cast<float>(0x7fffffffu) : x; }
+
 float sign_of(float x) { return static_cast<float>((x > 0.0f) - (x < 0.0f)); }
 
 // formats.md 2 step 4 as the optimizers search (6.0): lower start -1 (signed)
@@ -289,7 +292,10 @@ void reference_32bit(const OptimCase& s, Tensor& t) {
                 set_p(fsub(p, fmul(h.lr, fdiv(g, fadd(fsqrt(s1[i]), h.eps)))));
             }
         }
-        encode(t.p, i, s.dtype, p);
+        if (o == BNB_OPTIMIZER_ADEMAMIX) m2[i] = canonical(m2[i]);
+        if (two_state(o)) s2[i] = canonical(s2[i]);
+        s1[i] = canonical(s1[i]);
+        encode(t.p, i, s.dtype, canonical(p));
     }
 }
 
@@ -328,7 +334,9 @@ void reference_8bit(const OptimCase& s, Tensor& t, const float* qmap1, const flo
                 } else {
                     s1 = s2 = m2 = 0.0f;
                 }
-            } else if (!(h.skip_zeros && raw == 0.0f)) {
+            } else if (h.skip_zeros && raw == 0.0f) {
+                s1 += 0.0f;  // the state keeps its value, a zero as +0
+            } else {
                 if (h.weight_decay > 0.0f) {
                     if (o == BNB_OPTIMIZER_LION) set_p(fmul(p, 1.0f - fmul(h.lr, h.weight_decay)));
                     else g = fadd(g, fmul(p, h.weight_decay));
@@ -347,10 +355,10 @@ void reference_8bit(const OptimCase& s, Tensor& t, const float* qmap1, const flo
                     set_p(fsub(p, fmul(h.lr, fdiv(raw, fadd(fsqrt(s1), h.eps)))));
                 }
             }
-            v1[j] = s1;
-            v2[j] = s2;
-            v3[j] = m2;
-            if (valid) encode(t.p, i, s.dtype, p);
+            v1[j] = canonical(s1);
+            v2[j] = canonical(s2);
+            v3[j] = canonical(m2);
+            if (valid) encode(t.p, i, s.dtype, canonical(p));
         }
         const auto requantize = [&](const float* v, uint8_t* codes, float* absmax, const float* map, bool is_signed) {
             float m = 0.0f;
@@ -503,6 +511,38 @@ TEST_P(CpuOptimizer, NonFiniteGradientsResetAdamStates) {
     new_gradient(s, t, rng, true);
     ASSERT_TRUE(succeeded(run_op(s, {&t})));
     EXPECT_EQ(std::memcmp(t.p.data(), p_before.data(), 4), 0);  // p[0] unchanged
+}
+
+// Gradients of every magnitude class with eps = 0, so that the fast divisions
+// see zero, subnormal-producing, huge, infinite and NaN denominators: every
+// variant gives the scalar variant's bytes.
+TEST_P(CpuOptimizer, ExtremeValuesMatchTheScalarVariant) {
+    const float extremes[] = {0.0f, -0.0f, 1e-30f, -1e-30f, 1e-20f, 1e30f, -1e30f, 3e38f,
+                              std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                              std::numeric_limits<float>::quiet_NaN(), 1.0f, -0.5f};
+    for (OptimCase s : all_cases()) {
+        s.h.eps = 0.0f;
+        std::mt19937 rng(5);
+        std::vector<Tensor> runs;
+        for (const char* variant : {GetParam().c_str(), "scalar"}) {
+            ASSERT_TRUE(succeeded(bnb_backend_select_variant(BNB_DEVICE_CPU, variant)));
+            std::mt19937 values(11);
+            Tensor t = make_tensor(s, 777, rng);
+            rng.seed(5);
+            for (int64_t step = 1; step <= 3; ++step) {
+                s.h.step = step;
+                for (int64_t i = 0; i < t.n; ++i) {
+                    encode(t.g, i, s.dtype, extremes[values() % std::size(extremes)]);
+                    if (step == 1) encode(t.p, i, s.dtype, extremes[values() % std::size(extremes)]);
+                }
+                t.param_norm = 1.0f;
+                ASSERT_TRUE(succeeded(run_op(s, {&t})));
+            }
+            runs.push_back(std::move(t));
+        }
+        ASSERT_TRUE(succeeded(bnb_backend_select_variant(BNB_DEVICE_CPU, GetParam().c_str())));
+        EXPECT_TRUE(same_tensor(runs[0], runs[1], s)) << label(s);
+    }
 }
 
 TEST_P(CpuOptimizer, ListEqualsOneCallPerTensor) {

@@ -237,6 +237,7 @@ struct Int8Dot {
 using Mask = bool;
 
 inline Mask is_finite(Vec x) { return std::isfinite(x); }
+inline Mask is_nan(Vec x) { return std::isnan(x); }
 inline Mask is_zero(Vec x) { return x == 0.0f; }
 inline Mask is_greater(Vec a, Vec b) { return a > b; }  // false where either is NaN
 inline Vec select(Mask m, Vec if_true, Vec if_false) { return m ? if_true : if_false; }

@@ -39,15 +39,23 @@ BNB_CPU_KERNEL inline Vec sign_of(Vec x) {
     return select(is_greater(x, zero()), broadcast(1.0f), select(is_greater(zero(), x), broadcast(-1.0f), zero()));
 }
 
-template <typename T, typename Lanes>
-BNB_CPU_KERNEL inline Vec load_flushed(const T* p, Lanes lanes) {
-    return flush(load(p, lanes));
-}
-
 // One element step's states: s1 (adam, ademamix: m1), s2 (nu) and ademamix's m2.
 struct States {
     Vec s1, s2, m2;
 };
+
+// NaN results are stored as CUDA's canonical NaN (0x7fffffff): which NaN an x86
+// instruction passes on depends on its operand order, which the compiler may
+// swap in one build and not in another.
+BNB_CPU_KERNEL inline Vec canonical_nan(Vec x) { return select(is_nan(x), broadcast(bits_float(0x7fffffffu)), x); }
+BNB_CPU_KERNEL inline States canonical_nan(const States& s) {
+    return {canonical_nan(s.s1), canonical_nan(s.s2), canonical_nan(s.m2)};
+}
+
+template <typename T, typename Lanes>
+BNB_CPU_KERNEL inline Vec load_flushed(const T* p, Lanes lanes) {
+    return flush(load(p, lanes));
+}
 
 // ---- 32-bit (formats.md section 7) ---------------------------------------------------
 
@@ -186,7 +194,8 @@ BNB_CPU_KERNEL void update_32bit_piece(const OptimizerUpdateArgs& args, const Op
         const Vec param = load_flushed(p + i, lanes);
         const States old_states = load_states<R>(at, i, lanes);
         States states = old_states;
-        Vec new_param = update_32bit_lanes<R, T>(k, update_scale, grad, param, states);
+        Vec new_param = canonical_nan(update_32bit_lanes<R, T>(k, update_scale, grad, param, states));
+        states = canonical_nan(states);
         const Mask skipped = skipped_lanes<R>(k, grad);
         new_param = select(skipped, load(p + i, lanes), new_param);
         states = {select(skipped, old_states.s1, states.s1), select(skipped, old_states.s2, states.s2),
@@ -370,7 +379,8 @@ BNB_CPU_KERNEL void update_8bit_piece(const OptimizerUpdateArgs& args, const Opt
                 const States old_states{load(s1.values + i, Full{}), load(s2.values + i, Full{}),
                                         load(m2.values + i, Full{})};
                 States states = old_states;
-                Vec new_param = update_8bit_lanes<R, T>(k, raw, grad, param, states);
+                Vec new_param = canonical_nan(update_8bit_lanes<R, T>(k, raw, grad, param, states));
+                states = canonical_nan(states);
                 if constexpr (kTwoState) {
                     // A NaN or infinite gradient resets the element's states and keeps p.
                     const Mask finite = is_finite(grad);
@@ -378,8 +388,11 @@ BNB_CPU_KERNEL void update_8bit_piece(const OptimizerUpdateArgs& args, const Opt
                               select(finite, states.m2, zero())};
                     new_param = select(finite, new_param, load(p + begin + i, lanes));
                 } else {
+                    // A skipped state keeps its value, a zero as +0 (code 0 under absmax 0
+                    // dequantizes to -0, which the sign fix would turn into a negative code,
+                    // and rmsprop's or adagrad's next step into a NaN).
                     const Mask skipped = skipped_lanes<R>(k, raw);
-                    states.s1 = select(skipped, old_states.s1, states.s1);
+                    states.s1 = select(skipped, add(old_states.s1, zero()), states.s1);
                     new_param = select(skipped, load(p + begin + i, lanes), new_param);
                 }
                 store(p + begin + i, new_param, lanes);
