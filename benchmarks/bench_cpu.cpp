@@ -206,6 +206,46 @@ void BM_CpuInt8LinearMatmul(benchmark::State& state) {
     end_case(state, M * NK + NK * NK + M * NK * 4);
 }
 
+// param: 0 Adam 32-bit, 1 Adam 8-bit blockwise, 2 momentum 8-bit blockwise;
+// one tensor of 2^log2n elements, the same gradient every step.
+void BM_CpuOptimizerUpdate(benchmark::State& state) {
+    Case c = begin_case(state);
+    const bool blockwise = state.range(3) != 0;
+    const bnb_optimizer optimizer = state.range(3) == 2 ? BNB_OPTIMIZER_MOMENTUM : BNB_OPTIMIZER_ADAM;
+    const bool two_state = optimizer == BNB_OPTIMIZER_ADAM;
+    const int64_t state_bytes = blockwise ? 1 : 4;
+    const int64_t blocks = (c.n + 255) / 256;
+    const auto g = gaussian_input(c.dtype, c.n);
+    auto p = gaussian_input(c.dtype, c.n);
+    std::vector<uint8_t> state1(static_cast<size_t>(c.n * state_bytes)), state2(two_state ? state1.size() : 0);
+    std::vector<float> absmax1(static_cast<size_t>(blocks)), absmax2(static_cast<size_t>(blocks));
+    std::vector<float> qmap1(256), qmap2(256);
+    bnb_codebook_copy(BNB_CODEBOOK_DYNAMIC_SIGNED, qmap1.data(), 256);
+    bnb_codebook_copy(BNB_CODEBOOK_DYNAMIC_UNSIGNED, qmap2.data(), 256);
+    bnb_optimizer_tensor tensor{.n = c.n, .g = g.data(), .p = p.data(), .state1 = state1.data(),
+                                .state2 = two_state ? state2.data() : nullptr, .absmax1 = absmax1.data(),
+                                .absmax2 = two_state ? absmax2.data() : nullptr, .unorm_vec = nullptr,
+                                .param_norm = 0.0f};
+    bnb_optimizer_hparams h{.beta1 = 0.9f, .beta2 = 0.999f, .beta3 = 0.0f, .alpha = 0.0f, .eps = 1e-8f,
+                            .weight_decay = 0.01f, .lr = 1e-3f, .gnorm_scale = 1.0f, .max_unorm = 0.0f, .step = 1,
+                            .skip_zeros = 0};
+    for (auto _ : state) {
+        if (!c.ok) break;
+        const bnb_status status =
+            blockwise ? bnb_optimizer_update_8bit_blockwise(kCpu, nullptr, optimizer, c.dtype, &tensor, 1,
+                                                            qmap1.data(), qmap2.data(), &h)
+                      : bnb_optimizer_update_32bit(kCpu, nullptr, optimizer, c.dtype, &tensor, 1, &h);
+        if (status != BNB_STATUS_SUCCESS) {
+            state.SkipWithError(bnb_last_error());
+            break;
+        }
+        ++h.step;
+        benchmark::DoNotOptimize(p.data());
+    }
+    const int64_t states = (two_state ? 2 : 1) * (c.n * state_bytes + (blockwise ? blocks * 4 : 0));
+    end_case(state, c.n * element_bytes(c.dtype) * 3 + states * 2);
+}
+
 // path x dtype x {2^12 (one thread), 2^20, 2^24} elements x op parameter.
 void cases(benchmark::internal::Benchmark* b, std::initializer_list<int64_t> parameters) {
     for (int64_t path : {0, 1, 2}) {
@@ -222,6 +262,7 @@ BENCHMARK(BM_CpuQuantizeBlockwise)->Apply([](auto* b) { cases(b, {256, 4096}); }
 BENCHMARK(BM_CpuDequantizeBlockwise)->Apply([](auto* b) { cases(b, {256, 4096}); });
 BENCHMARK(BM_CpuQuantize4bit)->Apply([](auto* b) { cases(b, {0, 1}); });
 BENCHMARK(BM_CpuDequantize4bit)->Apply([](auto* b) { cases(b, {0, 1}); });
+BENCHMARK(BM_CpuOptimizerUpdate)->Apply([](auto* b) { cases(b, {0, 1, 2}); });
 
 void int8_cases(benchmark::internal::Benchmark* b, std::initializer_list<int64_t> dtypes, int64_t log2n,
                 std::initializer_list<int64_t> parameters) {

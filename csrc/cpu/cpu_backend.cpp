@@ -8,6 +8,7 @@
 #include "fourbit/fourbit.h"
 #include "gemm_4bit/gemm_4bit.h"
 #include "int8/int8.h"
+#include "optimizer/optimizer.h"
 
 namespace bnb::cpu {
 namespace {
@@ -50,6 +51,8 @@ const BackendOps kCpuOps = {
     .int8_linear_matmul = int8_linear_matmul,
     .int8_mm_dequant = int8_mm_dequant,
     .int8_scaled_mm = int8_scaled_mm,
+    .optimizer_update_32bit = optimizer_update_32bit,
+    .optimizer_update_8bit_blockwise = optimizer_update_8bit_blockwise,
     .gemm_4bit_fused_max_rows = gemm_4bit_fused_max_rows,
     .gemm_4bit_workspace_size = gemm_4bit_workspace_size,
     // int8_scaled_mm keeps its tiles on each thread's stack: no workspace query.

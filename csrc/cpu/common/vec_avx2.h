@@ -591,4 +591,48 @@ struct Int8DotVnni {
     BNB_CPU_KERNEL_VNNI static Ints sum_a(Ints acc, Ints a) { return _mm256_dpbusd_avx_epi32(acc, _mm256_set1_epi8(1), a); }
 };
 
+// ---- optimizers --------------------------------------------------------------------
+
+// Per-lane conditions as all-ones / all-zeros lanes.
+using Mask = __m256;
+
+BNB_CPU_KERNEL inline Mask is_finite(Vec x) {
+    return _mm256_cmp_ps(magnitude(x), _mm256_set1_ps(std::numeric_limits<float>::infinity()), _CMP_LT_OQ);
+}
+BNB_CPU_KERNEL inline Mask is_nan(Vec x) { return _mm256_cmp_ps(x, x, _CMP_UNORD_Q); }
+BNB_CPU_KERNEL inline Mask is_zero(Vec x) { return _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_EQ_OQ); }
+BNB_CPU_KERNEL inline Mask is_greater(Vec a, Vec b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
+BNB_CPU_KERNEL inline Vec select(Mask m, Vec if_true, Vec if_false) { return _mm256_blendv_ps(if_false, if_true, m); }
+
+BNB_CPU_KERNEL inline Vec square_root(Vec x) { return _mm256_sqrt_ps(x); }
+
+// rcp_approx_ftz, its table gathered: entry m is bits 2(m % 16) .. of the
+// 32-bit word m / 16. The correctly rounded float32 quotient 1 / x equals the
+// reference's double quotient rounded to float32 (1 / x is never within 2^-49
+// relative of a float32 midpoint, so the double rounding cannot differ).
+BNB_CPU_KERNEL inline Vec reciprocal_approx(Vec x) {
+    const __m256i bits = _mm256_castps_si256(x);
+    const __m256i sign = _mm256_and_si256(bits, _mm256_set1_epi32(static_cast<int>(0x80000000u)));
+    const __m256i exponent_bits = _mm256_set1_epi32(0x7f800000);
+    const __m256i mantissa = _mm256_and_si256(bits, _mm256_set1_epi32(0x7fffff));
+    const __m256i exponent = _mm256_and_si256(bits, exponent_bits);
+    const __m256i exact = _mm256_castps_si256(_mm256_div_ps(_mm256_set1_ps(1.0f), x));
+    const __m256i words = _mm256_i32gather_epi32(reinterpret_cast<const int*>(bnb_rcp_approx_delta_table),
+                                                 _mm256_srli_epi32(mantissa, 4), 4);
+    const __m256i shift = _mm256_slli_epi32(_mm256_and_si256(mantissa, _mm256_set1_epi32(15)), 1);
+    const __m256i entry = _mm256_and_si256(_mm256_srlv_epi32(words, shift), _mm256_set1_epi32(3));
+    __m256i result = _mm256_sub_epi32(_mm256_add_epi32(exact, entry), _mm256_set1_epi32(1));
+    const __m256i zero_bits = _mm256_setzero_si256();
+    // A subnormal quotient flushes to zero.
+    result = _mm256_blendv_epi8(result, sign,
+                                _mm256_cmpeq_epi32(_mm256_and_si256(exact, exponent_bits), zero_bits));
+    // Zero or subnormal x: infinity; infinite x: zero; NaN x: the default NaN.
+    result = _mm256_blendv_epi8(result, _mm256_or_si256(sign, exponent_bits), _mm256_cmpeq_epi32(exponent, zero_bits));
+    const __m256i special = _mm256_cmpeq_epi32(exponent, exponent_bits);
+    const __m256i nan = _mm256_andnot_si256(_mm256_cmpeq_epi32(mantissa, zero_bits), special);
+    result = _mm256_blendv_epi8(result, sign, special);
+    result = _mm256_blendv_epi8(result, _mm256_set1_epi32(0x7fc00000), nan);
+    return _mm256_castsi256_ps(result);
+}
+
 }  // namespace bnb::cpu::avx2

@@ -607,4 +607,46 @@ struct Int8DotVnni {
     BNB_CPU_KERNEL_VNNI static Ints sum_a(Ints acc, Ints a) { return _mm512_dpbusd_epi32(acc, _mm512_set1_epi8(1), a); }
 };
 
+// ---- optimizers --------------------------------------------------------------------
+
+// Per-lane conditions as a mask register.
+using Mask = __mmask16;
+
+BNB_CPU_KERNEL inline Mask is_finite(Vec x) {
+    return _mm512_cmp_ps_mask(magnitude(x), _mm512_set1_ps(std::numeric_limits<float>::infinity()), _CMP_LT_OQ);
+}
+BNB_CPU_KERNEL inline Mask is_nan(Vec x) { return _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q); }
+BNB_CPU_KERNEL inline Mask is_zero(Vec x) { return _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_EQ_OQ); }
+BNB_CPU_KERNEL inline Mask is_greater(Vec a, Vec b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
+BNB_CPU_KERNEL inline Vec select(Mask m, Vec if_true, Vec if_false) { return _mm512_mask_blend_ps(m, if_false, if_true); }
+
+BNB_CPU_KERNEL inline Vec square_root(Vec x) { return _mm512_sqrt_ps(x); }
+
+// rcp_approx_ftz, its table gathered (vec_avx2.h says why the float32
+// quotient serves as the reference's double one).
+BNB_CPU_KERNEL inline Vec reciprocal_approx(Vec x) {
+    const __m512i bits = _mm512_castps_si512(x);
+    const __m512i sign = _mm512_and_si512(bits, _mm512_set1_epi32(static_cast<int>(0x80000000u)));
+    const __m512i exponent_bits = _mm512_set1_epi32(0x7f800000);
+    const __m512i mantissa = _mm512_and_si512(bits, _mm512_set1_epi32(0x7fffff));
+    const __m512i exponent = _mm512_and_si512(bits, exponent_bits);
+    const __m512i exact = _mm512_castps_si512(_mm512_div_ps(_mm512_set1_ps(1.0f), x));
+    const __m512i words = _mm512_i32gather_epi32(_mm512_srli_epi32(mantissa, 4), bnb_rcp_approx_delta_table, 4);
+    const __m512i shift = _mm512_slli_epi32(_mm512_and_si512(mantissa, _mm512_set1_epi32(15)), 1);
+    const __m512i entry = _mm512_and_si512(_mm512_srlv_epi32(words, shift), _mm512_set1_epi32(3));
+    __m512i result = _mm512_sub_epi32(_mm512_add_epi32(exact, entry), _mm512_set1_epi32(1));
+    const __m512i zero_bits = _mm512_setzero_si512();
+    // A subnormal quotient flushes to zero.
+    result = _mm512_mask_blend_epi32(_mm512_cmpeq_epi32_mask(_mm512_and_si512(exact, exponent_bits), zero_bits), result,
+                                     sign);
+    // Zero or subnormal x: infinity; infinite x: zero; NaN x: the default NaN.
+    result = _mm512_mask_blend_epi32(_mm512_cmpeq_epi32_mask(exponent, zero_bits), result,
+                                     _mm512_or_si512(sign, exponent_bits));
+    const __mmask16 special = _mm512_cmpeq_epi32_mask(exponent, exponent_bits);
+    const __mmask16 nan = special & _mm512_cmpneq_epi32_mask(mantissa, zero_bits);
+    result = _mm512_mask_blend_epi32(special, result, sign);
+    result = _mm512_mask_blend_epi32(nan, result, _mm512_set1_epi32(0x7fc00000));
+    return _mm512_castsi512_ps(result);
+}
+
 }  // namespace bnb::cpu::avx512

@@ -13,6 +13,7 @@
 #include "common/code_search.h"
 #include "common/float_types.h"
 #include "common/lanes.h"
+#include "common/rcp_approx.h"
 
 #define BNB_CPU_ISA scalar
 #define BNB_CPU_KERNEL
@@ -229,5 +230,23 @@ struct Int8Dot {
     static Ints dot(Ints acc, Ints a, Ints b) { return wrapping_add(acc, a * b); }
     static Ints sum_a(Ints acc, Ints a) { return wrapping_add(acc, a); }
 };
+
+// ---- optimizers ------------------------------------------------------------------
+
+// Per-lane conditions: bool here, a vector compare mask on the x86 layers.
+using Mask = bool;
+
+inline Mask is_finite(Vec x) { return std::isfinite(x); }
+inline Mask is_nan(Vec x) { return std::isnan(x); }
+inline Mask is_zero(Vec x) { return x == 0.0f; }
+inline Mask is_greater(Vec a, Vec b) { return a > b; }  // false where either is NaN
+inline Vec select(Mask m, Vec if_true, Vec if_false) { return m ? if_true : if_false; }
+
+// The correctly rounded square root (sqrtf of the CUDA build is approximate, see
+// the optimizer kernels for why this stays within the tolerance).
+inline Vec square_root(Vec x) { return std::sqrt(x); }
+
+// rcp.approx.ftz.f32 per lane (rcp_approx_ftz).
+inline Vec reciprocal_approx(Vec x) { return rcp_approx_ftz(x); }
 
 }  // namespace bnb::cpu::scalar

@@ -9,9 +9,11 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <type_traits>
 
 #include "common/code_search.h"
 #include "common/float_types.h"
 #include "common/fourbit_tables.h"
 #include "common/lanes.h"
+#include "common/rcp_approx.h"

@@ -425,7 +425,7 @@ struct OptimizerCase {
         if constexpr (kBlockwise) {
             call.pointers.insert({{"state1", b.storage("bytes_out")},   {"state2", b.storage("bytes_out_2")},
                                   {"absmax1", b.storage("absmax_out")}, {"absmax2", b.storage("stats_out_2")},
-                                  {"qmap1", b.storage("code")},         {"qmap2", b.storage("code")}});
+                                  {"qmap1", b.storage("code")},         {"qmap2", b.storage("unsigned_code")}});
         } else {
             call.pointers.insert({{"state1", b.storage("absmax_out")}, {"state2", b.storage("stats_out_2")}});
         }
@@ -454,7 +454,7 @@ OpSpec spec() {
 }  // namespace
 
 OpBuffers::OpBuffers() {
-    for (const char* role : {"floats_in", "code", "fourbit_code", "absmax_in", "bytes_in", "codes_in", "offset",
+    for (const char* role : {"floats_in", "code", "unsigned_code", "fourbit_code", "absmax_in", "bytes_in", "codes_in", "offset",
                              "bias", "workspace", "bytes_out", "absmax_out", "floats_out", "ints_in", "indices_in",
                              "count_in", "bytes_out_2", "stats_out_2", "indices_out", "count_out"}) {
         buffers_.emplace(role, AlignedBytes(kBufferBytes));
@@ -462,6 +462,7 @@ OpBuffers::OpBuffers() {
     fill_finite_floats(storage("floats_in"));
     fill_finite_floats(storage("bias"));
     fill_codebook(storage("code"), BNB_CODEBOOK_DYNAMIC_SIGNED);
+    fill_codebook(storage("unsigned_code"), BNB_CODEBOOK_DYNAMIC_UNSIGNED);
     fill_codebook(storage("fourbit_code"), BNB_CODEBOOK_NF4);
     fill_scales(storage("absmax_in"));
     fill_scales(storage("offset"));
