@@ -1075,3 +1075,96 @@ TEST_F(CudaOptimizerTest, PagedStatesUpdateAsDeviceStates) {
 }
 
 }  // namespace
+
+// ---- timings for the device session (disabled: they measure, they do not check) -------------
+// Run with --gtest_also_run_disabled_tests --gtest_filter='*TimesSteps*'. Targets of
+// the issue on an H200: AdamW8bit over 269M fp32 parameters <= 1.2 ms per step; a
+// LoRA-shaped list (448 tensors of 16 x 4096 bf16) <= 0.2 ms per step.
+
+// Milliseconds per call of `step`, averaged over `repeats` after a warm-up.
+template <typename Step>
+float milliseconds_per_step(Step&& step, int repeats) {
+    step();
+    cudaEvent_t start = nullptr, stop = nullptr;
+    EXPECT_TRUE(cuda_ok(cudaEventCreate(&start)));
+    EXPECT_TRUE(cuda_ok(cudaEventCreate(&stop)));
+    EXPECT_TRUE(cuda_ok(cudaEventRecord(start)));
+    for (int i = 0; i < repeats; ++i) step();
+    EXPECT_TRUE(cuda_ok(cudaEventRecord(stop)));
+    EXPECT_TRUE(cuda_ok(cudaEventSynchronize(stop)));
+    float total = 0.0f;
+    EXPECT_TRUE(cuda_ok(cudaEventElapsedTime(&total, start, stop)));
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    return total / static_cast<float>(repeats);
+}
+
+// `count` tensors of n elements in zeroed device memory (one allocation per part).
+struct ZeroedTensors {
+    ZeroedTensors(int64_t count, int64_t n, bnb_dtype dtype, bool blockwise)
+        : element(element_size(dtype)),
+          state(blockwise ? 1 : 4),
+          blocks((n + kBlock - 1) / kBlock),
+          g(static_cast<size_t>(count * n) * element),
+          p(static_cast<size_t>(count * n) * element),
+          state1(static_cast<size_t>(count * n) * state),
+          state2(static_cast<size_t>(count * n) * state),
+          absmax1(static_cast<size_t>(count * blocks) * 4),
+          absmax2(static_cast<size_t>(count * blocks) * 4) {
+        const size_t values = static_cast<size_t>(count * n);
+        const size_t absmax = static_cast<size_t>(count * blocks) * 4;
+        EXPECT_TRUE(cuda_ok(cudaMemset(g.get(), 0, values * element)));
+        EXPECT_TRUE(cuda_ok(cudaMemset(p.get(), 0, values * element)));
+        EXPECT_TRUE(cuda_ok(cudaMemset(state1.get(), 0, values * state)));
+        EXPECT_TRUE(cuda_ok(cudaMemset(state2.get(), 0, values * state)));
+        EXPECT_TRUE(cuda_ok(cudaMemset(absmax1.get(), 0, absmax)));
+        EXPECT_TRUE(cuda_ok(cudaMemset(absmax2.get(), 0, absmax)));
+        for (int64_t k = 0; k < count; ++k) {
+            bnb_optimizer_tensor t{};
+            t.n = n;
+            t.g = g.get<uint8_t>() + static_cast<size_t>(k * n) * element;
+            t.p = p.get<uint8_t>() + static_cast<size_t>(k * n) * element;
+            t.state1 = state1.get<uint8_t>() + static_cast<size_t>(k * n) * state;
+            t.state2 = state2.get<uint8_t>() + static_cast<size_t>(k * n) * state;
+            t.absmax1 = absmax1.get<float>() + k * blocks;
+            t.absmax2 = absmax2.get<float>() + k * blocks;
+            list.push_back(t);
+        }
+    }
+    size_t element, state;
+    int64_t blocks;
+    DeviceBuffer g, p, state1, state2, absmax1, absmax2;
+    std::vector<bnb_optimizer_tensor> list;
+};
+
+TEST_F(CudaOptimizerTest, DISABLED_TimesStepsAgainstTheTargets) {
+    struct Shape {
+        const char* name;
+        bnb_dtype dtype;
+        bool blockwise;
+        int64_t count;
+        int64_t n;
+    };
+    const Shape shapes[] = {
+        {"AdamW8bit, 269M fp32 params, 1 tensor", BNB_DTYPE_FLOAT32, true, 1, 269'000'000},
+        {"AdamW8bit, 269M bf16 params, 1 tensor", BNB_DTYPE_BFLOAT16, true, 1, 269'000'000},
+        {"AdamW 32-bit, 269M fp32 params, 1 tensor", BNB_DTYPE_FLOAT32, false, 1, 269'000'000},
+        {"AdamW8bit, LoRA 448 x 16x4096 bf16", BNB_DTYPE_BFLOAT16, true, 448, 16 * 4096},
+        {"AdamW 32-bit, LoRA 448 x 16x4096 bf16", BNB_DTYPE_BFLOAT16, false, 448, 16 * 4096},
+    };
+    for (const Shape& shape : shapes) {
+        ZeroedTensors tensors(shape.count, shape.n, shape.dtype, shape.blockwise);
+        const Problem problem{BNB_OPTIMIZER_ADAM, shape.dtype, shape.blockwise,
+                              preset(BNB_OPTIMIZER_ADAM, shape.dtype), {}};
+        const float ms = milliseconds_per_step(
+            [&] {
+                EXPECT_TRUE(succeeded(update(kCuda, problem, problem.hparams, tensors.list.data(), shape.count,
+                                             qmap1(), qmap2())));
+            },
+            20);
+        const double bytes_per_element = 2.0 * 2 * element_size(shape.dtype) - element_size(shape.dtype) +
+                                         2.0 * 2 * (shape.blockwise ? 1 : 4);  // g read; p, 2 states read + written
+        const double gbps = bytes_per_element * static_cast<double>(shape.count * shape.n) / (ms * 1e6);
+        std::printf("%-45s %8.3f ms/step  %7.0f GB/s\n", shape.name, ms, gbps);
+    }
+}
