@@ -473,6 +473,7 @@ struct Problem {
     std::vector<int64_t> sizes;
     float zero_fraction = 0.0f;  // of gradient elements set to 0 (skip_zeros)
     int offset = 0;              // elements each device pointer is shifted by
+    bool expect_clipping = false;  // the update norm exceeds its bound on every step
 };
 
 // Every tensor of the problem on the host and on the device.
@@ -700,6 +701,9 @@ protected:
                 if (!problem.blockwise && h.max_unorm > 0.0f && clips(problem.optimizer)) {
                     EXPECT_TRUE(values_close({got[k].unorm}, {expected[k].unorm}, 1e-3f, 0.0f, BNB_DTYPE_FLOAT32,
                                              where + " unorm_vec"));
+                    if (problem.expect_clipping) {
+                        EXPECT_GT(std::sqrt(expected[k].unorm), h.max_unorm * expected[k].param_norm) << where;
+                    }
                 }
             }
             if (HasFailure()) return;
@@ -879,9 +883,13 @@ class CudaOptimizerClipping : public CudaOptimizerTest,
 
 TEST_P(CudaOptimizerClipping, ScalesByTheClippedNorm) {
     const auto [optimizer, dtype] = GetParam();
-    Problem problem{optimizer, dtype, false, preset(optimizer, dtype), {1, 300, 5000, 70001}};
-    // Small enough to clip every step (the update norm grows with n).
-    problem.hparams.max_unorm = 1e-3f;
+    Problem problem{optimizer, dtype, false, preset(optimizer, dtype), {300, 5000, 70001}};
+    // About a third of the unclipped update norm relative to ||p|| (adam's u is ~1
+    // per element, momentum's ~0.1, rmsprop's ~10; p is uniform in [-1, 1]): every
+    // step clips, and the scaled update stays large enough to check the scale.
+    const Rule rule = rule_of(optimizer);
+    problem.hparams.max_unorm = rule == Rule::kAdam ? 0.5f : rule == Rule::kMomentum ? 0.05f : 5.0f;
+    problem.expect_clipping = true;
     check_against_reference(problem, 3);
 }
 
