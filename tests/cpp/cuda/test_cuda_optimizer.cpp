@@ -4,7 +4,8 @@
 // formats.md sections 6 and 7, step by step (each step's reference starts from the
 // device's previous state, so that an allowed rounding difference does not grow
 // over the steps): odd sizes, tail blocks, n < 256, a block of zero gradients, many
-// tensors in one call. Then: a list gives the bytes of one call per tensor (also
+// tensors in one call. Upstream's golden trajectories (3 steps of its optimizer
+// classes, each step from upstream's previous state). Then: a list gives the bytes of one call per tensor (also
 // past the kernel-parameter table, 1000 tensors), unaligned pointers give the bytes
 // of aligned ones, update-norm clipping, skip_zeros, NaN and inf gradients, a CUDA
 // graph of a step, paged memory, and agreement with the CPU backend when it has the
@@ -26,6 +27,8 @@
 #include "cuda/device_buffer.h"
 #include "support/abi_assertions.h"
 #include "support/float16.h"
+#include "support/golden.h"
+#include "support/golden_params.h"
 
 using namespace bnb_test;
 
@@ -442,6 +445,13 @@ std::vector<float> codebook(bnb_codebook which) {
     return values;
 }
 
+// The case's map of `role` (upstream's qmap), else the library's.
+std::vector<float> qmap_or_default(const GoldenCase& golden, const std::string& role, bnb_codebook fallback) {
+    if (!golden.has(role)) return codebook(fallback);
+    const TensorView& view = golden.tensor(role);
+    return decode(view.data, static_cast<size_t>(view.numel()), BNB_DTYPE_FLOAT32);
+}
+
 // ---- one problem: a list of tensors, stepped on the device ---------------------------------
 
 bnb_optimizer_hparams preset(bnb_optimizer optimizer, bnb_dtype dtype) {
@@ -839,6 +849,132 @@ INSTANTIATE_TEST_SUITE_P(
                        ::testing::Values(BNB_DTYPE_FLOAT32, BNB_DTYPE_FLOAT16, BNB_DTYPE_BFLOAT16),
                        ::testing::Bool()),
     reference_name);
+
+// ---- upstream's trajectories (golden_optim: 64 x 64 fp32 parameters, 3 steps) ------------------
+
+struct GoldenOptimizer {
+    const char* name;
+    bnb_optimizer optimizer;
+    bool blockwise;
+    bnb_optimizer_hparams hparams;  // the class defaults (formats.md 8.2), step filled per step
+};
+
+// The classes whose defaults fix every hyper-parameter (SGD needs an lr the case
+// does not record).
+const GoldenOptimizer* golden_optimizer(const std::string& name) {
+    static const GoldenOptimizer known[] = {
+        {"Adam8bit", BNB_OPTIMIZER_ADAM, true, {0.9f, 0.999f, 0.0f, 0.0f, 1e-8f, 0.0f, 1e-3f, 1.0f, 0.0f, 1, 0}},
+        {"AdamW8bit", BNB_OPTIMIZER_ADAM, true, {0.9f, 0.999f, 0.0f, 0.0f, 1e-8f, 1e-2f, 1e-3f, 1.0f, 0.0f, 1, 0}},
+        {"PagedAdamW8bit", BNB_OPTIMIZER_ADAM, true, {0.9f, 0.999f, 0.0f, 0.0f, 1e-8f, 1e-2f, 1e-3f, 1.0f, 0.0f, 1, 0}},
+        {"Lion8bit", BNB_OPTIMIZER_LION, true, {0.9f, 0.99f, 0.0f, 0.0f, 0.0f, 0.0f, 1e-4f, 1.0f, 0.0f, 1, 0}},
+        {"RMSprop8bit", BNB_OPTIMIZER_RMSPROP, true, {0.99f, 0.0f, 0.0f, 0.0f, 1e-8f, 0.0f, 1e-2f, 1.0f, 0.0f, 1, 0}},
+        {"AdEMAMix8bit", BNB_OPTIMIZER_ADEMAMIX, true,
+         {0.9f, 0.999f, 0.9999f, 5.0f, 1e-8f, 1e-2f, 1e-3f, 1.0f, 0.0f, 1, 0}},
+        {"Adam32bit", BNB_OPTIMIZER_ADAM, false, {0.9f, 0.999f, 0.0f, 0.0f, 1e-8f, 0.0f, 1e-3f, 1.0f, 0.0f, 1, 0}},
+    };
+    for (const GoldenOptimizer& entry : known) {
+        if (name == entry.name) return &entry;
+    }
+    return nullptr;
+}
+
+class CudaGoldenOptimizer : public GoldenCaseTest {
+protected:
+    void SetUp() override {
+        if (!bnb_backend_built(BNB_DEVICE_CUDA)) GTEST_SKIP() << "the CUDA backend is not built into this library";
+        if (!bnb_backend_available(BNB_DEVICE_CUDA)) GTEST_SKIP() << "no CUDA device";
+        GoldenCaseTest::SetUp();
+    }
+};
+
+// Each step from upstream's state after the previous one (zeros before the first):
+// 8-bit codes and absmax as upstream's (rare +-1 codes allowed), parameters and
+// 32-bit states within 1e-5 relative (FMA contraction, formats.md 8.0).
+TEST_P(CudaGoldenOptimizer, StepsMatchUpstream) {
+    const GoldenCase& golden = GetParam();
+    const GoldenOptimizer* setup = golden_optimizer(golden.name);
+    if (setup == nullptr) GTEST_SKIP() << golden.name << ": hyper-parameters not recorded in the case";
+    const int64_t n = golden.tensor("param0").numel();
+    const int64_t blocks = (n + kBlock - 1) / kBlock;
+    const bool has_s2 = two_state(setup->optimizer);
+    const size_t state_bytes = static_cast<size_t>(n * state1_factor(setup->optimizer)) * (setup->blockwise ? 1 : 4);
+    const size_t state2_bytes = has_s2 ? static_cast<size_t>(n) * (setup->blockwise ? 1 : 4) : 0;
+    const size_t absmax1_bytes = setup->blockwise ? static_cast<size_t>(blocks * state1_factor(setup->optimizer)) * 4 : 0;
+    const size_t absmax2_bytes = setup->blockwise && has_s2 ? static_cast<size_t>(blocks) * 4 : 0;
+    DeviceBuffer g(static_cast<size_t>(n) * 4), p(static_cast<size_t>(n) * 4), state1(state_bytes),
+        state2(state2_bytes), absmax1(absmax1_bytes), absmax2(absmax2_bytes);
+    const auto upload = [](const DeviceBuffer& buffer, const void* host, size_t bytes) {
+        if (bytes > 0) EXPECT_TRUE(cuda_ok(cudaMemcpy(buffer.get(), host, bytes, cudaMemcpyHostToDevice)));
+    };
+    const auto download = [](const DeviceBuffer& buffer, size_t bytes) {
+        std::vector<uint8_t> host(bytes);
+        if (bytes > 0) EXPECT_TRUE(cuda_ok(cudaMemcpy(host.data(), buffer.get(), bytes, cudaMemcpyDeviceToHost)));
+        return host;
+    };
+    const std::vector<uint8_t> zeros(std::max({state_bytes, state2_bytes, absmax1_bytes}), 0);
+    const DeviceBuffer qmap1(qmap_or_default(golden, "state1.qmap1", BNB_CODEBOOK_DYNAMIC_SIGNED).data(), 256 * 4);
+    const DeviceBuffer qmap2(qmap_or_default(golden, "state1.qmap2", BNB_CODEBOOK_DYNAMIC_UNSIGNED).data(), 256 * 4);
+    bnb_optimizer_tensor tensor{};
+    tensor.n = n;
+    tensor.g = g.get();
+    tensor.p = p.get();
+    tensor.state1 = state1.get();
+    tensor.state2 = has_s2 ? state2.get() : nullptr;
+    tensor.absmax1 = setup->blockwise ? absmax1.get<float>() : nullptr;
+    tensor.absmax2 = setup->blockwise && has_s2 ? absmax2.get<float>() : nullptr;
+    for (int step = 1; golden.has("param" + std::to_string(step)); ++step) {
+        SCOPED_TRACE("step " + std::to_string(step));
+        const std::string before = "state" + std::to_string(step - 1) + ".";
+        const std::string after = "state" + std::to_string(step) + ".";
+        const auto state_of = [&](const std::string& prefix, const char* name) -> const void* {
+            return step == 1 ? static_cast<const void*>(zeros.data()) : golden.tensor(prefix + name).data;
+        };
+        upload(g, golden.tensor("grad" + std::to_string(step - 1)).data, static_cast<size_t>(n) * 4);
+        upload(p, golden.tensor("param" + std::to_string(step - 1)).data, static_cast<size_t>(n) * 4);
+        upload(state1, state_of(before, "state1"), state_bytes);
+        upload(state2, has_s2 ? state_of(before, "state2") : nullptr, state2_bytes);
+        upload(absmax1, setup->blockwise ? state_of(before, "absmax1") : nullptr, absmax1_bytes);
+        upload(absmax2, setup->blockwise && has_s2 ? state_of(before, "absmax2") : nullptr, absmax2_bytes);
+        bnb_optimizer_hparams h = setup->hparams;
+        h.step = step;
+        const bnb_status status =
+            setup->blockwise
+                ? bnb_optimizer_update_8bit_blockwise(kCuda, nullptr, setup->optimizer, BNB_DTYPE_FLOAT32, &tensor, 1,
+                                                      qmap1.get<float>(), qmap2.get<float>(), &h)
+                : bnb_optimizer_update_32bit(kCuda, nullptr, setup->optimizer, BNB_DTYPE_FLOAT32, &tensor, 1, &h);
+        ASSERT_TRUE(succeeded(status));
+        ASSERT_TRUE(cuda_ok(cudaDeviceSynchronize()));
+        const auto floats = [](const std::vector<uint8_t>& bytes) { return from_bytes<float>(bytes); };
+        const auto golden_floats = [&](const std::string& role) {
+            const TensorView& view = golden.tensor(role);
+            return decode(view.data, static_cast<size_t>(view.numel()), BNB_DTYPE_FLOAT32);
+        };
+        EXPECT_TRUE(values_close(floats(download(p, static_cast<size_t>(n) * 4)),
+                                 golden_floats("param" + std::to_string(step)), 1e-5f, 0.0f, BNB_DTYPE_FLOAT32, "p"));
+        if (setup->blockwise) {
+            const TensorView& codes1 = golden.tensor(after + "state1");
+            EXPECT_TRUE(codes_close(download(state1, state_bytes),
+                                    std::vector<uint8_t>(codes1.data, codes1.data + codes1.bytes), "state1"));
+            EXPECT_TRUE(values_close(floats(download(absmax1, absmax1_bytes)), golden_floats(after + "absmax1"), 1e-6f,
+                                     0.0f, BNB_DTYPE_FLOAT32, "absmax1"));
+            if (has_s2) {
+                const TensorView& codes2 = golden.tensor(after + "state2");
+                EXPECT_TRUE(codes_close(download(state2, state2_bytes),
+                                        std::vector<uint8_t>(codes2.data, codes2.data + codes2.bytes), "state2"));
+                EXPECT_TRUE(values_close(floats(download(absmax2, absmax2_bytes)), golden_floats(after + "absmax2"),
+                                         1e-6f, 0.0f, BNB_DTYPE_FLOAT32, "absmax2"));
+            }
+        } else {
+            EXPECT_TRUE(values_close(floats(download(state1, state_bytes)), golden_floats(after + "state1"), 1e-5f, 0.0f,
+                                     BNB_DTYPE_FLOAT32, "state1"));
+            EXPECT_TRUE(values_close(floats(download(state2, state2_bytes)), golden_floats(after + "state2"), 1e-5f, 0.0f,
+                                     BNB_DTYPE_FLOAT32, "state2"));
+        }
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Upstream, CudaGoldenOptimizer, ::testing::ValuesIn(golden_cases_with_role("optim", "param0")),
+                         golden_case_name);
 
 // ---- lists ------------------------------------------------------------------------------------
 
