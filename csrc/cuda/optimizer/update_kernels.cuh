@@ -325,7 +325,7 @@ __device__ __forceinline__ void fill_code_tables(CodeTables& tables, const float
 // zero block becomes 255).
 __device__ __forceinline__ uint32_t requantize_signed(const CodeTables& tables, float v, float absmax) {
     const uint32_t code = search_code<TopBracket::kOne>(tables.tree1, tables.map1, __fdividef(v, absmax));
-    if (signbit(tables.map1[code]) == signbit(v)) return code;
+    if ((__float_as_uint(tables.map1[code]) >> 31) == (__float_as_uint(v) >> 31)) return code;
     return (v > 0.0f ? code + 1u : code - 1u) & 0xffu;
 }
 
