@@ -454,6 +454,11 @@ std::vector<float> qmap_or_default(const GoldenCase& golden, const std::string& 
 
 // ---- one problem: a list of tensors, stepped on the device ---------------------------------
 
+// Weight decay 2^-7: p * wd is exact, so the coupled decay g + p * wd rounds once
+// whether or not the compiler fuses it (upstream's kernels fuse it for some
+// elements only, formats.md 0), and fp16/bf16 gradients round identically.
+constexpr float kWeightDecay = 0.0078125f;
+
 bnb_optimizer_hparams preset(bnb_optimizer optimizer, bnb_dtype dtype) {
     bnb_optimizer_hparams h{};
     h.gnorm_scale = 1.0f;
@@ -461,15 +466,15 @@ bnb_optimizer_hparams preset(bnb_optimizer optimizer, bnb_dtype dtype) {
     // bf16 parameters need a step above their resolution to move at all.
     const float lr_scale = dtype == BNB_DTYPE_BFLOAT16 ? 10.0f : 1.0f;
     switch (rule_of(optimizer)) {
-        case Rule::kAdam: h.beta1 = 0.9f, h.beta2 = 0.999f, h.eps = 1e-8f, h.weight_decay = 1e-2f, h.lr = 1e-3f; break;
+        case Rule::kAdam: h.beta1 = 0.9f, h.beta2 = 0.999f, h.eps = 1e-8f, h.weight_decay = kWeightDecay, h.lr = 1e-3f; break;
         case Rule::kAdemamix:
             h.beta1 = 0.9f, h.beta2 = 0.999f, h.beta3 = 0.9999f, h.alpha = 5.0f, h.eps = 1e-8f;
-            h.weight_decay = 1e-2f, h.lr = 1e-3f;
+            h.weight_decay = kWeightDecay, h.lr = 1e-3f;
             break;
-        case Rule::kMomentum: h.beta1 = 0.9f, h.weight_decay = 1e-2f, h.lr = 1e-2f; break;
-        case Rule::kRmsprop: h.beta1 = 0.99f, h.eps = 1e-8f, h.weight_decay = 1e-2f, h.lr = 1e-3f; break;
-        case Rule::kAdagrad: h.eps = 1e-10f, h.weight_decay = 1e-2f, h.lr = 1e-2f; break;
-        case Rule::kLion: h.beta1 = 0.9f, h.beta2 = 0.99f, h.weight_decay = 1e-2f, h.lr = 1e-4f; break;
+        case Rule::kMomentum: h.beta1 = 0.9f, h.weight_decay = kWeightDecay, h.lr = 1e-2f; break;
+        case Rule::kRmsprop: h.beta1 = 0.99f, h.eps = 1e-8f, h.weight_decay = kWeightDecay, h.lr = 1e-3f; break;
+        case Rule::kAdagrad: h.eps = 1e-10f, h.weight_decay = kWeightDecay, h.lr = 1e-2f; break;
+        case Rule::kLion: h.beta1 = 0.9f, h.beta2 = 0.99f, h.weight_decay = kWeightDecay, h.lr = 1e-4f; break;
     }
     h.lr *= lr_scale;
     return h;
