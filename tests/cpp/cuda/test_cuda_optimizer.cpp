@@ -864,15 +864,17 @@ struct GoldenOptimizer {
     bnb_optimizer_hparams hparams;  // the class defaults (formats.md 8.2), step filled per step
 };
 
-// The classes whose defaults fix every hyper-parameter (SGD needs an lr the case
-// does not record).
+// The classes' defaults, except where the case does not record the lr its producer
+// passed: RMSprop8bit's first step moves every element by 10 lr (lr = 1e-3, not the
+// default 1e-2) and SGD8bit's by lr * |g| (lr = 1e-2, momentum 0.9).
 const GoldenOptimizer* golden_optimizer(const std::string& name) {
     static const GoldenOptimizer known[] = {
         {"Adam8bit", BNB_OPTIMIZER_ADAM, true, {0.9f, 0.999f, 0.0f, 0.0f, 1e-8f, 0.0f, 1e-3f, 1.0f, 0.0f, 1, 0}},
         {"AdamW8bit", BNB_OPTIMIZER_ADAM, true, {0.9f, 0.999f, 0.0f, 0.0f, 1e-8f, 1e-2f, 1e-3f, 1.0f, 0.0f, 1, 0}},
         {"PagedAdamW8bit", BNB_OPTIMIZER_ADAM, true, {0.9f, 0.999f, 0.0f, 0.0f, 1e-8f, 1e-2f, 1e-3f, 1.0f, 0.0f, 1, 0}},
         {"Lion8bit", BNB_OPTIMIZER_LION, true, {0.9f, 0.99f, 0.0f, 0.0f, 0.0f, 0.0f, 1e-4f, 1.0f, 0.0f, 1, 0}},
-        {"RMSprop8bit", BNB_OPTIMIZER_RMSPROP, true, {0.99f, 0.0f, 0.0f, 0.0f, 1e-8f, 0.0f, 1e-2f, 1.0f, 0.0f, 1, 0}},
+        {"SGD8bit_momentum", BNB_OPTIMIZER_MOMENTUM, true, {0.9f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 1e-2f, 1.0f, 0.0f, 1, 0}},
+        {"RMSprop8bit", BNB_OPTIMIZER_RMSPROP, true, {0.99f, 0.0f, 0.0f, 0.0f, 1e-8f, 0.0f, 1e-3f, 1.0f, 0.0f, 1, 0}},
         {"AdEMAMix8bit", BNB_OPTIMIZER_ADEMAMIX, true,
          {0.9f, 0.999f, 0.9999f, 5.0f, 1e-8f, 1e-2f, 1e-3f, 1.0f, 0.0f, 1, 0}},
         {"Adam32bit", BNB_OPTIMIZER_ADAM, false, {0.9f, 0.999f, 0.0f, 0.0f, 1e-8f, 0.0f, 1e-3f, 1.0f, 0.0f, 1, 0}},
