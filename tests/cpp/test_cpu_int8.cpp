@@ -641,9 +641,12 @@ TEST_P(CpuInt8, ScaledMmWithOutliersMatchesAFloat64Reference) {
             ASSERT_FALSE(qx.outlier_cols.empty());
             const std::vector<uint8_t> bias = encode(random_bias(s.N, seed), dtype);
             const int64_t count = static_cast<int64_t>(qx.outlier_cols.size());
-            const std::vector<uint8_t> out = scaled_mm(c, dtype, dtype, bias.data(), X.data(), qx.outlier_cols.data(), &count);
+            // The C ABI reads outlier_cols as K entries of capacity (the used prefix is count).
+            std::vector<int64_t> outlier_cols = qx.outlier_cols;
+            outlier_cols.resize(static_cast<size_t>(s.K));
+            const std::vector<uint8_t> out = scaled_mm(c, dtype, dtype, bias.data(), X.data(), outlier_cols.data(), &count);
             const std::vector<uint8_t> scalar = on_scalar_path(GetParam(), [&] {
-                return scaled_mm(c, dtype, dtype, bias.data(), X.data(), qx.outlier_cols.data(), &count);
+                return scaled_mm(c, dtype, dtype, bias.data(), X.data(), outlier_cols.data(), &count);
             });
             const std::string where = GetParam() + " " + dtype_label(dtype) + " " + std::to_string(s.M) + "x" +
                                       std::to_string(s.N) + "x" + std::to_string(s.K);
