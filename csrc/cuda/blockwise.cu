@@ -8,36 +8,6 @@
 namespace bnb::cuda {
 namespace {
 
-constexpr int kCodeSize = 256;
-
-constexpr int kSearchLevels = 7;
-constexpr int kTreeNodes = (1 << kSearchLevels) - 1;  // the pivots compared during the descent
-
-// Upstream's deterministic code search (dQuantize) visits the pivots of a fixed
-// binary tree: 127, then 127 -+ 64, ... (odd indices), ending on an even leaf p.
-// The tree is stored breadth-first (node i has children 2i + 1 and 2i + 2), so
-// the lanes of a warp read distinct banks at every level. Node (level l,
-// position k) is pivot (2k + 1) * 2^(7 - l) - 1.
-__device__ __forceinline__ int tree_pivot(int node) {
-    const int level = 31 - __clz(node + 1);
-    const int position = node + 1 - (1 << level);
-    return ((2 * position + 1) << (kSearchLevels - level)) - 1;
-}
-
-// The bracketing values upstream keeps (last pivot below and above s) are the
-// leaf's in-order neighbours p - 1 and p + 1; upstream substitutes code[0] and
-// code[255] at the ends, where the result is p either way or p + 1 = 255.
-__device__ __forceinline__ uint32_t search_code(const float* tree, const float* code, float s) {
-    int node = 0;
-#pragma unroll
-    for (int level = 0; level < kSearchLevels; ++level) node = 2 * node + (s > tree[node] ? 2 : 1);
-    const int p = 2 * (node - kTreeNodes);
-    const float value = code[p];
-    if (s > value) return static_cast<uint32_t>(s > (code[p + 1] + value) * 0.5f ? p + 1 : p);
-    if (p == 0) return 0;
-    return static_cast<uint32_t>(s < (code[p - 1] + value) * 0.5f ? p - 1 : p);
-}
-
 // One thread per 8 consecutive elements, blocksize / 8 threads per quantization block.
 template <typename T>
 __global__ void __launch_bounds__(tuning::kQuantizeMaxThreads)
@@ -60,7 +30,7 @@ __global__ void __launch_bounds__(tuning::kQuantizeMaxThreads)
     const float reciprocal = rcp_approx_ftz(block_absmax);
     uint32_t codes[8];
 #pragma unroll
-    for (int j = 0; j < 8; ++j) codes[j] = search_code(tree, code_table, mul_ftz(v[j], reciprocal));
+    for (int j = 0; j < 8; ++j) codes[j] = search_code<TopBracket::kCode>(tree, code_table, mul_ftz(v[j], reciprocal));
     if (vector_stores && first + 8 <= n) {
         uint2 packed;
         packed.x = codes[0] | (codes[1] << 8) | (codes[2] << 16) | (codes[3] << 24);

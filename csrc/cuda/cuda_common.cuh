@@ -172,13 +172,15 @@ private:
     bool changed_ = false;
 };
 
-// BNB_STATUS_SUCCESS, or the launch error of the last kernel named after `op`.
-inline bnb_status check_launch(const char* op) {
-    const cudaError_t error = cudaGetLastError();
+// BNB_STATUS_SUCCESS, or `error` of a CUDA call reported as the failure of `what`.
+inline bnb_status check_cuda(cudaError_t error, const std::string& what) {
     if (error == cudaSuccess) return BNB_STATUS_SUCCESS;
     return fail(error == cudaErrorMemoryAllocation ? BNB_STATUS_OUT_OF_MEMORY : BNB_STATUS_BACKEND_ERROR,
-                std::string(op) + ": CUDA error " + cudaGetErrorName(error) + ": " + cudaGetErrorString(error));
+                what + ": CUDA error " + cudaGetErrorName(error) + ": " + cudaGetErrorString(error));
 }
+
+// BNB_STATUS_SUCCESS, or the launch error of the last kernel named after `op`.
+inline bnb_status check_launch(const char* op) { return check_cuda(cudaGetLastError(), op); }
 
 struct DeviceInfo {
     int sm_count;

@@ -1,5 +1,6 @@
 // The CUDA backend's slot functions, defined per kernel family (blockwise.cu,
-// fourbit.cu, gemm_4bit/select.cu, int8/); cuda_backend.cu puts them in the table.
+// fourbit.cu, gemm_4bit/select.cu, int8/, optimizer/select.cu, paged.cu);
+// cuda_backend.cu puts them in the table.
 #pragma once
 
 #include "backend.h"
@@ -20,5 +21,10 @@ bnb_status int8_linear_matmul(const Int8MatmulArgs& args);
 bnb_status int8_mm_dequant(const Int8MmDequantArgs& args);
 bnb_status int8_scaled_mm(const Int8ScaledMmArgs& args);
 bnb_status int8_scaled_mm_workspace_size(const Int8ScaledMmShape& shape, int64_t* bytes);
+bnb_status optimizer_update_32bit(const OptimizerUpdateArgs& args);
+bnb_status optimizer_update_8bit_blockwise(const OptimizerUpdateArgs& args);
+bnb_status paged_alloc(bnb_device device, int64_t bytes, void** out);
+bnb_status paged_free(bnb_device device, void* ptr);
+bnb_status paged_prefetch(bnb_device device, void* stream, const void* ptr, int64_t bytes, bool to_device);
 
 }  // namespace bnb::cuda

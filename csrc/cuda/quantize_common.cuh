@@ -1,6 +1,6 @@
 // Pieces shared by the quantizers (blockwise 8-bit and 4-bit) and dequantizers:
-// the 8-element loads, the per-block absmax reduction, the 4-bit encoders and
-// the 16-byte stores.
+// the 8-element loads, the per-block absmax reduction, the 8-bit code search
+// (also the optimizers' requantization), the 4-bit encoders and the 16-byte stores.
 #pragma once
 
 #include <type_traits>
@@ -84,6 +84,46 @@ __device__ __forceinline__ float absmax8(const float (&v)[8]) {
 #pragma unroll
     for (int j = 0; j < 8; ++j) local = fmaxf(local, fabsf(v[j]));
     return local;
+}
+
+// ---- 8-bit code search (formats.md section 2, step 4) ---------------------------------------
+
+constexpr int kCodeSize = 256;
+constexpr int kSearchLevels = 7;
+constexpr int kTreeNodes = (1 << kSearchLevels) - 1;  // the pivots compared during the descent
+
+// Upstream's deterministic code search (dQuantize) visits the pivots of a fixed
+// binary tree: 127, then 127 -+ 64, ... (odd indices), ending on an even leaf p.
+// The tree is stored breadth-first (node i has children 2i + 1 and 2i + 2), so
+// the lanes of a warp read distinct banks at every level. Node (level l,
+// position k) is pivot (2k + 1) * 2^(7 - l) - 1.
+__device__ __forceinline__ int tree_pivot(int node) {
+    const int level = 31 - __clz(node + 1);
+    const int position = node + 1 - (1 << level);
+    return ((2 * position + 1) << (kSearchLevels - level)) - 1;
+}
+
+// The upper bracket of the top leaf (p = 254, reached when s exceeds every pivot):
+// quantize_blockwise substitutes code[255] for it, the optimizers' requantization
+// (formats.md section 6.0) keeps the search's start value 1.0.
+enum class TopBracket { kCode, kOne };
+
+// The bracketing values upstream keeps (last pivot below and above s) are the
+// leaf's in-order neighbours p - 1 and p + 1, except at the top as above; at the
+// bottom (p = 0) the result is 0 whatever the lower bracket.
+template <TopBracket kTop>
+__device__ __forceinline__ uint32_t search_code(const float* tree, const float* code, float s) {
+    int node = 0;
+#pragma unroll
+    for (int level = 0; level < kSearchLevels; ++level) node = 2 * node + (s > tree[node] ? 2 : 1);
+    const int p = 2 * (node - kTreeNodes);
+    const float value = code[p];
+    if (s > value) {
+        const float upper = kTop == TopBracket::kOne && p == kCodeSize - 2 ? 1.0f : code[p + 1];
+        return static_cast<uint32_t>(s > (upper + value) * 0.5f ? p + 1 : p);
+    }
+    if (p == 0) return 0;
+    return static_cast<uint32_t>(s < (code[p - 1] + value) * 0.5f ? p - 1 : p);
 }
 
 // ---- 4-bit encoders (formats.md section 3.1) -----------------------------------------------

@@ -38,6 +38,31 @@ using cudaDeviceProp = hipDeviceProp_t;
 #define cudaGetDeviceCount hipGetDeviceCount
 #define cudaGetDeviceProperties hipGetDeviceProperties
 #define cudaOccupancyMaxActiveBlocksPerMultiprocessor hipOccupancyMaxActiveBlocksPerMultiprocessor
+#define cudaDeviceSynchronize hipDeviceSynchronize
+#define cudaDeviceGetAttribute hipDeviceGetAttribute
+#define cudaDevAttrConcurrentManagedAccess hipDeviceAttributeConcurrentManagedAccess
+#define cudaMemGetInfo hipMemGetInfo
+#define cudaMallocManaged hipMallocManaged
+#define cudaMemAttachGlobal hipMemAttachGlobal
+#define cudaMemset hipMemset
+#define cudaFree hipFree
+
+// CUDA 13's prefetch destination; the HIP call takes a device ordinal, the host
+// being hipCpuDeviceId.
+enum cudaMemLocationType { cudaMemLocationTypeDevice = 1, cudaMemLocationTypeHost = 2 };
+struct cudaMemLocation {
+    cudaMemLocationType type;
+    int id;
+};
+inline hipError_t cudaMemPrefetchAsync(const void* ptr, size_t count, cudaMemLocation location, unsigned int flags,
+                                       hipStream_t stream) {
+    (void)flags;
+    return hipMemPrefetchAsync(ptr, count, location.type == cudaMemLocationTypeDevice ? location.id : hipCpuDeviceId,
+                               stream);
+}
+
+// Kernel parameters are read in place on every platform HIP targets.
+#define __grid_constant__
 
 // ---- warp shuffles ------------------------------------------------------------------------
 // The kernels group lanes by 32 on every platform (wave64 GPUs run two groups per
