@@ -45,7 +45,9 @@ OptimizerScalars derive_scalars(const bnb_optimizer_hparams& h) {
     k.correction1 = flushed(1.0f - std::pow(k.beta1, step));
     k.norm_correction2 = flushed(1.0f - std::pow(k.beta2, step));
     k.correction2 = flushed(std::sqrt(k.norm_correction2));
-    k.step_size = ftz_mul(ftz_mul(k.neg_lr, k.correction2), rcp_approx_ftz(k.correction1));
+    k.rcp_correction1 = rcp_approx_ftz(k.correction1);
+    k.rcp_correction2 = rcp_approx_ftz(k.correction2);
+    k.step_size = ftz_mul(ftz_mul(k.neg_lr, k.correction2), k.rcp_correction1);
     k.eps_correction2 = ftz_mul(k.eps, k.correction2);
     k.decay = flushed(1.0f - ftz_mul(k.lr, k.weight_decay));
     k.first_step = h.step == 1;

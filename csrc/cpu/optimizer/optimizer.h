@@ -55,6 +55,8 @@ struct OptimizerScalars {
     float correction1;       // 1 - beta1^step
     float correction2;       // sqrt(1 - beta2^step)
     float norm_correction2;  // 1 - beta2^step, of the clipping pass
+    float rcp_correction1;   // rcp.approx(correction1): dividing by it is multiplying by this
+    float rcp_correction2;   // rcp.approx(correction2)
     float step_size;         // -lr * correction2 / correction1
     float eps_correction2;   // eps * correction2
     float decay;             // 1 - lr * weight_decay
