@@ -3,7 +3,7 @@ torch op, in one process (upstream's interpreter), the two interleaved run by ru
 so that the load of a shared machine falls on both alike; medians are printed.
 
   /work/.venv-upstream/bin/python benchmarks/bench_cpu_optimizer_op.py \\
-      --library build/ctest/libbitsandbytes.so --log2n 20 24 --repeats 15
+      --library build/ctest/libbitsandbytes.so [--baseline build/base/libbitsandbytes.so] --log2n 20 24
 """
 
 import argparse
@@ -93,18 +93,22 @@ def timed(run, inner):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--library", default="build/ctest/libbitsandbytes.so")
+    parser.add_argument("--baseline", help="another build of this library (say, before a change), timed as 'before'")
     parser.add_argument("--log2n", type=int, nargs="+", default=[20, 24])
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--ops", nargs="+", default=["8bit", "32bit"])
     parser.add_argument("--skip-upstream", action="store_true")
     args = parser.parse_args()
     lib = ctypes.CDLL(args.library)
+    baseline = ctypes.CDLL(args.baseline) if args.baseline else None
     print(f"torch threads {torch.get_num_threads()}")
     for op in args.ops:
         for log2n in args.log2n:
             n = 1 << log2n
             blockwise = op == "8bit"
             runs = {"ours": ours_step(lib, blockwise, n)}
+            if baseline is not None:
+                runs["before"] = ours_step(baseline, blockwise, n)
             if not args.skip_upstream:
                 runs["upstream"] = upstream_step(blockwise, n)
             inner = max(1, (1 << 22) // n)
