@@ -207,6 +207,24 @@ BNB_CPU_KERNEL inline void store_code_bytes(uint8_t* p, Ints codes, Lanes lanes)
     store8_bytes(p, pack_bytes(codes), lanes);
 }
 
+// fix_code_sign of vec_scalar.h for 8 lanes: the bit of each code selected by a
+// word permute and a variable shift.
+BNB_CPU_KERNEL inline Ints fix_code_sign(Ints codes, Vec values, const uint32_t* negative_code_bits) {
+    const __m256i words = _mm256_permutevar8x32_epi32(
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(negative_code_bits)), _mm256_srli_epi32(codes, 5));
+    const __m256i code_negative = _mm256_sub_epi32(
+        _mm256_setzero_si256(),
+        _mm256_and_si256(_mm256_srlv_epi32(words, _mm256_and_si256(codes, _mm256_set1_epi32(31))),
+                         _mm256_set1_epi32(1)));
+    const __m256i value_negative = _mm256_srai_epi32(_mm256_castps_si256(values), 31);
+    const __m256i mismatch = _mm256_xor_si256(code_negative, value_negative);
+    const __m256i toward_value = _mm256_blendv_epi8(
+        _mm256_set1_epi32(-1), _mm256_set1_epi32(1),
+        _mm256_castps_si256(_mm256_cmp_ps(values, _mm256_setzero_ps(), _CMP_GT_OQ)));
+    return _mm256_and_si256(_mm256_add_epi32(codes, _mm256_and_si256(mismatch, toward_value)),
+                            _mm256_set1_epi32(255));
+}
+
 // Dequantization gathers 8 codes per step from the code, flushed once.
 inline constexpr int64_t kCodeStep = 8;
 

@@ -137,6 +137,10 @@ bnb_status optimizer_update_8bit_blockwise(const OptimizerUpdateArgs& args) {
     std::memcpy(search.code1, args.qmap1, sizeof(search.code1));
     search.code1[255] = 1.0f;
     build_code_search_tables(search.code1, &search.tables1);
+    std::memset(search.negative_code_bits1, 0, sizeof(search.negative_code_bits1));
+    for (int code = 0; code < 256; ++code) {
+        if (std::signbit(args.qmap1[code])) search.negative_code_bits1[code >> 5] |= uint32_t{1} << (code & 31);
+    }
     if (is_two_state(args.optimizer)) {
         std::memcpy(search.code2, args.qmap2, sizeof(search.code2));
         search.code2[255] = 1.0f;

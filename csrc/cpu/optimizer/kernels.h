@@ -338,10 +338,9 @@ BNB_CPU_KERNEL inline Vec update_8bit_lanes(const OptimizerScalars& k, Vec raw, 
 // values (old, then new) of its 256 lanes.
 struct BlockState {
     uint8_t* codes;
-    const float* map;
     float* absmax;
-    uint8_t padding_code;  // lanes past n: 128 for signed states, 0 for state2
-    bool is_signed;
+    uint8_t padding_code;                // lanes past n: 128 for signed states, 0 for state2
+    const uint32_t* negative_code_bits;  // signed states: their sign fix; state2: nullptr
     alignas(64) float values[kBlock];
 };
 
@@ -360,22 +359,17 @@ BNB_CPU_KERNEL inline void dequantize_block_state(BlockState& state, const CodeL
 }
 
 // New absmax over all 256 lanes (padding included), then the codes of the
-// block's elements, with the sign fix of the signed map.
+// block's elements, with the sign fix of the signed map (fix_code_sign).
 BNB_CPU_KERNEL inline void requantize_block_state(BlockState& state, const CodeSearch& search, int64_t count) {
     const float absmax = block_absmax(state.values, kBlock);
     *state.absmax = absmax;
     const Vec reciprocal = broadcast(rcp_approx_ftz(absmax));
     for_each_step(count, kLanes, [&](int64_t i, auto lanes) BNB_CPU_KERNEL {
-        store_code_bytes(state.codes + i, search_codes(search, ftz_mul_flushed(load(state.values + i, lanes), reciprocal)),
-                         lanes);
+        const Vec values = load(state.values + i, lanes);
+        Ints codes = search_codes(search, ftz_mul_flushed(values, reciprocal));
+        if (state.negative_code_bits != nullptr) codes = fix_code_sign(codes, values, state.negative_code_bits);
+        store_code_bytes(state.codes + i, codes, lanes);
     });
-    if (!state.is_signed) return;
-    // A code whose value has the other sign moves one step toward the value's side.
-    for (int64_t i = 0; i < count; ++i) {
-        const float v = state.values[i];
-        uint8_t& code = state.codes[i];
-        if (std::signbit(state.map[code]) != std::signbit(v)) code = static_cast<uint8_t>(v > 0.0f ? code + 1 : code - 1);
-    }
 }
 
 template <UpdateRule R, typename T>
@@ -403,26 +397,23 @@ BNB_CPU_KERNEL void update_8bit_piece(const OptimizerUpdateArgs& args, const Opt
         const int64_t block = begin / kBlock;
         const int64_t count = std::min(kBlock, n - begin);
         s1.codes = codes1 + begin;
-        s1.map = args.qmap1;
         s1.absmax = tensor.absmax1 + block;
         s1.padding_code = 128;
-        s1.is_signed = true;
+        s1.negative_code_bits = code_search.negative_code_bits1;
         dequantize_block_state(s1, lookup1, count);
         if constexpr (kTwoState) {
             s2.codes = codes2 + begin;
-            s2.map = args.qmap2;
             s2.absmax = tensor.absmax2 + block;
             s2.padding_code = 0;
-            s2.is_signed = false;
+            s2.negative_code_bits = nullptr;
             dequantize_block_state(s2, lookup2, count);
         }
         if constexpr (R == UpdateRule::kAdemamix) {
             // m2 at flat offset n, its absmax in the second row of absmax1.
             m2.codes = codes1 + n + begin;
-            m2.map = args.qmap1;
-            m2.absmax = tensor.absmax1 + blocks + block;
+                m2.absmax = tensor.absmax1 + blocks + block;
             m2.padding_code = 128;
-            m2.is_signed = true;
+            m2.negative_code_bits = code_search.negative_code_bits1;
             dequantize_block_state(m2, lookup1, count);
         }
         // Padding lanes run the update with g = 0 (their absmax contribution

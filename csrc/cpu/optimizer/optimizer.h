@@ -80,6 +80,9 @@ struct OptimizerCodeSearch {
     float code2[256];
     CodeSearchTables tables1;
     CodeSearchTables tables2;
+    // Bit c set where qmap1[c] (as given) has its sign bit set: the sign fix
+    // of the signed states reads a code's sign from it (fix_code_sign).
+    alignas(32) uint32_t negative_code_bits1[8];
 };
 
 struct OptimizerKernels {
