@@ -167,18 +167,25 @@ BNB_CPU_KERNEL inline void store8_bytes(uint8_t* p, __m128i bytes, Partial byte_
 
 // ---- 8-bit blockwise ----------------------------------------------------------------
 
-// The first 32 nodes of the descent in registers, the deeper ones and the
-// final choice gathered from the tables of code_search.h.
+// The first 64 nodes of the descent in registers (a gather costs more than
+// the permutes and blends of 32 entries), the deeper ones and the final choice
+// gathered from the tables of code_search.h.
 struct CodeSearch {
     __m256 depth0to2;                // nodes 0 .. 7 (node 0 unused)
     __m256 depth3;                   // nodes 8 .. 15
     __m256 depth4_low, depth4_high;  // nodes 16 .. 31
+    __m256 depth5[4];                // nodes 32 .. 63
     const CodeSearchTables* tables;
 };
 
 BNB_CPU_KERNEL inline CodeSearch load_code_search(const float*, const CodeSearchTables& tables) {
-    return {_mm256_load_ps(tables.node_value), _mm256_load_ps(tables.node_value + 8),
-            _mm256_load_ps(tables.node_value + 16), _mm256_load_ps(tables.node_value + 24), &tables};
+    return {_mm256_load_ps(tables.node_value),
+            _mm256_load_ps(tables.node_value + 8),
+            _mm256_load_ps(tables.node_value + 16),
+            _mm256_load_ps(tables.node_value + 24),
+            {_mm256_load_ps(tables.node_value + 32), _mm256_load_ps(tables.node_value + 40),
+             _mm256_load_ps(tables.node_value + 48), _mm256_load_ps(tables.node_value + 56)},
+            &tables};
 }
 
 // search_code for 8 values (NaN ends at index 0, as in the reference).
@@ -189,7 +196,13 @@ BNB_CPU_KERNEL inline Ints search_codes(const CodeSearch& search, Vec s) {
     const __m256 bit3 = _mm256_castsi256_ps(_mm256_slli_epi32(node, 28));
     node = descend(node, s, _mm256_blendv_ps(_mm256_permutevar8x32_ps(search.depth4_low, node),
                                              _mm256_permutevar8x32_ps(search.depth4_high, node), bit3));
-    node = descend(node, s, _mm256_i32gather_ps(search.tables->node_value, node, 4));  // 32 .. 63
+    const __m256 depth5_bit3 = _mm256_castsi256_ps(_mm256_slli_epi32(node, 28));  // nodes 32 .. 63
+    const __m256 depth5_bit4 = _mm256_castsi256_ps(_mm256_slli_epi32(node, 27));
+    const __m256 depth5_low = _mm256_blendv_ps(_mm256_permutevar8x32_ps(search.depth5[0], node),
+                                               _mm256_permutevar8x32_ps(search.depth5[1], node), depth5_bit3);
+    const __m256 depth5_high = _mm256_blendv_ps(_mm256_permutevar8x32_ps(search.depth5[2], node),
+                                                _mm256_permutevar8x32_ps(search.depth5[3], node), depth5_bit3);
+    node = descend(node, s, _mm256_blendv_ps(depth5_low, depth5_high, depth5_bit4));
     node = descend(node, s, _mm256_i32gather_ps(search.tables->node_value, node, 4));  // 64 .. 127
     const __m256i final_index = _mm256_and_si256(node, _mm256_set1_epi32(127));     // node = 128 + B, p = 2B
     const __m256 value = _mm256_i32gather_ps(search.tables->final_value, final_index, 4);
