@@ -167,18 +167,25 @@ BNB_CPU_KERNEL inline void store8_bytes(uint8_t* p, __m128i bytes, Partial byte_
 
 // ---- 8-bit blockwise ----------------------------------------------------------------
 
-// The first 32 nodes of the descent in registers, the deeper ones and the
-// final choice gathered from the tables of code_search.h.
+// The first 64 nodes of the descent in registers (a gather costs more than
+// the permutes and blends of 32 entries), the deeper ones and the final choice
+// gathered from the tables of code_search.h.
 struct CodeSearch {
     __m256 depth0to2;                // nodes 0 .. 7 (node 0 unused)
     __m256 depth3;                   // nodes 8 .. 15
     __m256 depth4_low, depth4_high;  // nodes 16 .. 31
+    __m256 depth5[4];                // nodes 32 .. 63
     const CodeSearchTables* tables;
 };
 
 BNB_CPU_KERNEL inline CodeSearch load_code_search(const float*, const CodeSearchTables& tables) {
-    return {_mm256_load_ps(tables.node_value), _mm256_load_ps(tables.node_value + 8),
-            _mm256_load_ps(tables.node_value + 16), _mm256_load_ps(tables.node_value + 24), &tables};
+    return {_mm256_load_ps(tables.node_value),
+            _mm256_load_ps(tables.node_value + 8),
+            _mm256_load_ps(tables.node_value + 16),
+            _mm256_load_ps(tables.node_value + 24),
+            {_mm256_load_ps(tables.node_value + 32), _mm256_load_ps(tables.node_value + 40),
+             _mm256_load_ps(tables.node_value + 48), _mm256_load_ps(tables.node_value + 56)},
+            &tables};
 }
 
 // search_code for 8 values (NaN ends at index 0, as in the reference).
@@ -189,7 +196,13 @@ BNB_CPU_KERNEL inline Ints search_codes(const CodeSearch& search, Vec s) {
     const __m256 bit3 = _mm256_castsi256_ps(_mm256_slli_epi32(node, 28));
     node = descend(node, s, _mm256_blendv_ps(_mm256_permutevar8x32_ps(search.depth4_low, node),
                                              _mm256_permutevar8x32_ps(search.depth4_high, node), bit3));
-    node = descend(node, s, _mm256_i32gather_ps(search.tables->node_value, node, 4));  // 32 .. 63
+    const __m256 depth5_bit3 = _mm256_castsi256_ps(_mm256_slli_epi32(node, 28));  // nodes 32 .. 63
+    const __m256 depth5_bit4 = _mm256_castsi256_ps(_mm256_slli_epi32(node, 27));
+    const __m256 depth5_low = _mm256_blendv_ps(_mm256_permutevar8x32_ps(search.depth5[0], node),
+                                               _mm256_permutevar8x32_ps(search.depth5[1], node), depth5_bit3);
+    const __m256 depth5_high = _mm256_blendv_ps(_mm256_permutevar8x32_ps(search.depth5[2], node),
+                                                _mm256_permutevar8x32_ps(search.depth5[3], node), depth5_bit3);
+    node = descend(node, s, _mm256_blendv_ps(depth5_low, depth5_high, depth5_bit4));
     node = descend(node, s, _mm256_i32gather_ps(search.tables->node_value, node, 4));  // 64 .. 127
     const __m256i final_index = _mm256_and_si256(node, _mm256_set1_epi32(127));     // node = 128 + B, p = 2B
     const __m256 value = _mm256_i32gather_ps(search.tables->final_value, final_index, 4);
@@ -205,6 +218,24 @@ BNB_CPU_KERNEL inline Ints search_codes(const CodeSearch& search, Vec s) {
 template <typename Lanes>
 BNB_CPU_KERNEL inline void store_code_bytes(uint8_t* p, Ints codes, Lanes lanes) {
     store8_bytes(p, pack_bytes(codes), lanes);
+}
+
+// fix_code_sign of vec_scalar.h for 8 lanes: the bit of each code selected by a
+// word permute and a variable shift.
+BNB_CPU_KERNEL inline Ints fix_code_sign(Ints codes, Vec values, const uint32_t* negative_code_bits) {
+    const __m256i words = _mm256_permutevar8x32_epi32(
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(negative_code_bits)), _mm256_srli_epi32(codes, 5));
+    const __m256i code_negative = _mm256_sub_epi32(
+        _mm256_setzero_si256(),
+        _mm256_and_si256(_mm256_srlv_epi32(words, _mm256_and_si256(codes, _mm256_set1_epi32(31))),
+                         _mm256_set1_epi32(1)));
+    const __m256i value_negative = _mm256_srai_epi32(_mm256_castps_si256(values), 31);
+    const __m256i mismatch = _mm256_xor_si256(code_negative, value_negative);
+    const __m256i toward_value = _mm256_blendv_epi8(
+        _mm256_set1_epi32(-1), _mm256_set1_epi32(1),
+        _mm256_castps_si256(_mm256_cmp_ps(values, _mm256_setzero_ps(), _CMP_GT_OQ)));
+    return _mm256_and_si256(_mm256_add_epi32(codes, _mm256_and_si256(mismatch, toward_value)),
+                            _mm256_set1_epi32(255));
 }
 
 // Dequantization gathers 8 codes per step from the code, flushed once.

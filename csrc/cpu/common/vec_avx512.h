@@ -205,6 +205,22 @@ BNB_CPU_KERNEL inline void store_code_bytes(uint8_t* p, Ints codes, Lanes lanes)
     _mm_mask_storeu_epi8(p, mask16(lanes), _mm512_cvtepi32_epi8(codes));
 }
 
+// fix_code_sign of vec_scalar.h for 16 lanes (codes may carry search_codes'
+// 256 offset: only the low byte counts).
+BNB_CPU_KERNEL inline Ints fix_code_sign(Ints codes, Vec values, const uint32_t* negative_code_bits) {
+    const __m512i code = _mm512_and_si512(codes, _mm512_set1_epi32(255));
+    const __m512i words = _mm512_permutexvar_epi32(
+        _mm512_srli_epi32(code, 5), _mm512_castsi256_si512(_mm256_loadu_si256(
+                                        reinterpret_cast<const __m256i*>(negative_code_bits))));
+    const __mmask16 code_negative = _mm512_test_epi32_mask(
+        _mm512_srlv_epi32(words, _mm512_and_si512(code, _mm512_set1_epi32(31))), _mm512_set1_epi32(1));
+    const __mmask16 value_negative = _mm512_movepi32_mask(_mm512_castps_si512(values));
+    const __mmask16 mismatch = static_cast<__mmask16>(code_negative ^ value_negative);
+    const __m512i toward_value = _mm512_mask_blend_epi32(
+        _mm512_cmp_ps_mask(values, _mm512_setzero_ps(), _CMP_GT_OQ), _mm512_set1_epi32(-1), _mm512_set1_epi32(1));
+    return _mm512_and_si512(_mm512_mask_add_epi32(code, mismatch, code, toward_value), _mm512_set1_epi32(255));
+}
+
 // Dequantization looks up 32 codes per step in the 256-entry code, flushed once
 // and held as two tables of 16-bit halves (upper and lower half of each
 // float32) in 8 registers each: a word permute looks up 32 lanes in 64 entries,

@@ -73,6 +73,15 @@ inline Ints search_codes(const CodeSearch& search, Vec s) { return search_code(s
 template <typename Lanes>
 inline void store_code_bytes(uint8_t* p, Ints codes, Lanes) { *p = static_cast<uint8_t>(codes); }
 
+// The sign fix of the optimizers' signed states: a code whose value has the
+// other sign than `value` (bit `code` of negative_code_bits set for a negative
+// value) moves one step toward value's side, wrapping as a byte does.
+inline Ints fix_code_sign(Ints code, Vec value, const uint32_t* negative_code_bits) {
+    const bool code_negative = (negative_code_bits[code >> 5] >> (code & 31)) & 1u;
+    if (code_negative != std::signbit(value)) code = (code + (value > 0.0f ? 1 : -1)) & 255;
+    return code;
+}
+
 // Dequantization looks every element up in the code itself.
 inline constexpr int64_t kCodeStep = 1;
 

@@ -45,7 +45,9 @@ OptimizerScalars derive_scalars(const bnb_optimizer_hparams& h) {
     k.correction1 = flushed(1.0f - std::pow(k.beta1, step));
     k.norm_correction2 = flushed(1.0f - std::pow(k.beta2, step));
     k.correction2 = flushed(std::sqrt(k.norm_correction2));
-    k.step_size = ftz_mul(ftz_mul(k.neg_lr, k.correction2), rcp_approx_ftz(k.correction1));
+    k.rcp_correction1 = rcp_approx_ftz(k.correction1);
+    k.rcp_correction2 = rcp_approx_ftz(k.correction2);
+    k.step_size = ftz_mul(ftz_mul(k.neg_lr, k.correction2), k.rcp_correction1);
     k.eps_correction2 = ftz_mul(k.eps, k.correction2);
     k.decay = flushed(1.0f - ftz_mul(k.lr, k.weight_decay));
     k.first_step = h.step == 1;
@@ -135,6 +137,10 @@ bnb_status optimizer_update_8bit_blockwise(const OptimizerUpdateArgs& args) {
     std::memcpy(search.code1, args.qmap1, sizeof(search.code1));
     search.code1[255] = 1.0f;
     build_code_search_tables(search.code1, &search.tables1);
+    std::memset(search.negative_code_bits1, 0, sizeof(search.negative_code_bits1));
+    for (int code = 0; code < 256; ++code) {
+        if (std::signbit(args.qmap1[code])) search.negative_code_bits1[code >> 5] |= uint32_t{1} << (code & 31);
+    }
     if (is_two_state(args.optimizer)) {
         std::memcpy(search.code2, args.qmap2, sizeof(search.code2));
         search.code2[255] = 1.0f;

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #include "common/float_types.h"
 #include "common/kernel_helpers.h"
@@ -30,6 +31,40 @@ BNB_CPU_KERNEL inline Vec fma_ftz(Vec a, Vec b, Vec c) { return flush(fused_mul_
 BNB_CPU_KERNEL inline Vec sqrt_ftz(Vec x) { return flush(square_root(x)); }
 // __fdividef(a, b) and `a / b` under --use_fast_math: a * rcp.approx(b).
 BNB_CPU_KERNEL inline Vec div_approx(Vec a, Vec b) { return mul_ftz(a, reciprocal_approx(b)); }
+// The same division by a per-call scalar whose reciprocal was computed once.
+BNB_CPU_KERNEL inline Vec div_by_scalar(Vec a, float reciprocal) { return mul_ftz(a, broadcast(reciprocal)); }
+
+// The update rules divide by a per-element value through `divide(a, b)`, once
+// per step at most (divides_per_element), and kernels run a rule twice over a
+// stretch of elements: first recording its divisors, then, once their
+// reciprocals were computed in a loop of their own, replaying them. Why:
+// rcp.approx reads a 2 MiB table, a cache miss per element; within a rule's
+// long loop body few of those misses are in flight at once, in a loop of
+// reciprocals alone many overlap. The recording run's other results are
+// unused, so the compiler drops their computation.
+constexpr bool divides_per_element(UpdateRule rule) {
+    return rule != UpdateRule::kMomentum && rule != UpdateRule::kLion;
+}
+
+// Stores the divisor of one step's lanes; the quotient it returns is unused.
+struct RecordDivisor {
+    float* divisor;
+    BNB_CPU_KERNEL Vec operator()(Vec a, Vec b) const {
+        store(divisor, b, Full{});
+        return a;
+    }
+};
+
+// Divides by the recorded divisor through its precomputed reciprocal.
+struct ReplayReciprocal {
+    const float* reciprocal;
+    BNB_CPU_KERNEL Vec operator()(Vec a, Vec) const { return mul_ftz(a, load(reciprocal, Full{})); }
+};
+
+// values[i] = rcp.approx(values[i]) for i < count (a multiple of kLanes).
+BNB_CPU_KERNEL inline void reciprocals_in_place(float* values, int64_t count) {
+    for (int64_t i = 0; i < count; i += kLanes) store(values + i, reciprocal_approx(load(values + i, Full{})), Full{});
+}
 // s * beta + (1 - beta) * x, each operation rounded.
 BNB_CPU_KERNEL inline Vec moving_average(Vec s, float beta, float one_minus_beta, Vec x) {
     return add_ftz(mul_ftz(s, broadcast(beta)), mul_ftz(broadcast(one_minus_beta), x));
@@ -66,9 +101,9 @@ BNB_CPU_KERNEL inline Vec scaled_gradient_32bit(const OptimizerScalars& k, const
 }
 
 // The new parameter of one step; `states` are updated in place.
-template <UpdateRule R, typename T>
+template <UpdateRule R, typename T, typename Divide>
 BNB_CPU_KERNEL inline Vec update_32bit_lanes(const OptimizerScalars& k, float update_scale, Vec g, Vec p,
-                                             States& states) {
+                                             States& states, const Divide& divide) {
     const bool decays = k.weight_decay > 0.0f;
     if constexpr (R == UpdateRule::kAdam || R == UpdateRule::kAdemamix) {
         states.s1 = moving_average(states.s1, k.beta1, k.one_minus_beta1, g);
@@ -76,16 +111,16 @@ BNB_CPU_KERNEL inline Vec update_32bit_lanes(const OptimizerScalars& k, float up
         if constexpr (R == UpdateRule::kAdam) {
             states.s2 = moving_average(states.s2, k.beta2, k.one_minus_beta2, mul_ftz(g, g));
             const Vec denominator = add_ftz(sqrt_ftz(states.s2), broadcast(k.eps_correction2));
-            update = mul_ftz(broadcast(flush_denormal(update_scale * k.step_size)), div_approx(states.s1, denominator));
+            update = mul_ftz(broadcast(flush_denormal(update_scale * k.step_size)), divide(states.s1, denominator));
         } else {
             states.m2 = moving_average(states.m2, k.beta3, k.one_minus_beta3, g);
             states.s2 = add_ftz(mul_ftz(states.s2, broadcast(k.beta2)),
                                 mul_ftz(mul_ftz(broadcast(k.one_minus_beta2), g), g));
             const Vec numerator =
-                add_ftz(div_approx(states.s1, broadcast(k.correction1)), mul_ftz(broadcast(k.alpha), states.m2));
+                add_ftz(div_by_scalar(states.s1, k.rcp_correction1), mul_ftz(broadcast(k.alpha), states.m2));
             const Vec denominator =
-                add_ftz(div_approx(sqrt_ftz(states.s2), broadcast(k.correction2)), broadcast(k.eps));
-            update = mul_ftz(broadcast(k.neg_lr), div_approx(numerator, denominator));
+                add_ftz(div_by_scalar(sqrt_ftz(states.s2), k.rcp_correction2), broadcast(k.eps));
+            update = mul_ftz(broadcast(k.neg_lr), divide(numerator, denominator));
         }
         p = rounded_to<T>(add_ftz(p, update));
         if (decays) p = rounded_to<T>(mul_ftz(p, broadcast(k.decay)));
@@ -112,7 +147,7 @@ BNB_CPU_KERNEL inline Vec update_32bit_lanes(const OptimizerScalars& k, float up
                 states.s1 = add_ftz(states.s1, mul_ftz(g, g));
                 scale = broadcast(-1.0f);  // adagrad is never clipped
             }
-            const Vec step = mul_ftz(broadcast(k.lr), div_approx(g, add_ftz(sqrt_ftz(states.s1), broadcast(k.eps))));
+            const Vec step = mul_ftz(broadcast(k.lr), divide(g, add_ftz(sqrt_ftz(states.s1), broadcast(k.eps))));
             return rounded_to<T>(add_ftz(p, mul_ftz(scale, step)));
         }
     }
@@ -179,6 +214,10 @@ BNB_CPU_KERNEL inline Mask skipped_lanes(const OptimizerScalars& k, Vec g) {
     return is_zero(g);
 }
 
+// Elements whose divisors are recorded before their reciprocals are computed:
+// the buffers stay in L1.
+inline constexpr int64_t kDivisorStretch = 256;
+
 template <UpdateRule R, typename T>
 BNB_CPU_KERNEL void update_32bit_piece(const OptimizerUpdateArgs& args, const OptimizerScalars& k,
                                        const OptimizerPiece& piece, float update_scale) {
@@ -189,20 +228,35 @@ BNB_CPU_KERNEL void update_32bit_piece(const OptimizerUpdateArgs& args, const Op
     at.s1 += piece.begin;
     if (at.s2 != nullptr) at.s2 += piece.begin;
     if (at.m2 != nullptr) at.m2 += piece.begin;
-    for_each_step(piece.end - piece.begin, kLanes, [&](int64_t i, auto lanes) BNB_CPU_KERNEL {
-        const Vec grad = scaled_gradient_32bit(k, g + i, lanes);
-        const Vec param = load_flushed(p + i, lanes);
-        const States old_states = load_states<R>(at, i, lanes);
-        States states = old_states;
-        Vec new_param = canonical_nan(update_32bit_lanes<R, T>(k, update_scale, grad, param, states));
-        states = canonical_nan(states);
-        const Mask skipped = skipped_lanes<R>(k, grad);
-        new_param = select(skipped, load(p + i, lanes), new_param);
-        states = {select(skipped, old_states.s1, states.s1), select(skipped, old_states.s2, states.s2),
-                  select(skipped, old_states.m2, states.m2)};
-        store(p + i, new_param, lanes);
-        store_states<R>(at, i, states, lanes);
-    });
+    alignas(64) float reciprocals[kDivisorStretch];
+    for (int64_t stretch = 0; stretch < piece.end - piece.begin; stretch += kDivisorStretch) {
+        const int64_t count = std::min(kDivisorStretch, piece.end - piece.begin - stretch);
+        if constexpr (divides_per_element(R)) {
+            for_each_step(count, kLanes, [&](int64_t j, auto lanes) BNB_CPU_KERNEL {
+                const int64_t i = stretch + j;
+                States states = load_states<R>(at, i, lanes);
+                update_32bit_lanes<R, T>(k, update_scale, scaled_gradient_32bit(k, g + i, lanes),
+                                         load_flushed(p + i, lanes), states, RecordDivisor{reciprocals + j});
+            });
+            reciprocals_in_place(reciprocals, (count + kLanes - 1) / kLanes * kLanes);
+        }
+        for_each_step(count, kLanes, [&](int64_t j, auto lanes) BNB_CPU_KERNEL {
+            const int64_t i = stretch + j;
+            const Vec grad = scaled_gradient_32bit(k, g + i, lanes);
+            const Vec param = load_flushed(p + i, lanes);
+            const States old_states = load_states<R>(at, i, lanes);
+            States states = old_states;
+            Vec new_param = canonical_nan(
+                update_32bit_lanes<R, T>(k, update_scale, grad, param, states, ReplayReciprocal{reciprocals + j}));
+            states = canonical_nan(states);
+            const Mask skipped = skipped_lanes<R>(k, grad);
+            new_param = select(skipped, load(p + i, lanes), new_param);
+            states = {select(skipped, old_states.s1, states.s1), select(skipped, old_states.s2, states.s2),
+                      select(skipped, old_states.m2, states.m2)};
+            store(p + i, new_param, lanes);
+            store_states<R>(at, i, states, lanes);
+        });
+    }
 }
 
 template <UpdateRule R, typename T>
@@ -231,8 +285,9 @@ inline constexpr int64_t kBlock = kOptimizerBlocksize;
 
 // The new parameter of one step; `states` are updated in place. g is the
 // scaled gradient, raw the gradient element as stored.
-template <UpdateRule R, typename T>
-BNB_CPU_KERNEL inline Vec update_8bit_lanes(const OptimizerScalars& k, Vec raw, Vec g, Vec p, States& states) {
+template <UpdateRule R, typename T, typename Divide>
+BNB_CPU_KERNEL inline Vec update_8bit_lanes(const OptimizerScalars& k, Vec raw, Vec g, Vec p, States& states,
+                                            const Divide& divide) {
     const bool decays = k.weight_decay > 0.0f;
     if constexpr (R == UpdateRule::kAdam || R == UpdateRule::kAdemamix) {
         states.s2 = add_ftz(mul_ftz(states.s2, broadcast(k.beta2)),
@@ -241,14 +296,14 @@ BNB_CPU_KERNEL inline Vec update_8bit_lanes(const OptimizerScalars& k, Vec raw, 
         Vec update;
         if constexpr (R == UpdateRule::kAdam) {
             const Vec denominator = add_ftz(sqrt_ftz(states.s2), broadcast(k.eps_correction2));
-            update = mul_ftz(broadcast(k.step_size), div_approx(states.s1, denominator));
+            update = mul_ftz(broadcast(k.step_size), divide(states.s1, denominator));
         } else {
             states.m2 = moving_average(states.m2, k.beta3, k.one_minus_beta3, g);
             const Vec numerator =
-                add_ftz(div_approx(states.s1, broadcast(k.correction1)), mul_ftz(broadcast(k.alpha), states.m2));
+                add_ftz(div_by_scalar(states.s1, k.rcp_correction1), mul_ftz(broadcast(k.alpha), states.m2));
             const Vec denominator =
-                add_ftz(div_approx(sqrt_ftz(states.s2), broadcast(k.correction2)), broadcast(k.eps));
-            update = mul_ftz(broadcast(k.neg_lr), div_approx(numerator, denominator));
+                add_ftz(div_by_scalar(sqrt_ftz(states.s2), k.rcp_correction2), broadcast(k.eps));
+            update = mul_ftz(broadcast(k.neg_lr), divide(numerator, denominator));
         }
         p = rounded_to<T>(add_ftz(p, update));
         if (decays) p = rounded_to<T>(mul_ftz(p, broadcast(k.decay)));
@@ -273,7 +328,7 @@ BNB_CPU_KERNEL inline Vec update_8bit_lanes(const OptimizerScalars& k, Vec raw, 
                 states.s1 = add_ftz(states.s1, mul_ftz(g, g));
             }
             // Upstream's 8-bit kernels divide the gradient as stored (no scale, no decay).
-            const Vec step = mul_ftz(broadcast(k.lr), div_approx(raw, add_ftz(sqrt_ftz(states.s1), broadcast(k.eps))));
+            const Vec step = mul_ftz(broadcast(k.lr), divide(raw, add_ftz(sqrt_ftz(states.s1), broadcast(k.eps))));
             return rounded_to<T>(add_ftz(p, mul_ftz(broadcast(-1.0f), step)));
         }
     }
@@ -283,10 +338,9 @@ BNB_CPU_KERNEL inline Vec update_8bit_lanes(const OptimizerScalars& k, Vec raw, 
 // values (old, then new) of its 256 lanes.
 struct BlockState {
     uint8_t* codes;
-    const float* map;
     float* absmax;
-    uint8_t padding_code;  // lanes past n: 128 for signed states, 0 for state2
-    bool is_signed;
+    uint8_t padding_code;                // lanes past n: 128 for signed states, 0 for state2
+    const uint32_t* negative_code_bits;  // signed states: their sign fix; state2: nullptr
     alignas(64) float values[kBlock];
 };
 
@@ -305,22 +359,17 @@ BNB_CPU_KERNEL inline void dequantize_block_state(BlockState& state, const CodeL
 }
 
 // New absmax over all 256 lanes (padding included), then the codes of the
-// block's elements, with the sign fix of the signed map.
+// block's elements, with the sign fix of the signed map (fix_code_sign).
 BNB_CPU_KERNEL inline void requantize_block_state(BlockState& state, const CodeSearch& search, int64_t count) {
     const float absmax = block_absmax(state.values, kBlock);
     *state.absmax = absmax;
     const Vec reciprocal = broadcast(rcp_approx_ftz(absmax));
     for_each_step(count, kLanes, [&](int64_t i, auto lanes) BNB_CPU_KERNEL {
-        store_code_bytes(state.codes + i, search_codes(search, ftz_mul_flushed(load(state.values + i, lanes), reciprocal)),
-                         lanes);
+        const Vec values = load(state.values + i, lanes);
+        Ints codes = search_codes(search, ftz_mul_flushed(values, reciprocal));
+        if (state.negative_code_bits != nullptr) codes = fix_code_sign(codes, values, state.negative_code_bits);
+        store_code_bytes(state.codes + i, codes, lanes);
     });
-    if (!state.is_signed) return;
-    // A code whose value has the other sign moves one step toward the value's side.
-    for (int64_t i = 0; i < count; ++i) {
-        const float v = state.values[i];
-        uint8_t& code = state.codes[i];
-        if (std::signbit(state.map[code]) != std::signbit(v)) code = static_cast<uint8_t>(v > 0.0f ? code + 1 : code - 1);
-    }
 }
 
 template <UpdateRule R, typename T>
@@ -343,66 +392,78 @@ BNB_CPU_KERNEL void update_8bit_piece(const OptimizerUpdateArgs& args, const Opt
         search2 = load_code_search(code_search.code2, code_search.tables2);
     }
     BlockState s1{}, s2{}, m2{};
+    alignas(64) float reciprocals[kBlock];
     for (int64_t begin = piece.begin; begin < piece.end; begin += kBlock) {
         const int64_t block = begin / kBlock;
         const int64_t count = std::min(kBlock, n - begin);
         s1.codes = codes1 + begin;
-        s1.map = args.qmap1;
         s1.absmax = tensor.absmax1 + block;
         s1.padding_code = 128;
-        s1.is_signed = true;
+        s1.negative_code_bits = code_search.negative_code_bits1;
         dequantize_block_state(s1, lookup1, count);
         if constexpr (kTwoState) {
             s2.codes = codes2 + begin;
-            s2.map = args.qmap2;
             s2.absmax = tensor.absmax2 + block;
             s2.padding_code = 0;
-            s2.is_signed = false;
+            s2.negative_code_bits = nullptr;
             dequantize_block_state(s2, lookup2, count);
         }
         if constexpr (R == UpdateRule::kAdemamix) {
             // m2 at flat offset n, its absmax in the second row of absmax1.
             m2.codes = codes1 + n + begin;
-            m2.map = args.qmap1;
-            m2.absmax = tensor.absmax1 + blocks + block;
+                m2.absmax = tensor.absmax1 + blocks + block;
             m2.padding_code = 128;
-            m2.is_signed = true;
+            m2.negative_code_bits = code_search.negative_code_bits1;
             dequantize_block_state(m2, lookup1, count);
         }
         // Padding lanes run the update with g = 0 (their absmax contribution
         // is observable); their parameters are neither read nor written.
-        for (int64_t i = 0; i < kBlock; i += kLanes) {
-            const auto step = [&](auto lanes) BNB_CPU_KERNEL {
-                const Vec raw = load_flushed(g + begin + i, lanes);
-                const Vec grad = mul_ftz(raw, broadcast(k.gnorm_scale));
-                const Vec param = load_flushed(p + begin + i, lanes);
-                const States old_states{load(s1.values + i, Full{}), load(s2.values + i, Full{}),
-                                        load(m2.values + i, Full{})};
-                States states = old_states;
-                Vec new_param = canonical_nan(update_8bit_lanes<R, T>(k, raw, grad, param, states));
-                states = canonical_nan(states);
-                if constexpr (kTwoState) {
-                    // A NaN or infinite gradient resets the element's states and keeps p.
-                    const Mask finite = is_finite(grad);
-                    states = {select(finite, states.s1, zero()), select(finite, states.s2, zero()),
-                              select(finite, states.m2, zero())};
-                    new_param = select(finite, new_param, load(p + begin + i, lanes));
-                } else {
-                    // A skipped state keeps its value, a zero as +0 (code 0 under absmax 0
-                    // dequantizes to -0, which the sign fix would turn into a negative code,
-                    // and rmsprop's or adagrad's next step into a NaN).
-                    const Mask skipped = skipped_lanes<R>(k, raw);
-                    states.s1 = select(skipped, add(old_states.s1, zero()), states.s1);
-                    new_param = select(skipped, load(p + begin + i, lanes), new_param);
-                }
-                store(p + begin + i, new_param, lanes);
-                store(s1.values + i, states.s1, Full{});
-                if constexpr (kTwoState) store(s2.values + i, states.s2, Full{});
-                if constexpr (R == UpdateRule::kAdemamix) store(m2.values + i, states.m2, Full{});
-            };
-            if (count - i >= kLanes) step(Full{});
-            else step(Partial{std::max<int64_t>(0, count - i)});
+        const auto run_update = [&](int64_t i, auto lanes, const auto& divide) BNB_CPU_KERNEL {
+            const Vec raw = load_flushed(g + begin + i, lanes);
+            States states{load(s1.values + i, Full{}), load(s2.values + i, Full{}), load(m2.values + i, Full{})};
+            const Vec new_param = update_8bit_lanes<R, T>(k, raw, mul_ftz(raw, broadcast(k.gnorm_scale)),
+                                                          load_flushed(p + begin + i, lanes), states, divide);
+            return std::pair{new_param, states};
+        };
+        const auto for_each_block_step = [&](const auto& step) BNB_CPU_KERNEL {
+            for (int64_t i = 0; i < kBlock; i += kLanes) {
+                if (count - i >= kLanes) step(i, Full{});
+                else step(i, Partial{std::max<int64_t>(0, count - i)});
+            }
+        };
+        if constexpr (divides_per_element(R)) {
+            for_each_block_step([&](int64_t i, auto lanes) BNB_CPU_KERNEL {
+                run_update(i, lanes, RecordDivisor{reciprocals + i});
+            });
+            reciprocals_in_place(reciprocals, kBlock);
         }
+        for_each_block_step([&](int64_t i, auto lanes) BNB_CPU_KERNEL {
+            const Vec raw = load_flushed(g + begin + i, lanes);
+            const Vec grad = mul_ftz(raw, broadcast(k.gnorm_scale));
+            const States old_states{load(s1.values + i, Full{}), load(s2.values + i, Full{}),
+                                    load(m2.values + i, Full{})};
+            auto [new_param, states] = run_update(i, lanes, ReplayReciprocal{reciprocals + i});
+            new_param = canonical_nan(new_param);
+            states = canonical_nan(states);
+            if constexpr (kTwoState) {
+                // A NaN or infinite gradient resets the element's states and keeps p.
+                const Mask finite = is_finite(grad);
+                states = {select(finite, states.s1, zero()), select(finite, states.s2, zero()),
+                          select(finite, states.m2, zero())};
+                new_param = select(finite, new_param, load(p + begin + i, lanes));
+            } else {
+                // A skipped state keeps its value, a zero as +0 (code 0 under absmax 0
+                // dequantizes to -0, which the sign fix would turn into a negative code,
+                // and rmsprop's or adagrad's next step into a NaN).
+                const Mask skipped = skipped_lanes<R>(k, raw);
+                states.s1 = select(skipped, add(old_states.s1, zero()), states.s1);
+                new_param = select(skipped, load(p + begin + i, lanes), new_param);
+            }
+            store(p + begin + i, new_param, lanes);
+            store(s1.values + i, states.s1, Full{});
+            if constexpr (kTwoState) store(s2.values + i, states.s2, Full{});
+            if constexpr (R == UpdateRule::kAdemamix) store(m2.values + i, states.m2, Full{});
+        });
         requantize_block_state(s1, search1, count);
         if constexpr (kTwoState) requantize_block_state(s2, search2, count);
         if constexpr (R == UpdateRule::kAdemamix) requantize_block_state(m2, search1, count);

@@ -55,6 +55,8 @@ struct OptimizerScalars {
     float correction1;       // 1 - beta1^step
     float correction2;       // sqrt(1 - beta2^step)
     float norm_correction2;  // 1 - beta2^step, of the clipping pass
+    float rcp_correction1;   // rcp.approx(correction1): dividing by it is multiplying by this
+    float rcp_correction2;   // rcp.approx(correction2)
     float step_size;         // -lr * correction2 / correction1
     float eps_correction2;   // eps * correction2
     float decay;             // 1 - lr * weight_decay
@@ -78,6 +80,9 @@ struct OptimizerCodeSearch {
     float code2[256];
     CodeSearchTables tables1;
     CodeSearchTables tables2;
+    // Bit c set where qmap1[c] (as given) has its sign bit set: the sign fix
+    // of the signed states reads a code's sign from it (fix_code_sign).
+    alignas(32) uint32_t negative_code_bits1[8];
 };
 
 struct OptimizerKernels {
