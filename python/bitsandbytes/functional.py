@@ -2,9 +2,9 @@
 
 Codebooks, the QuantState that travels with a quantized tensor, blockwise 8-bit
 and 4-bit (NF4/FP4) quantization, LLM.int8(), the optimizer updates and paged
-memory. Numeric work goes through ``torch.ops.bitsandbytes.*`` only. This module is the public face; the code lives
-in ``bitsandbytes._functional``, one module per concern, and every name below is
-the object defined there.
+memory. Numeric work goes through ``torch.ops.bitsandbytes.*`` only. This module
+is the public face; the code lives in ``bitsandbytes._functional``, one module per
+concern, and every name below is the object defined there.
 """
 
 from ._formats import FLOAT_DTYPES, FOURBIT_QUANT_TYPES
