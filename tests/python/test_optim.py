@@ -38,7 +38,7 @@ def make_params(shapes=SHAPES, dtype=torch.float32, seed=0):
     return [torch.nn.Parameter(torch.randn(shape, generator=generator).to(dtype)) for shape in shapes]
 
 
-def set_gradients(params, step: int, scale: float = 0.1):
+def set_gradients(params, step: int, scale: float = 0.01):
     generator = torch.Generator().manual_seed(1000 + step)
     for p in params:
         p.grad = (torch.randn(p.shape, generator=generator) * scale).to(p.dtype)
@@ -190,14 +190,19 @@ CLIPPED = ("LAMB", "LARS")
 STEPS = 40
 
 
+# 8-bit states drift away from a float32 run; like upstream's tests, the reference takes the
+# 8-bit run's parameters every few steps and the error of each short stretch is bounded.
+RESYNC_EVERY = 10
+
+
 def assert_trajectory_close(params, reference_params, eight_bit: bool):
     for p, r in zip(params, reference_params):
         error = (p.detach().double() - r.detach().double()).abs()
         relative = error / (r.detach().double().abs() + 1e-9)
         if eight_bit:
-            # Upstream's 8-bit bounds (tests/test_optim.py): mean absolute and relative error.
-            assert error.mean() < 1e-3, error.mean()
-            assert relative.mean() < 2e-3, relative.mean()
+            # Mean absolute and relative error (upstream's tests/test_optim.py bounds this way).
+            assert error.mean() < 1e-4, error.mean()
+            assert relative.mean() < 1e-3, relative.mean()
         else:
             torch.testing.assert_close(p.detach(), r.detach(), atol=2e-5, rtol=1e-4)
 
@@ -216,7 +221,11 @@ def test_matches_float32_reference(name, bits):
         set_gradients(reference_params, step)
         optimizer.step()
         reference.step()
-    assert_trajectory_close(params, reference_params, eight_bit=bits == 8)
+        assert_trajectory_close(params, reference_params, eight_bit=bits == 8)
+        if bits == 8 and step % RESYNC_EVERY == RESYNC_EVERY - 1:
+            with torch.no_grad():
+                for p, r in zip(params, reference_params):
+                    r.copy_(p)
     if bits == 8:
         assert all(optimizer.state[p]["state1"].dtype == torch.uint8 for p in params)
 
