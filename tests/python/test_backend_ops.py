@@ -599,6 +599,8 @@ def optimizer_8bit_states(name, n, device, seed, random_start):
     blocks = blocks_of(n, 256)
     if random_start:
         state1 = random_bytes(stacked * n, device, seed)
+        if name in ("rmsprop", "adagrad"):
+            state1 |= 128  # their state is a sum of squares: the positive half of the signed map
         absmax1 = torch.rand(stacked * blocks, generator=torch.Generator().manual_seed(seed)).to(device) * 0.01
     else:
         state1 = torch.zeros(stacked * n, dtype=torch.uint8, device=device)
