@@ -202,3 +202,21 @@ def assert_optimizer_matches_golden(tensors: dict, step: int, param: torch.Tenso
             assert fraction <= GOLDEN_CODE_MISMATCH_LIMIT, f"{role}: {fraction:.2%} of the codes differ by 1"
         else:
             torch.testing.assert_close(value, expected, rtol=GOLDEN_PARAM_RTOL, atol=1e-9, msg=role)
+
+
+@pytest.fixture
+def fresh_optim_manager():
+    """An empty GlobalOptimManager for the test, the previous one restored after it.
+
+    The manager is process-wide and keys overrides by id(parameter): overrides left by
+    earlier tests (Transformers' Trainer registers one per embedding) would apply to
+    new parameters that happen to reuse a freed id.
+    """
+    import bitsandbytes as bnb
+
+    manager = bnb.optim.GlobalOptimManager.get_instance()
+    saved = dict(manager.__dict__)
+    manager.initialize()
+    yield manager
+    manager.__dict__.clear()
+    manager.__dict__.update(saved)

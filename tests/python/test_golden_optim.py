@@ -11,6 +11,7 @@ from conftest import GOLDEN_OPTIM_STEPS, OPTIM_GOLDEN_CASES, assert_optimizer_ma
 import bitsandbytes as bnb
 
 QUANT_STATE_KEY = "__bnb_optimizer_quant_state__"
+pytestmark = pytest.mark.usefixtures("fresh_optim_manager")
 
 
 def build(case: dict, param: torch.Tensor):

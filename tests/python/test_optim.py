@@ -2,7 +2,6 @@
 references, the multi-tensor path, paging, state dicts in upstream's format, overrides, and
 errors. Upstream's own CUDA trajectories are checked in test_golden_optim.py."""
 
-import copy
 import inspect
 import warnings
 
@@ -13,6 +12,8 @@ import bitsandbytes as bnb
 import bitsandbytes.functional as F
 from bitsandbytes.optim import optimizer as optim_base
 from bitsandbytes.optim.ademamix import _ReferenceAdEMAMix
+
+pytestmark = pytest.mark.usefixtures("fresh_optim_manager")
 
 # Every class of python_api.md 5 and the arguments it needs beyond its defaults.
 REQUIRED_ARGUMENTS = {"SGD": {"lr": 0.01, "momentum": 0.9}, "LARS": {"lr": 0.01, "momentum": 0.9}}
@@ -415,25 +416,15 @@ def test_load_state_dict_casts_only_castable_tensors():
 # ---- overrides ------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def fresh_manager():
-    """GlobalOptimManager is process-wide: each test starts from an empty one."""
-    manager = bnb.optim.GlobalOptimManager.get_instance()
-    saved = copy.copy(manager.__dict__)
-    manager.initialize()
-    yield manager
-    manager.__dict__.update(saved)
-
-
-def test_override_config_forces_32bit(fresh_manager):
+def test_override_config_forces_32bit(fresh_optim_manager):
     params = make_params([(64, 80), (64, 80)])
-    fresh_manager.register_parameters(params)
-    fresh_manager.override_config(params[1], "optim_bits", 32)
+    fresh_optim_manager.register_parameters(params)
+    fresh_optim_manager.override_config(params[1], "optim_bits", 32)
     optimizer = bnb.optim.Adam(params, optim_bits=8)
     run_steps(optimizer, params, 1)
     assert optimizer.state[params[0]]["state1"].dtype == torch.uint8
     assert optimizer.state[params[1]]["state1"].dtype == torch.float32
-    fresh_manager.override_config([params[0]], key_value_dict={"lr": 0.0})
+    fresh_optim_manager.override_config([params[0]], key_value_dict={"lr": 0.0})
     before = params[0].detach().clone()
     run_steps(optimizer, params, 1)
     assert torch.equal(params[0], before)
@@ -442,16 +433,16 @@ def test_override_config_forces_32bit(fresh_manager):
 
 
 @pytest.mark.parametrize("embedding", ["StableEmbedding", "Embedding"])
-def test_embeddings_keep_32bit_states(fresh_manager, embedding):
+def test_embeddings_keep_32bit_states(fresh_optim_manager, embedding):
     model = torch.nn.Sequential(getattr(bnb.nn, embedding)(1024, 64), torch.nn.Linear(64, 64))
-    assert len(fresh_manager.module_weight_config_triple) == 1
+    assert len(fresh_optim_manager.module_weight_config_triple) == 1
     optimizer = bnb.optim.Adam8bit(model.parameters())
     model(torch.randint(0, 1024, (4, 8))).sum().backward()
     optimizer.step()
     assert optimizer.state[model[0].weight]["state1"].dtype == torch.float32
     assert optimizer.state[model[1].weight]["state1"].dtype == torch.uint8  # 4096 elements: 8-bit
     big = torch.nn.Linear(128, 64)
-    fresh_manager.register_module_override(big, "weight", {"optim_bits": 8})
+    fresh_optim_manager.register_module_override(big, "weight", {"optim_bits": 8})
     big(torch.randn(2, 128)).sum().backward()
     optimizer = bnb.optim.Adam(big.parameters(), optim_bits=32)
     optimizer.step()

@@ -32,6 +32,7 @@ BNB_OPTIM_STRINGS = {
 }
 STEPS, CHECKPOINT_STEP = 16, 8
 QUANT_STATE_KEY = "__bnb_optimizer_quant_state__"
+pytestmark = pytest.mark.usefixtures("fresh_optim_manager")
 
 
 def tiny_llama():

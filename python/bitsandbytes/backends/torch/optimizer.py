@@ -287,7 +287,8 @@ def optimizer_update_8bit_blockwise(
     n = p.numel()
     blocks = blocks_of(n, OPTIMIZER_BLOCKSIZE)
     state1_numel, state2_numel = _state_numels(kernel, n)
-    _check_8bit_state(state1, qmap1, absmax1, "state1", "1", state1_numel, state1_numel // n * blocks if n else 0, p)
+    stacked_states = 2 if kernel == "ademamix" else 1  # m1 and m2 share state1, one absmax1 row each
+    _check_8bit_state(state1, qmap1, absmax1, "state1", "1", state1_numel, stacked_states * blocks, p)
     if state2_numel:
         _check_8bit_state(state2, qmap2, absmax2, "state2", "2", state2_numel, blocks, p)
     if n == 0:
