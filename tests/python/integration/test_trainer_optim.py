@@ -96,7 +96,9 @@ def test_trainer_trains_and_resumes(optim, tmp_path, monkeypatch):
     assert optimizer.args.optim_bits == bits and optimizer.is_paged == paged
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     assert sum(losses[-4:]) < sum(losses[:4]), losses
-    # (Trainer gives embeddings 32-bit states through GlobalOptimManager; the head keeps optim_bits.)
+    # With 8-bit states the Trainer registers a 32-bit override for every nn.Embedding
+    # (GlobalOptimManager.register_module_override); other weights keep optim_bits.
+    assert optimizer.state[trainer.model.model.embed_tokens.weight]["state1"].dtype == torch.float32
     head_state = optimizer.state[trainer.model.lm_head.weight]
     assert head_state["state1"].dtype == (torch.uint8 if bits == 8 else torch.float32)
 
