@@ -220,7 +220,8 @@ def _padded(values: torch.Tensor, blocks: int, fill) -> torch.Tensor:
 
 def _dequantized(codes: torch.Tensor, qmap: torch.Tensor, absmax: torch.Tensor, blocks: int, padding_code: int):
     """qmap[code] * absmax[block] over whole blocks (padding lanes hold padding_code)."""
-    values = qmap.reshape(-1)[_padded(codes, blocks, padding_code).long()]
+    # Paged codes live in host-addressed memory whatever the parameter's device.
+    values = qmap.reshape(-1)[_padded(codes, blocks, padding_code).to(qmap.device).long()]
     return ftz_mul(values, absmax.reshape(blocks, 1).to(torch.float32))
 
 
