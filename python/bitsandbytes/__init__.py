@@ -29,7 +29,7 @@ from .backends import torch as _torch_kernels  # noqa: E402
 _torch_kernels.register_default_kernels()
 
 from . import functional  # noqa: E402
-from . import autograd, nn  # noqa: E402
+from . import autograd, nn, optim  # noqa: E402
 from .autograd._functions import MatmulLtState, matmul, matmul_4bit  # noqa: E402
 from .nn import modules  # noqa: E402
 

@@ -393,3 +393,45 @@ def _(
             lambda: f"Expected qmap2 and absmax2 to be float32, got qmap2.dtype={qmap2.dtype}, "
             f"absmax2.dtype={absmax2.dtype}",
         )
+
+
+@_register_fake("optimizer_update_multi_tensor")
+def _(
+    optimizer_name: str,
+    g: Sequence[torch.Tensor],
+    p: Sequence[torch.Tensor],
+    state1: Sequence[torch.Tensor],
+    state2: Sequence[torch.Tensor],
+    absmax1: Sequence[torch.Tensor],
+    absmax2: Sequence[torch.Tensor],
+    qmap1: Optional[torch.Tensor],
+    qmap2: Optional[torch.Tensor],
+    beta1: float,
+    beta2: float,
+    beta3: float,
+    alpha: float,
+    eps: float,
+    weight_decay: float,
+    step: int,
+    lr: float,
+    gnorm_scale: float,
+    skip_zeros: bool = False,
+) -> None:
+    torch._check(len(g) == len(p), lambda: f"g and p must be lists of the same length, got {len(g)} and {len(p)}")
+    torch._check(len(state1) == len(p), lambda: f"state1 must have one tensor per parameter, got {len(state1)}")
+    for gradient, parameter in zip(g, p):
+        _check_gradient_and_parameter(gradient, parameter)
+
+
+# ---- paged memory ---------------------------------------------------------------------------
+
+
+@_register_fake("paged_empty")
+def _(size: Sequence[int], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    # Managed memory is addressed from the host: the tensor is a CPU tensor for any device.
+    return torch.empty(tuple(size), dtype=dtype, device="cpu")
+
+
+@_register_fake("paged_prefetch")
+def _(t: torch.Tensor, device: torch.device, to_device: bool) -> None:
+    return None

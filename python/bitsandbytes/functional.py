@@ -1,10 +1,10 @@
 """The functional API of bitsandbytes (python_api.md section 2).
 
 Codebooks, the QuantState that travels with a quantized tensor, blockwise 8-bit
-and 4-bit (NF4/FP4) quantization, and LLM.int8(). Numeric work goes through
-``torch.ops.bitsandbytes.*`` only. This module is the public face; the code lives
-in ``bitsandbytes._functional``, one module per concern, and every name below is
-the object defined there.
+and 4-bit (NF4/FP4) quantization, LLM.int8(), the optimizer updates and paged
+memory. Numeric work goes through ``torch.ops.bitsandbytes.*`` only. This module
+is the public face; the code lives in ``bitsandbytes._functional``, one module per
+concern, and every name below is the object defined there.
 """
 
 from ._formats import FLOAT_DTYPES, FOURBIT_QUANT_TYPES
@@ -41,6 +41,20 @@ from ._functional.int8 import (
     int8_mm_dequant,
     int8_vectorwise_dequant,
     int8_vectorwise_quant,
+)
+from ._functional.optimizer import (
+    optimizer_update_8bit_blockwise,
+    optimizer_update_32bit,
+    optimizer_update_multi_tensor,
+)
+from ._functional.paged import (
+    FIRST_CUDA_DEVICE,
+    GlobalPageManager,
+    _mul,
+    elementwise_func,
+    fill,
+    get_paged,
+    prefetch_tensor,
 )
 from ._functional.quant_state import QuantState, QuantStateKeyError
 from .backends.torch.common.cuda_reduction import cuda_mean_float32

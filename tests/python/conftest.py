@@ -154,3 +154,69 @@ def assert_bitwise_equal(actual: torch.Tensor, expected: torch.Tensor) -> None:
         actual, expected = actual.view(int_type), expected.view(int_type)
     mismatches = (actual != expected).sum().item()
     assert mismatches == 0, f"{mismatches} of {actual.numel()} elements differ"
+
+
+# ---- golden optimizer trajectories (group "optim") -------------------------------------------------
+
+# Golden case -> (bnb.optim class, its constructor arguments beyond the parameters, the
+# op arguments that class passes, formats.md 8.2). The golden runs used upstream's defaults
+# except where an argument is given.
+OPTIM_GOLDEN_CASES = {
+    "Adam8bit": ("Adam8bit", {}, dict(optimizer_name="adam", beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+                                      lr=1e-3)),
+    "AdamW8bit": ("AdamW8bit", {}, dict(optimizer_name="adam", beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=1e-2,
+                                        lr=1e-3)),
+    "PagedAdamW8bit": ("PagedAdamW8bit", {}, dict(optimizer_name="adam", beta1=0.9, beta2=0.999, eps=1e-8,
+                                                  weight_decay=1e-2, lr=1e-3)),
+    "Adam32bit": ("Adam32bit", {}, dict(optimizer_name="adam", beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+                                        lr=1e-3)),
+    "Lion8bit": ("Lion8bit", {}, dict(optimizer_name="lion", beta1=0.9, beta2=0.99, eps=0.0, weight_decay=0.0,
+                                      lr=1e-4)),
+    "SGD8bit_momentum": ("SGD8bit", {"lr": 0.01, "momentum": 0.9},
+                         dict(optimizer_name="momentum", beta1=0.9, beta2=0.0, eps=0.0, weight_decay=0.0, lr=0.01)),
+    # Upstream's run used lr 1e-3, not RMSprop's default 1e-2 (the first step moves p by 1e-3 * g / |0.1 g|).
+    "RMSprop8bit": ("RMSprop8bit", {"lr": 1e-3}, dict(optimizer_name="rmsprop", beta1=0.99, beta2=0.0, eps=1e-8,
+                                                      weight_decay=0.0, lr=1e-3)),
+    "AdEMAMix8bit": ("AdEMAMix8bit", {}, dict(optimizer_name="ademamix", beta1=0.9, beta2=0.999, beta3=0.9999,
+                                              alpha=5.0, eps=1e-8, weight_decay=1e-2, lr=1e-3)),
+}
+GOLDEN_OPTIM_STEPS = 3
+# formats.md 8.0 / shared/golden/README.md.
+GOLDEN_PARAM_RTOL = 1e-5
+GOLDEN_CODE_MISMATCH_LIMIT = 1e-3
+
+
+def assert_optimizer_matches_golden(tensors: dict, step: int, param: torch.Tensor, state: dict) -> None:
+    """param and the state tensors (golden role names: state1, absmax1, ...) after `step` steps."""
+    torch.testing.assert_close(param.detach().cpu(), tensors[f"param{step}"], rtol=GOLDEN_PARAM_RTOL, atol=1e-7)
+    for role, value in state.items():
+        expected = tensors.get(f"state{step}.{role}")
+        if expected is None:
+            continue
+        value = value.detach().cpu()
+        assert value.shape == expected.shape and value.dtype == expected.dtype, (role, value.shape, expected.shape)
+        if value.dtype == torch.uint8:
+            differences = (value.int() - expected.int()).abs()
+            assert differences.max() <= 1, f"{role}: a code differs by {differences.max().item()}"
+            fraction = (differences != 0).double().mean().item()
+            assert fraction <= GOLDEN_CODE_MISMATCH_LIMIT, f"{role}: {fraction:.2%} of the codes differ by 1"
+        else:
+            torch.testing.assert_close(value, expected, rtol=GOLDEN_PARAM_RTOL, atol=1e-9, msg=role)
+
+
+@pytest.fixture
+def fresh_optim_manager():
+    """An empty GlobalOptimManager for the test, the previous one restored after it.
+
+    The manager is process-wide and keys overrides by id(parameter): overrides left by
+    earlier tests (Transformers' Trainer registers one per embedding) would apply to
+    new parameters that happen to reuse a freed id.
+    """
+    import bitsandbytes as bnb
+
+    manager = bnb.optim.GlobalOptimManager.get_instance()
+    saved = dict(manager.__dict__)
+    manager.initialize()
+    yield manager
+    manager.__dict__.clear()
+    manager.__dict__.update(saved)

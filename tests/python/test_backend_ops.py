@@ -29,7 +29,10 @@ import pytest
 import torch
 from conftest import (
     DEVICES,
+    GOLDEN_OPTIM_STEPS,
+    OPTIM_GOLDEN_CASES,
     assert_bitwise_equal,
+    assert_optimizer_matches_golden,
     boundary_input,
     golden_dir,
     golden_manifest,
@@ -537,6 +540,107 @@ def int8_scaled_mm_cases() -> list[Case]:
     return cases
 
 
+
+# ---- optimizer updates ----------------------------------------------------------------------------
+
+OPTIMIZER_NAMES = ("adam", "lamb", "ademamix", "momentum", "lars", "rmsprop", "adagrad", "lion")
+TWO_STATE_OPTIMIZERS = ("adam", "lamb", "ademamix")
+# Around the 256-element blocks of the 8-bit states, plus one large odd size.
+OPTIMIZER_SIZES = (1, 3, 255, 256, 257, 1000, 4097)
+OPTIMIZER_STEPS = 3
+# name -> (beta1, beta2, beta3, alpha, eps), as the optimizer classes pass them (formats.md 8.2).
+OPTIMIZER_HYPERPARAMETERS = {
+    "adam": (0.9, 0.999, 0.0, 0.0, 1e-8), "lamb": (0.9, 0.999, 0.0, 0.0, 1e-8),
+    "ademamix": (0.9, 0.999, 0.9999, 5.0, 1e-8), "momentum": (0.9, 0.0, 0.0, 0.0, 0.0),
+    "lars": (0.9, 0.0, 0.0, 0.0, 0.0), "rmsprop": (0.99, 0.0, 0.0, 0.0, 1e-8), "adagrad": (0.0, 0.0, 0.0, 0.0, 1e-10),
+    "lion": (0.9, 0.99, 0.0, 0.0, 0.0),
+}
+MAX_UNORM = {"lamb": 1.0, "lars": 0.02}
+
+
+def optimizer_gradients(n, dtype, device, seed, special=False, zeros=False):
+    g = random_input(n, dtype, device, seed=seed) * 0.01
+    if zeros:
+        g[::3] = 0  # skip_zeros leaves these elements alone
+    if special and n >= 4:
+        g[:4] = torch.tensor([float("nan"), float("inf"), -float("inf"), 0.0], dtype=dtype)
+    if n > 256:
+        g[256:] *= 1e-30  # a block of ~0 values, where the padding lanes decide the absmax
+    return g
+
+
+def optimizer_32bit_cases() -> list[Case]:
+    def run(name, dtype, weight_decay, skip_zeros, call, device):
+        beta1, beta2, beta3, alpha, eps = OPTIMIZER_HYPERPARAMETERS[name]
+        outputs = []
+        for n in OPTIMIZER_SIZES:
+            p = random_input(n, dtype, device, seed=n + 7)
+            state1 = torch.zeros(2 * n if name == "ademamix" else n, device=device)
+            state2 = torch.zeros(n, device=device) if name in TWO_STATE_OPTIMIZERS else None
+            unorm_vec = torch.zeros(1, device=device) if name in MAX_UNORM else None
+            for step in range(1, OPTIMIZER_STEPS + 1):
+                g = optimizer_gradients(n, dtype, device, seed=n + step, zeros=skip_zeros)
+                param_norm = p.float().norm().item() if name in MAX_UNORM else 0.0
+                call("optimizer_update_32bit", name, g, p, state1, state2, unorm_vec, MAX_UNORM.get(name, 0.0),
+                     param_norm, beta1, beta2, beta3, alpha, eps, weight_decay, step, 1e-3, 1.0, skip_zeros)
+            outputs += [t for t in (p, state1, state2, unorm_vec) if t is not None]
+        return outputs
+
+    cases = [Case(f"{name}-{d}-wd{wd}", functools.partial(run, name, DTYPES[d], wd, False))
+             for name in OPTIMIZER_NAMES for d in DTYPES for wd in (0.0, 0.01)]
+    cases += [Case(f"{name}-fp32-skip_zeros", functools.partial(run, name, torch.float32, 0.0, True))
+              for name in OPTIMIZER_NAMES if name != "ademamix"]
+    return cases
+
+
+def optimizer_8bit_states(name, n, device, seed, random_start):
+    """state1/state2 codes and absmax: zeros as an optimizer creates them, or random ones."""
+    stacked = 2 if name == "ademamix" else 1
+    blocks = blocks_of(n, 256)
+    if random_start:
+        state1 = random_bytes(stacked * n, device, seed)
+        if name in ("rmsprop", "adagrad"):
+            state1 |= 128  # their state is a sum of squares: the positive half of the signed map
+        absmax1 = torch.rand(stacked * blocks, generator=torch.Generator().manual_seed(seed)).to(device) * 0.01
+    else:
+        state1 = torch.zeros(stacked * n, dtype=torch.uint8, device=device)
+        absmax1 = torch.zeros(stacked * blocks, device=device)
+    if name not in TWO_STATE_OPTIMIZERS:
+        return state1, absmax1, None, None
+    state2 = random_bytes(n, device, seed + 1) if random_start else torch.zeros(n, dtype=torch.uint8, device=device)
+    absmax2 = (torch.rand(blocks, generator=torch.Generator().manual_seed(seed + 1)).to(device) * 1e-4
+               if random_start else torch.zeros(blocks, device=device))
+    return state1, absmax1, state2, absmax2
+
+
+def optimizer_8bit_cases() -> list[Case]:
+    def run(name, dtype, weight_decay, skip_zeros, random_start, special, call, device):
+        beta1, beta2, beta3, alpha, eps = OPTIMIZER_HYPERPARAMETERS[name]
+        qmap1, qmap2 = dynamic_code(device), dynamic_code(device, signed=False)
+        outputs = []
+        for n in OPTIMIZER_SIZES:
+            p = random_input(n, dtype, device, seed=n + 7)
+            state1, absmax1, state2, absmax2 = optimizer_8bit_states(name, n, device, n, random_start)
+            for step in range(1, OPTIMIZER_STEPS + 1):
+                g = optimizer_gradients(n, dtype, device, seed=n + step, special=special, zeros=skip_zeros)
+                call("optimizer_update_8bit_blockwise", name, g, p, state1, state2, beta1, beta2, beta3, alpha, eps,
+                     step, 1e-3, qmap1, qmap2 if state2 is not None else None, absmax1, absmax2, weight_decay, 1.0,
+                     skip_zeros)
+            outputs += [t for t in (p, state1, absmax1, state2, absmax2) if t is not None]
+        return outputs
+
+    cases = [Case(f"{name}-{d}-wd{wd}", functools.partial(run, name, DTYPES[d], wd, False, False, False))
+             for name in OPTIMIZER_NAMES for d in DTYPES for wd in (0.0, 0.01)]
+    cases += [Case(f"{name}-fp32-random_states", functools.partial(run, name, torch.float32, 0.0, False, True, False))
+              for name in OPTIMIZER_NAMES]
+    cases += [Case(f"{name}-fp32-non_finite_grad", functools.partial(run, name, torch.float32, 0.0, False, False,
+                                                                     True))
+              for name in TWO_STATE_OPTIMIZERS]
+    cases += [Case(f"{name}-fp32-skip_zeros", functools.partial(run, name, torch.float32, 0.0, True, False, False))
+              for name in OPTIMIZER_NAMES if name not in TWO_STATE_OPTIMIZERS]
+    return cases
+
+
 CASES: dict[str, list[Case]] = {
     "quantize_blockwise": quantize_blockwise_cases(),
     "dequantize_blockwise": dequantize_blockwise_cases(),
@@ -550,6 +654,8 @@ CASES: dict[str, list[Case]] = {
     "int8_linear_matmul": int8_linear_matmul_cases(),
     "int8_mm_dequant": int8_mm_dequant_cases(),
     "int8_scaled_mm": int8_scaled_mm_cases(),
+    "optimizer_update_32bit": optimizer_32bit_cases(),
+    "optimizer_update_8bit_blockwise": optimizer_8bit_cases(),
 }
 
 
@@ -727,6 +833,35 @@ def matmul_cases(rows=None):
     return [c for c in cases if rows is None or c["args"]["m"] == rows]
 
 
+
+def optim_cases(eight_bit: bool):
+    return [c for c in golden_manifest()["groups"]["optim"] if ("absmax1" in str(c["tensors"])) == eight_bit]
+
+
+def check_optimizer_update(call, tensors, args, device):
+    """Three steps of the op from fresh states reproduce upstream's trajectory."""
+    _, _, arguments = OPTIM_GOLDEN_CASES[args["case"]]
+    name = arguments["optimizer_name"]
+    p = tensors["param0"].clone().to(device)
+    eight_bit = "state1.absmax1" in tensors
+    state = {role.split(".", 1)[1]: torch.zeros_like(tensors[role]).to(device)
+             for role in tensors if role.startswith("state1.")}
+    for role in ("qmap1", "qmap2"):
+        if role in state:
+            state[role] = tensors[f"state1.{role}"].to(device)  # the dynamic maps never change
+    hyper = [arguments[k] for k in ("beta1", "beta2")] + [arguments.get("beta3", 0.0), arguments.get("alpha", 0.0)]
+    for step in range(1, GOLDEN_OPTIM_STEPS + 1):
+        g = tensors[f"grad{step - 1}"].to(device)
+        if eight_bit:
+            call("optimizer_update_8bit_blockwise", name, g, p, state["state1"], state.get("state2"), *hyper,
+                 arguments["eps"], step, arguments["lr"], state["qmap1"], state.get("qmap2"), state["absmax1"],
+                 state.get("absmax2"), arguments["weight_decay"], 1.0, False)
+        else:
+            call("optimizer_update_32bit", name, g, p, state["state1"], state.get("state2"), None, 0.0, 0.0, *hyper,
+                 arguments["eps"], arguments["weight_decay"], step, arguments["lr"], 1.0, False)
+        assert_optimizer_matches_golden(tensors, step, p, state)
+
+
 # op -> (golden group, its cases, the check)
 GOLDEN_CHECKS = {
     "quantize_blockwise": ("quant", quant_cases, check_quantize_blockwise),
@@ -742,6 +877,8 @@ GOLDEN_CHECKS = {
     "int8_linear_matmul": ("int8", int8_matmul_cases, check_int8_linear_matmul),
     "int8_mm_dequant": ("int8", int8_matmul_cases, check_int8_mm_dequant),
     "int8_scaled_mm": ("int8", int8_matmul_cases, check_int8_scaled_mm),
+    "optimizer_update_32bit": ("optim", lambda: optim_cases(eight_bit=False), check_optimizer_update),
+    "optimizer_update_8bit_blockwise": ("optim", lambda: optim_cases(eight_bit=True), check_optimizer_update),
 }
 
 
@@ -771,4 +908,4 @@ def test_matches_golden(golden, op, case, device, implementation):
     group, _, check = GOLDEN_CHECKS[op]
     call = native if implementation == "native" else oracle
     with torch.no_grad():
-        check(call, golden.case_tensors(group, case), case["args"], device)
+        check(call, golden.case_tensors(group, case), {**case["args"], "case": case["case"]}, device)

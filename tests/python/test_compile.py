@@ -207,6 +207,21 @@ def test_fake_kernels_of_other_ops():
         ops.optimizer_update_8bit_blockwise(
             "adam", g, g, g, None, 0.9, 0.99, 0.0, 0.0, 1e-8, 1, 1e-3, g, None, g, None, 0.0, 1.0
         )
+    ops.optimizer_update_multi_tensor("lion", [g, g], [g, g], [g, g], [], [], [], None, None, 0.9, 0.99, 0.0, 0.0,
+                                      0.0, 0.0, 1, 1e-4, 1.0)
+    with pytest.raises(RuntimeError, match="Expected all tensors to have the same dtype"):
+        ops.optimizer_update_multi_tensor("lion", [g], [g.half()], [g], [], [], [], None, None, 0.9, 0.99, 0.0, 0.0,
+                                          0.0, 0.0, 1, 1e-4, 1.0)
+
+
+def test_fake_kernels_of_paged_memory():
+    """Managed memory is addressed from the host: a paged buffer is a CPU tensor for any device."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        buffer = ops.paged_empty([3, 4], torch.uint8, torch.device("cuda", 0))
+        assert buffer.shape == (3, 4) and buffer.dtype == torch.uint8 and buffer.device.type == "cpu"
+        ops.paged_prefetch(buffer, torch.device("cuda", 0), True)
 
 
 @pytest.mark.parametrize("backend", ["aot_eager", "inductor"])

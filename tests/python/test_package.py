@@ -39,10 +39,14 @@ FUNCTIONAL_PUBLIC_NAMES = {
     # LLM.int8() (python_api.md 2.5)
     "batched_igemm", "check_matmul", "igemm", "int8_double_quant", "int8_linear_matmul", "int8_mm_dequant",
     "int8_vectorwise_dequant", "int8_vectorwise_quant",
+    # Optimizer updates and paged memory (python_api.md 2.6, 2.7; the multi-tensor update is this package's)
+    "optimizer_update_32bit", "optimizer_update_8bit_blockwise", "optimizer_update_multi_tensor",
+    "FIRST_CUDA_DEVICE", "GlobalPageManager", "elementwise_func", "fill", "get_paged", "prefetch_tensor",
 }  # fmt: skip
 # Private names that other modules and the tests read from bitsandbytes.functional.
 FUNCTIONAL_PRIVATE_NAMES_IN_USE = {
-    "_build_dynamic_map", "_denested_absmax", "_get_tensor_stream", "_nested_offset", "_torch_float32_linspace",
+    "_build_dynamic_map", "_denested_absmax", "_get_tensor_stream", "_mul", "_nested_offset",
+    "_torch_float32_linspace",
 }  # fmt: skip
 
 

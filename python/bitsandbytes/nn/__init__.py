@@ -1,3 +1,4 @@
+from .embedding import Embedding, StableEmbedding
 from .int8 import Embedding8bit, Int8Params, Linear8bitLt, OutlierAwareLinear
 from .modules import (
     Embedding4bit,
@@ -10,6 +11,7 @@ from .modules import (
 )
 
 __all__ = [
+    "Embedding",
     "Embedding4bit",
     "Embedding8bit",
     "EmbeddingFP4",
@@ -21,4 +23,5 @@ __all__ = [
     "LinearNF4",
     "OutlierAwareLinear",
     "Params4bit",
+    "StableEmbedding",
 ]

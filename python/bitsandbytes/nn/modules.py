@@ -385,4 +385,5 @@ class EmbeddingNF4(Embedding4bit):
 
 
 # Upstream's path of the 8-bit modules (bitsandbytes.nn.modules.Int8Params, ...); defined in nn/int8.py.
+from .embedding import Embedding, StableEmbedding  # noqa: E402,F401
 from .int8 import Embedding8bit, Int8Params, Linear8bitLt, OutlierAwareLinear, maybe_rearrange_weight  # noqa: E402,F401

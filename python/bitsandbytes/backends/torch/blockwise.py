@@ -7,17 +7,23 @@ from .common.blocks import scale_by_block, scaled_blocks
 from .common.checks import check_absmax, check_code, check_out, require
 
 
-def search_code(code: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+def search_code(
+    code: torch.Tensor, s: torch.Tensor, lower_start: float = -1.0, substitute_ends: bool = True
+) -> torch.Tensor:
     """Upstream's code search (dQuantize) for every element of s; returns int64 indices.
 
     A 7-step binary descent from pivot 127 remembers the last pivots below and
     above s, then chooses between the final pivot and that neighbour by their
     float32 midpoint. NaN compares false everywhere and lands on index 0.
+    The 8-bit optimizers' requantization (formats.md 6.0) starts the lower value at
+    0.0 for the unsigned map and keeps the start values when the descent never
+    replaced them (``substitute_ends=False``); quantize_blockwise substitutes the
+    code's end values.
     """
     pivot = torch.full_like(s, 127, dtype=torch.int64)
     lower_pivot = torch.zeros_like(pivot)
     upper_pivot = torch.full_like(pivot, CODE_SIZE - 1)
-    lower = torch.full_like(s, -1.0)
+    lower = torch.full_like(s, lower_start)
     upper = torch.full_like(s, 1.0)
     value = code[pivot]
     for step in (64, 32, 16, 8, 4, 2, 1):
@@ -28,8 +34,9 @@ def search_code(code: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         upper = torch.where(above, upper, value)
         pivot = torch.where(above, pivot + step, pivot - step)
         value = code[pivot]
-    upper = torch.where(upper_pivot == CODE_SIZE - 1, code[CODE_SIZE - 1], upper)
-    lower = torch.where(lower_pivot == 0, code[0], lower)
+    if substitute_ends:
+        upper = torch.where(upper_pivot == CODE_SIZE - 1, code[CODE_SIZE - 1], upper)
+        lower = torch.where(lower_pivot == 0, code[0], lower)
     go_up = s > (upper + value) * 0.5
     go_down = s < (lower + value) * 0.5
     return torch.where(

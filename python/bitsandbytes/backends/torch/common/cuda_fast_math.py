@@ -76,3 +76,19 @@ def rcp_approx_ftz(x: torch.Tensor) -> torch.Tensor:
     result = torch.where(not_finite & (mantissa == 0), torch.copysign(torch.zeros_like(x), x), result)
     result = torch.where(not_finite & (mantissa != 0), x, result)
     return result
+
+
+def fast_div(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a / b`` and ``__fdividef(a, b)`` under fast math: ``div.approx.ftz.f32``.
+
+    Measured on the H100 (shared/golden/README.md): the quotient equals
+    ``a * rcp.approx(b)`` rounded once, with subnormals flushed.
+    """
+    return ftz_mul(a, rcp_approx_ftz(b))
+
+
+def fma_float32(a: torch.Tensor, b, c: torch.Tensor) -> torch.Tensor:
+    """``fmaf(a, b, c)`` for float32 operands: the product of two float32 values is exact
+    in float64, so only the sum rounds (twice, which differs from one rounding only in
+    ties of the double result, far below the optimizers' tolerance of formats.md 8.0)."""
+    return (a.double() * torch.as_tensor(b, dtype=torch.float64) + c.double()).to(torch.float32)

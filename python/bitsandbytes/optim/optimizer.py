@@ -1,0 +1,615 @@
+"""The base classes of the bitsandbytes optimizers (python_api.md 5.1-5.3, formats.md 8).
+
+An optimizer keeps per parameter ``step`` and one or two states, 32-bit (float32, p's
+shape) or 8-bit (uint8 codes with a float32 absmax per 256-element block and the
+dynamic maps ``qmap1``/``qmap2``). ``step()`` feeds them to the optimizer ops. Within
+a parameter group, tensors that share dtype, state bits, step and hyper-parameters go
+to the ops in one multi-tensor call; clipped 32-bit updates (LAMB, LARS) and any
+``update_step`` a subclass overrides keep the per-tensor path.
+"""
+
+import dataclasses
+import warnings
+from collections import abc as container_abcs
+from collections import defaultdict
+from copy import deepcopy
+from itertools import chain
+from typing import Optional
+
+import torch
+
+import bitsandbytes.functional as F
+from bitsandbytes.utils import sync_gpu
+
+BLOCKSIZE = 256
+# States of parameters with at least this many elements are paged (formats.md 8.4).
+MIN_PAGED_NUMEL = 1e5
+
+
+class MockArgs:
+    """The constructor options as attributes (Accelerate reads ``optimizer.args.optim_bits``)."""
+
+    def __init__(self, initial_data):
+        for key in initial_data:
+            setattr(self, key, initial_data[key])
+
+
+class GlobalOptimManager:
+    """Per-parameter overrides of the optimizer configuration (a singleton).
+
+    Overrides are keyed by parameter identity (``pid2config``) or by position in the
+    parameter groups (``index2config``), so they can be registered before or after the
+    optimizer is built; module overrides are resolved at the optimizer's first step.
+    """
+
+    _instance = None
+
+    def __init__(self):
+        raise RuntimeError("Call get_instance() instead")
+
+    def initialize(self):
+        self.pid2config = {}
+        self.index2config = {}
+        self.optimizer = None
+        self.uses_config_override = False
+        self.module_weight_config_triple = []
+
+    @classmethod
+    def get_instance(cls):
+        if cls._instance is None:
+            cls._instance = cls.__new__(cls)
+            cls._instance.initialize()
+        return cls._instance
+
+    def register_parameters(self, params):
+        param_groups = list(params)
+        if not isinstance(param_groups[0], dict):
+            param_groups = [{"params": param_groups}]
+        for group_index, group in enumerate(param_groups):
+            for param_index, p in enumerate(group["params"]):
+                if id(p) in self.pid2config:
+                    self.index2config[(group_index, param_index)] = self.pid2config[id(p)]
+
+    def override_config(self, parameters, key=None, value=None, key_value_dict=None):
+        """Overrides hyper-parameters (``lr``, ``betas``, ``optim_bits``, ...) of the given parameters.
+
+        Either ``key`` and ``value`` or a ``key_value_dict`` of several.
+        """
+        self.uses_config_override = True
+        if isinstance(parameters, torch.Tensor):
+            parameters = [parameters]
+        if key is not None and value is not None:
+            assert key_value_dict is None
+            key_value_dict = {key: value}
+        if key_value_dict is not None:
+            for p in parameters:
+                if id(p) in self.pid2config:
+                    self.pid2config[id(p)].update(key_value_dict)
+                else:
+                    self.pid2config[id(p)] = key_value_dict
+
+    def register_module_override(self, module, param_name, config):
+        self.module_weight_config_triple.append((module, param_name, config))
+
+
+@dataclasses.dataclass
+class _Update:
+    """What one parameter's update feeds to the optimizer ops."""
+
+    g: torch.Tensor
+    p: torch.Tensor
+    state1: torch.Tensor
+    state2: Optional[torch.Tensor]
+    qmap1: Optional[torch.Tensor]
+    qmap2: Optional[torch.Tensor]
+    absmax1: Optional[torch.Tensor]
+    absmax2: Optional[torch.Tensor]
+    unorm_vec: Optional[torch.Tensor]
+    beta1: float
+    beta2: float
+    beta3: float
+    alpha: float
+    eps: float
+    weight_decay: float
+    step: int
+    lr: float
+    max_unorm: float
+    skip_zeros: bool
+
+    @property
+    def eight_bit(self) -> bool:
+        return self.state1.dtype == torch.uint8
+
+    @property
+    def clipped(self) -> bool:
+        # The 8-bit ops have no update-norm clipping.
+        return not self.eight_bit and self.max_unorm > 0.0
+
+    def batch_key(self) -> tuple:
+        """Updates with equal keys can run in one multi-tensor call."""
+        return (
+            self.p.dtype, self.p.device, self.state1.dtype, self.state2 is None, id(self.qmap1), id(self.qmap2),
+            self.beta1, self.beta2, self.beta3, self.alpha, self.eps, self.weight_decay, self.step, self.lr,
+            self.skip_zeros,
+        )
+
+
+class Optimizer8bit(torch.optim.Optimizer):
+    _FSDP_WRAPPED_QUANT_STATE_KEY = "__bnb_optimizer_quant_state__"
+
+    def __init__(self, params, defaults, optim_bits=32, is_paged=False):
+        """Base class: state bookkeeping, overrides, paging and the (de)serialisation of the states.
+
+        Arguments:
+            params: the parameters or parameter groups to optimize.
+            defaults (`dict`): the group defaults.
+            optim_bits (`int`, defaults to 32): bits of the optimizer states (32 or 8).
+            is_paged (`bool`, defaults to `False`): allocate large states in managed memory.
+        """
+        super().__init__(params, defaults)
+        self.initialized = False
+        self.name2qmap = {}
+        self.is_paged = is_paged
+        self.page_mng = F.GlobalPageManager.get_instance()
+        self.mng = GlobalOptimManager.get_instance()
+        # Tensors load_state_dict must not cast to the parameter dtype.
+        self.non_castable_tensor_keys = {
+            "qmap1", "qmap2", "max1", "max2", "new_max1", "new_max2", "state1", "state2", "gnorm_vec", "absmax1",
+            "absmax2", "unorm_vec",
+        }
+        if optim_bits == 8:
+            self.fill_qmap()
+
+    def fill_qmap(self):
+        self.name2qmap["dynamic"] = F.create_dynamic_map(signed=True)
+        self.name2qmap["udynamic"] = F.create_dynamic_map(signed=False)
+
+    def state_dict(self):
+        """torch's state dict, with each parameter's quantization tensors nested under
+        ``__bnb_optimizer_quant_state__`` (FSDP gathers top-level tensors shaped like the
+        parameter and would fail on them)."""
+        state_dict = super().state_dict()
+        state_dict["state"] = {
+            k: dict(v) if isinstance(v, dict) else v for k, v in state_dict["state"].items()
+        }
+        for param_state in state_dict["state"].values():
+            if not isinstance(param_state, dict):
+                continue
+            quant_state = {key: param_state.pop(key) for key in list(param_state)
+                           if key in self.non_castable_tensor_keys}
+            if quant_state:
+                param_state[self._FSDP_WRAPPED_QUANT_STATE_KEY] = quant_state
+        return state_dict
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+
+    def load_state_dict(self, state_dict, move_to_device=True):
+        """Loads a state dict of ``state_dict()`` (or of upstream bitsandbytes).
+
+        Arguments:
+            state_dict (`dict`): the optimizer state.
+            move_to_device (`bool`, defaults to `True`): move the quantization tensors to
+                their parameter's device.
+        """
+        state_dict = deepcopy(state_dict)
+        for param_state in state_dict["state"].values():
+            if isinstance(param_state, dict) and self._FSDP_WRAPPED_QUANT_STATE_KEY in param_state:
+                param_state.update(param_state.pop(self._FSDP_WRAPPED_QUANT_STATE_KEY))
+
+        groups = self.param_groups
+        saved_groups = state_dict["param_groups"]
+        if len(groups) != len(saved_groups):
+            raise ValueError("loaded state dict has a different number of parameter groups")
+        if any(len(g["params"]) != len(s["params"]) for g, s in zip(groups, saved_groups)):
+            raise ValueError(
+                "loaded state dict contains a parameter group that doesn't match the size of optimizer's group"
+            )
+        saved_ids = chain.from_iterable(g["params"] for g in saved_groups)
+        id_map = dict(zip(saved_ids, chain.from_iterable(g["params"] for g in groups)))
+
+        def cast(param, value):
+            if isinstance(value, torch.Tensor):
+                # Floating states follow the parameter dtype; uint8 codes never change.
+                if param.is_floating_point() and value.dtype != torch.uint8:
+                    value = value.to(param.dtype)
+                return value
+            if isinstance(value, dict):
+                for k, v in value.items():
+                    if k in self.non_castable_tensor_keys:
+                        if move_to_device:
+                            value[k] = v.to(param.device)
+                    else:
+                        value[k] = cast(param, v)
+                return value
+            if isinstance(value, container_abcs.Iterable) and not isinstance(value, str):
+                return type(value)(cast(param, v) for v in value)
+            return value
+
+        state = defaultdict(dict)
+        for k, v in state_dict["state"].items():
+            if k in id_map:
+                state[id_map[k]] = cast(id_map[k], v)
+            else:
+                state[k] = v
+
+        def update_group(group, new_group):
+            new_group["params"] = group["params"]
+            return new_group
+
+        param_groups = [update_group(g, ng) for g, ng in zip(groups, saved_groups)]
+        self.__setstate__({"state": state, "param_groups": param_groups})
+
+    def to_gpu(self):
+        """Moves each non-paged state tensor to its parameter's device."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.device.type == "cpu" or p not in self.state:
+                    continue
+                for k, v in self.state[p].items():
+                    if isinstance(v, torch.Tensor) and not getattr(v, "is_paged", False):
+                        self.state[p][k] = v.to(p.device)
+
+    def check_overrides(self):
+        """Resolves the module overrides (register_module_override) to this optimizer's parameters."""
+        for module, attr, config in self.mng.module_weight_config_triple:
+            pmodule = getattr(module, attr)
+            assert pmodule is not None
+            assert isinstance(pmodule, torch.Tensor)
+            position = next(
+                ((gindex, pindex) for gindex, group in enumerate(self.param_groups)
+                 for pindex, p in enumerate(group["params"]) if p is pmodule),
+                None,
+            )
+            if position is not None:
+                self.mng.pid2config[id(pmodule)] = config
+                self.mng.index2config[position] = config
+
+    def _uses_own_update_step(self) -> bool:
+        # A subclass's own update_step must run as written, one parameter at a time.
+        return type(self).update_step in _BATCHABLE_UPDATE_STEPS
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """Performs one optimization step.
+
+        Arguments:
+            closure (`Callable`, *optional*): re-evaluates the model and returns the loss.
+        """
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        if not self.initialized:
+            self.check_overrides()
+            self.to_gpu()  # needed for fairseq pure fp16 training
+            self.initialized = True
+
+        batched = self._uses_own_update_step()
+        last = None
+        for gindex, group in enumerate(self.param_groups):
+            updates = []
+            for pindex, p in enumerate(group["params"]):
+                if p.grad is None:
+                    continue
+                if p.grad.is_sparse:
+                    raise RuntimeError(
+                        f"{type(self).__name__} does not support sparse gradients (parameter {pindex} of "
+                        f"group {gindex} has one); use a dense gradient, e.g. nn.Embedding(sparse=False)"
+                    )
+                last = p
+                state = self.state[p]
+                if len(state) == 0:
+                    self.init_state(group, p, gindex, pindex)
+                self.prefetch_state(p)
+                if batched:
+                    updates.append(self._prepare_update(group, p, gindex, pindex))
+                else:
+                    self.update_step(group, p, gindex, pindex)
+                    sync_gpu(p)
+            self._run_updates(updates)
+        if self.is_paged and last is not None:
+            # Paged states are written asynchronously; the step ends when they are final.
+            sync_gpu(last)
+        return loss
+
+    def _run_updates(self, updates: list) -> None:
+        batches = defaultdict(list)
+        for update in updates:
+            if update.clipped:
+                self._run_update(update)
+            else:
+                batches[update.batch_key()].append(update)
+        for batch in batches.values():
+            if len(batch) == 1:
+                self._run_update(batch[0])
+            else:
+                self._run_batch(batch)
+
+    def _run_update(self, u: _Update) -> None:
+        if u.eight_bit:
+            F.optimizer_update_8bit_blockwise(
+                self.optimizer_name, u.g, u.p, u.state1, u.state2, u.beta1, u.beta2, u.beta3, u.alpha, u.eps,
+                u.step, u.lr, u.qmap1, u.qmap2, u.absmax1, u.absmax2, u.weight_decay, gnorm_scale=1.0,
+                skip_zeros=u.skip_zeros,
+            )
+        else:
+            F.optimizer_update_32bit(
+                self.optimizer_name, u.g, u.p, u.state1, u.beta1, u.eps, u.step, u.lr, u.state2, u.beta2, u.beta3,
+                u.alpha, u.weight_decay, 1.0, u.unorm_vec if u.max_unorm > 0.0 else None, max_unorm=u.max_unorm,
+                skip_zeros=u.skip_zeros,
+            )
+
+    def _run_batch(self, batch: list) -> None:
+        first = batch[0]
+        two_state = first.state2 is not None
+        F.optimizer_update_multi_tensor(
+            self.optimizer_name,
+            [u.g for u in batch],
+            [u.p for u in batch],
+            [u.state1 for u in batch],
+            [u.state2 for u in batch] if two_state else [],
+            [u.absmax1 for u in batch] if first.eight_bit else [],
+            [u.absmax2 for u in batch] if first.eight_bit and two_state else [],
+            first.qmap1 if first.eight_bit else None,
+            first.qmap2 if first.eight_bit and two_state else None,
+            first.beta1, first.beta2, first.beta3, first.alpha, first.eps, first.weight_decay, first.step, first.lr,
+            1.0, first.skip_zeros,
+        )
+
+    def get_config(self, gindex, pindex, group):
+        """The group's hyper-parameters and the constructor options, then the overrides."""
+        config = {
+            "betas": group["betas"],
+            "eps": group["eps"],
+            "weight_decay": group["weight_decay"],
+            "lr": group["lr"],
+            "alpha": group.get("alpha", 0.0),
+            "t_alpha": group.get("t_alpha", None),
+            "t_beta3": group.get("t_beta3", None),
+            "optim_bits": self.args.optim_bits,
+            "min_8bit_size": self.args.min_8bit_size,
+            "max_unorm": self.args.max_unorm,
+            "skip_zeros": self.args.skip_zeros,
+        }
+        if (gindex, pindex) in self.mng.index2config:
+            config.update(self.mng.index2config[(gindex, pindex)])
+        p = self.param_groups[gindex]["params"][pindex]
+        if id(p) in self.mng.pid2config:
+            config.update(self.mng.pid2config[id(p)])
+        return config
+
+    def init_state(self, group, p, gindex, pindex):
+        raise NotImplementedError("init_state method needs to be overridden")
+
+    def _scheduled_beta3_alpha(self, config, step: int) -> tuple[float, float]:
+        """beta3 and alpha of this step (AdEMAMix schedules them)."""
+        betas = config["betas"]
+        return (betas[2] if len(betas) >= 3 else 0.0), config.get("alpha", 0.0)
+
+    def _has_second_state(self) -> bool:
+        return True
+
+    def _prepare_update(self, group, p, gindex, pindex) -> _Update:
+        """Advances the parameter's step and collects what its update needs."""
+        p.data = p.data.contiguous()
+        p.grad = p.grad.contiguous()
+        state = self.state[p]
+        config = self.get_config(gindex, pindex, group)
+        state["step"] += 1
+        step = state["step"]
+        beta3, alpha = self._scheduled_beta3_alpha(config, step)
+        two_state = self._has_second_state()
+        if not two_state:
+            beta3, alpha = 0.0, 0.0
+        eight_bit = state["state1"].dtype == torch.uint8
+        return _Update(
+            g=p.grad,
+            p=p,
+            state1=state["state1"],
+            state2=state["state2"] if two_state else None,
+            qmap1=state.get("qmap1") if eight_bit else None,
+            qmap2=state.get("qmap2") if eight_bit and two_state else None,
+            absmax1=state.get("absmax1") if eight_bit else None,
+            absmax2=state.get("absmax2") if eight_bit and two_state else None,
+            unorm_vec=state.get("unorm_vec"),
+            beta1=config["betas"][0],
+            beta2=config["betas"][1],
+            beta3=beta3,
+            alpha=alpha,
+            eps=config["eps"],
+            weight_decay=config["weight_decay"],
+            step=step,
+            lr=config["lr"],
+            max_unorm=config["max_unorm"],
+            skip_zeros=config["skip_zeros"],
+        )
+
+    def update_step(self, group, p, gindex, pindex):
+        """One parameter's update through the single-tensor ops."""
+        self._run_update(self._prepare_update(group, p, gindex, pindex))
+
+    def get_state_buffer(self, p, dtype=torch.float32):
+        return self._state_buffer(p, tuple(p.shape), dtype)
+
+    def _state_buffer(self, p, shape: tuple, dtype: torch.dtype) -> torch.Tensor:
+        """A zeroed state of shape: paged for large parameters of a paged optimizer on an accelerator."""
+        if p.device.type == "cpu":
+            if self.is_paged and not getattr(self, "_cpu_paged_warned", False):
+                warnings.warn(
+                    "Paged optimizers are not supported on CPU. Falling back to non-paged optimizer behavior.",
+                    stacklevel=3,
+                )
+                self._cpu_paged_warned = True
+            return torch.zeros(shape, dtype=dtype, device=p.device)
+        if not self.is_paged or p.numel() < MIN_PAGED_NUMEL:
+            return torch.zeros(shape, dtype=dtype, device=p.device)
+        buffer = F.get_paged(*shape, dtype=dtype, device=p.device)
+        F.fill(buffer, 0)
+        self.page_mng.paged_tensors.append(buffer)
+        return buffer
+
+    def prefetch_state(self, p):
+        if not self.is_paged:
+            return
+        state = self.state[p]
+        if getattr(state["state1"], "is_paged", False):
+            F.prefetch_tensor(state["state1"])
+            if "state2" in state:
+                F.prefetch_tensor(state["state2"])
+
+    def _init_quantized_state(self, p, state, state1_shape: tuple, two_state: bool) -> None:
+        """uint8 codes, zero absmax per block (one row per stacked state) and the shared maps."""
+        if "dynamic" not in self.name2qmap:
+            self.fill_qmap()
+        self.name2qmap["dynamic"] = self.name2qmap["dynamic"].to(p.device)
+        self.name2qmap["udynamic"] = self.name2qmap["udynamic"].to(p.device)
+        blocks = -(p.numel() // -BLOCKSIZE)
+        stacked = state1_shape[:1] if len(state1_shape) > p.dim() else ()
+        state["state1"] = self._state_buffer(p, state1_shape, torch.uint8)
+        state["qmap1"] = self.name2qmap["dynamic"]
+        state["absmax1"] = torch.zeros((*stacked, blocks), dtype=torch.float32, device=p.device)
+        if two_state:
+            state["state2"] = self._state_buffer(p, tuple(p.shape), torch.uint8)
+            state["qmap2"] = self.name2qmap["udynamic"]
+            state["absmax2"] = torch.zeros((blocks,), dtype=torch.float32, device=p.device)
+
+    def _init_state(self, group, p, gindex, pindex, state1_shape: tuple) -> None:
+        config = self.get_config(gindex, pindex, group)
+        if config["optim_bits"] not in (8, 32):
+            raise NotImplementedError(f"Amount of optimizer bits not supported: {config['optim_bits']}")
+        eight_bit = config["optim_bits"] == 8 and p.numel() >= config["min_8bit_size"]
+        two_state = self._has_second_state()
+        state = self.state[p]
+        state["step"] = 0
+        if eight_bit:
+            self._init_quantized_state(p, state, state1_shape, two_state)
+        else:
+            state["state1"] = self._state_buffer(p, state1_shape, torch.float32)
+            if two_state:
+                state["state2"] = self._state_buffer(p, tuple(p.shape), torch.float32)
+        if config["max_unorm"] > 0.0:
+            state["unorm_vec"] = torch.zeros((1,), device=p.device)
+
+
+def _check_hyperparameters(lr, eps, betas, weight_decay) -> None:
+    if not 0.0 <= lr:
+        raise ValueError(f"Invalid learning rate: {lr}")
+    if not 0.0 <= eps:
+        raise ValueError(f"Invalid epsilon value: {eps}")
+    for i, beta in enumerate(betas):
+        if not 0.0 <= beta < 1.0:
+            raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
+    if not 0.0 <= weight_decay:
+        raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+
+
+def check_adam_8bit_options(name: str, amsgrad: bool, optim_bits: int) -> None:
+    """The 8-bit Adam-type classes fix their bits; optim_bits is kept only for compatibility."""
+    if amsgrad:
+        raise ValueError(f"{name} does not support amsgrad=True")
+    if optim_bits != 32:
+        raise ValueError(f"{name} only supports optim_bits=32 (default value for compatibility)")
+
+
+def _constructor_args(args, optim_bits, min_8bit_size, max_unorm, skip_zeros):
+    if args is not None:
+        return args
+    return MockArgs(
+        {"optim_bits": optim_bits, "min_8bit_size": min_8bit_size, "max_unorm": max_unorm, "skip_zeros": skip_zeros}
+    )
+
+
+class Optimizer2State(Optimizer8bit):
+    def __init__(
+        self,
+        optimizer_name,
+        params,
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=0.0,
+        optim_bits=32,
+        args=None,
+        min_8bit_size=4096,
+        max_unorm=0.0,
+        skip_zeros=False,
+        is_paged=False,
+        alpha=0.0,
+        t_alpha: Optional[int] = None,
+        t_beta3: Optional[int] = None,
+    ):
+        """Base class of the optimizers with two states (Adam, LAMB, AdEMAMix).
+
+        Arguments:
+            optimizer_name (`str`): the op's optimizer name (`adam`, `lamb`, `ademamix`).
+            params: the parameters or parameter groups.
+            lr, betas, eps, weight_decay: the hyper-parameters; betas may be a string "(b1, b2)".
+            optim_bits (`int`, defaults to 32): 32 or 8 bits of state.
+            args: an object with optim_bits, min_8bit_size, max_unorm, skip_zeros (overrides those arguments).
+            min_8bit_size (`int`, defaults to 4096): smaller parameters keep 32-bit states.
+            max_unorm (`float`, defaults to 0.0): update-norm clipping relative to ||p|| (32-bit only).
+            skip_zeros (`bool`, defaults to `False`): leave elements with a zero gradient untouched.
+            is_paged (`bool`, defaults to `False`): page the states of large parameters.
+            alpha, t_alpha, t_beta3: AdEMAMix's mixing coefficient and schedule lengths.
+        """
+        if isinstance(betas, str):
+            # "(0.9, 0.999)" from a command line.
+            betas = [float(b) for b in betas.replace("(", "").replace(")", "").strip().split(",")]
+        _check_hyperparameters(lr, eps, betas, weight_decay)
+        defaults = dict(
+            lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, alpha=alpha, t_alpha=t_alpha, t_beta3=t_beta3
+        )
+        super().__init__(params, defaults, optim_bits, is_paged)
+        self.args = _constructor_args(args, optim_bits, min_8bit_size, max_unorm, skip_zeros)
+        self.optimizer_name = optimizer_name
+
+    @torch.no_grad()
+    def init_state(self, group, p, gindex, pindex):
+        self._init_state(group, p, gindex, pindex, tuple(p.shape))
+
+    @torch.no_grad()
+    def update_step(self, group, p, gindex, pindex):
+        super().update_step(group, p, gindex, pindex)
+
+
+class Optimizer1State(Optimizer8bit):
+    def __init__(
+        self,
+        optimizer_name,
+        params,
+        lr=1e-3,
+        betas=(0.9, 0.0),
+        eps=1e-8,
+        weight_decay=0.0,
+        optim_bits=32,
+        args=None,
+        min_8bit_size=4096,
+        max_unorm=0.0,
+        skip_zeros=False,
+        is_paged=False,
+    ):
+        """Base class of the optimizers with one state (SGD, LARS, RMSprop, Adagrad, Lion).
+
+        Arguments as Optimizer2State; betas are (beta1, beta2) of the op (e.g. SGD's
+        (momentum, dampening)).
+        """
+        _check_hyperparameters(lr, eps, betas, weight_decay)
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+        super().__init__(params, defaults, optim_bits, is_paged)
+        self.args = _constructor_args(args, optim_bits, min_8bit_size, max_unorm, skip_zeros)
+        self.optimizer_name = optimizer_name
+
+    def _has_second_state(self) -> bool:
+        return False
+
+    @torch.no_grad()
+    def init_state(self, group, p, gindex, pindex):
+        self._init_state(group, p, gindex, pindex, tuple(p.shape))
+
+    @torch.no_grad()
+    def update_step(self, group, p, gindex, pindex):
+        super().update_step(group, p, gindex, pindex)
+
+
+_BATCHABLE_UPDATE_STEPS = {Optimizer2State.update_step, Optimizer1State.update_step}
