@@ -420,10 +420,8 @@ def optimizer_update_multi_tensor(
 # ---- paged memory --------------------------------------------------------------------------------
 
 
-def paged_empty(size: Sequence[int], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """Without managed memory: an ordinary zero-filled tensor in host memory (a CPU tensor,
-    as a managed buffer would be)."""
-    return torch.zeros(tuple(size), dtype=dtype, device="cpu")
+# paged_empty has no tensor argument to dispatch on: the glue's one kernel serves every device
+# (python/csrc/ops/optimizer.cpp; host memory unless the device's backend has managed memory).
 
 
 def paged_prefetch(t: torch.Tensor, device: torch.device, to_device: bool) -> None:
@@ -434,6 +432,5 @@ KERNELS = {
     "optimizer_update_32bit": optimizer_update_32bit,
     "optimizer_update_8bit_blockwise": optimizer_update_8bit_blockwise,
     "optimizer_update_multi_tensor": optimizer_update_multi_tensor,
-    "paged_empty": paged_empty,
     "paged_prefetch": paged_prefetch,
 }
