@@ -80,6 +80,9 @@ class Case:
     run: Callable[[Callable, str], list]
     # Bound of the relative error against the oracle; None: bit for bit.
     tolerance: Optional[float] = None
+    # Why the native kernel and the oracle are known to disagree here (an open question of the
+    # spec): the comparison must fail (xfail) until that is settled, and fails once they agree.
+    known_disagreement: Optional[str] = None
 
 
 def dynamic_code(device, signed: bool = True) -> torch.Tensor:
@@ -569,6 +572,13 @@ def optimizer_gradients(n, dtype, device, seed, special=False, zeros=False):
     return g
 
 
+# The native kernels and the oracle both follow formats.md 6-7 and match upstream's golden
+# trajectories within formats.md 8.0's tolerance, but not bit for bit: CUDA's __powf is
+# reproduced by neither, and an 8-bit code at a rounding boundary may move by one. Bound on
+# the relative error of each whole output over the steps.
+OPTIMIZER_TOLERANCE = 1e-3
+
+
 def optimizer_32bit_cases() -> list[Case]:
     def run(name, dtype, weight_decay, skip_zeros, call, device):
         beta1, beta2, beta3, alpha, eps = OPTIMIZER_HYPERPARAMETERS[name]
@@ -586,9 +596,9 @@ def optimizer_32bit_cases() -> list[Case]:
             outputs += [t for t in (p, state1, state2, unorm_vec) if t is not None]
         return outputs
 
-    cases = [Case(f"{name}-{d}-wd{wd}", functools.partial(run, name, DTYPES[d], wd, False))
+    cases = [Case(f"{name}-{d}-wd{wd}", functools.partial(run, name, DTYPES[d], wd, False), OPTIMIZER_TOLERANCE)
              for name in OPTIMIZER_NAMES for d in DTYPES for wd in (0.0, 0.01)]
-    cases += [Case(f"{name}-fp32-skip_zeros", functools.partial(run, name, torch.float32, 0.0, True))
+    cases += [Case(f"{name}-fp32-skip_zeros", functools.partial(run, name, torch.float32, 0.0, True), OPTIMIZER_TOLERANCE)
               for name in OPTIMIZER_NAMES if name != "ademamix"]
     return cases
 
@@ -629,16 +639,41 @@ def optimizer_8bit_cases() -> list[Case]:
             outputs += [t for t in (p, state1, absmax1, state2, absmax2) if t is not None]
         return outputs
 
-    cases = [Case(f"{name}-{d}-wd{wd}", functools.partial(run, name, DTYPES[d], wd, False, False, False))
+    cases = [Case(f"{name}-{d}-wd{wd}", functools.partial(run, name, DTYPES[d], wd, False, False, False), OPTIMIZER_TOLERANCE)
              for name in OPTIMIZER_NAMES for d in DTYPES for wd in (0.0, 0.01)]
-    cases += [Case(f"{name}-fp32-random_states", functools.partial(run, name, torch.float32, 0.0, False, True, False))
+    cases += [Case(f"{name}-fp32-random_states", functools.partial(run, name, torch.float32, 0.0, False, True, False), OPTIMIZER_TOLERANCE)
               for name in OPTIMIZER_NAMES]
     cases += [Case(f"{name}-fp32-non_finite_grad", functools.partial(run, name, torch.float32, 0.0, False, False,
-                                                                     True))
+                                                                     True), OPTIMIZER_TOLERANCE)
               for name in TWO_STATE_OPTIMIZERS]
-    cases += [Case(f"{name}-fp32-skip_zeros", functools.partial(run, name, torch.float32, 0.0, True, False, False))
+    cases += [Case(f"{name}-fp32-skip_zeros", functools.partial(run, name, torch.float32, 0.0, True, False, False), OPTIMIZER_TOLERANCE)
               for name in OPTIMIZER_NAMES if name not in TWO_STATE_OPTIMIZERS]
     return cases
+
+
+# Open between the CPU kernels and the oracle (issue 11): formats.md leaves these underdetermined.
+SKIP_ZEROS_DISAGREEMENT = ("skip_zeros: which gradient decides the skip (before or after coupled weight decay) "
+                           "and what a skipped element's 8-bit state becomes")
+LARS_NORM_DISAGREEMENT = "lars' update norm (unorm_vec) with coupled weight decay"
+# Case name -> why, per op.
+OPTIMIZER_DISAGREEMENTS = {
+    "optimizer_update_32bit": {
+        **{f"{name}-fp32-skip_zeros": SKIP_ZEROS_DISAGREEMENT
+           for name in ("adam", "lamb", "momentum", "lars", "rmsprop", "adagrad", "lion")},
+        **{f"lars-{d}-wd0.01": LARS_NORM_DISAGREEMENT for d in ("fp32", "fp16", "bf16")},
+    },
+    "optimizer_update_8bit_blockwise": {
+        **{f"{name}-fp32-skip_zeros": SKIP_ZEROS_DISAGREEMENT
+           for name in ("momentum", "lars", "rmsprop", "adagrad", "lion")},
+        **{f"{name}-fp32-random_states": "8-bit states from random codes: the first requantization differs"
+           for name in ("adam", "lamb", "lion")},
+    },
+}
+
+
+def with_known_disagreements(op: str, cases: list[Case]) -> list[Case]:
+    reasons = OPTIMIZER_DISAGREEMENTS[op]
+    return [dataclasses.replace(c, known_disagreement=reasons[c.name]) if c.name in reasons else c for c in cases]
 
 
 CASES: dict[str, list[Case]] = {
@@ -654,8 +689,9 @@ CASES: dict[str, list[Case]] = {
     "int8_linear_matmul": int8_linear_matmul_cases(),
     "int8_mm_dequant": int8_mm_dequant_cases(),
     "int8_scaled_mm": int8_scaled_mm_cases(),
-    "optimizer_update_32bit": optimizer_32bit_cases(),
-    "optimizer_update_8bit_blockwise": optimizer_8bit_cases(),
+    "optimizer_update_32bit": with_known_disagreements("optimizer_update_32bit", optimizer_32bit_cases()),
+    "optimizer_update_8bit_blockwise": with_known_disagreements("optimizer_update_8bit_blockwise",
+                                                                optimizer_8bit_cases()),
 }
 
 
@@ -701,7 +737,14 @@ def test_native_matches_oracle(op, case, device):
     reason = native_kernel_missing(device, op)
     if reason:
         pytest.skip(reason)
-    assert_outputs_agree(case.run(native, device), case.run(oracle, "cpu"), case.tolerance)
+    if case.known_disagreement is None:
+        assert_outputs_agree(case.run(native, device), case.run(oracle, "cpu"), case.tolerance)
+        return
+    try:
+        assert_outputs_agree(case.run(native, device), case.run(oracle, "cpu"), case.tolerance)
+    except AssertionError:
+        pytest.xfail(case.known_disagreement)
+    pytest.fail(f"native and oracle now agree: drop known_disagreement ({case.known_disagreement})")
 
 
 @pytest.mark.parametrize("op, case", list(case_params()))

@@ -78,6 +78,16 @@ void paged_prefetch(const at::Tensor& t, c10::Device device, bool to_device) {
 
 // ---- updates -----------------------------------------------------------------------
 
+// A float dtype as torch prints it ("torch.float16"), as upstream's messages name it.
+const char* torch_dtype_name(at::ScalarType dtype) {
+    switch (dtype) {
+        case at::kFloat: return "torch.float32";
+        case at::kHalf: return "torch.float16";
+        case at::kBFloat16: return "torch.bfloat16";
+        default: return c10::toString(dtype);
+    }
+}
+
 constexpr bool is_two_state(bnb_optimizer optimizer) {
     return optimizer == BNB_OPTIMIZER_ADAM || optimizer == BNB_OPTIMIZER_LAMB || optimizer == BNB_OPTIMIZER_ADEMAMIX;
 }
@@ -139,8 +149,8 @@ bnb_optimizer_tensor describe(const UpdateCall& call, const ParameterTensors& t,
     BNB_CHECK_VALUE(is_float_dtype(t.g.scalar_type()), "g must be bfloat16, float16, or float32, got ",
                     t.g.scalar_type());
     BNB_CHECK_VALUE(t.g.scalar_type() == t.p.scalar_type(),
-                    "Expected all tensors to have the same dtype, got g.dtype=", t.g.scalar_type(),
-                    ", p.dtype=", t.p.scalar_type());
+                    "Expected all tensors to have the same dtype, got g.dtype=", torch_dtype_name(t.g.scalar_type()),
+                    ", p.dtype=", torch_dtype_name(t.p.scalar_type()));
     BNB_CHECK_VALUE(!t.g.is_sparse(), "g must be a dense tensor (sparse gradients are not supported)");
     BNB_CHECK_VALUE(t.p.is_contiguous(), "p must be contiguous (it is updated in place)");
     check_same_device(t.g, t.p.device(), "g");
