@@ -84,6 +84,7 @@ const char* torch_dtype_name(at::ScalarType dtype) {
         case at::kFloat: return "torch.float32";
         case at::kHalf: return "torch.float16";
         case at::kBFloat16: return "torch.bfloat16";
+        case at::kByte: return "torch.uint8";
         default: return c10::toString(dtype);
     }
 }
@@ -122,10 +123,12 @@ struct UpdateCall {
 
 // A state (or absmax) the kernel writes in place: its dtype, at least `entries`
 // elements, contiguous, on p's device or (states of a CUDA p) paged.
-void check_written(const at::Tensor& t, const char* name, at::ScalarType dtype, int64_t entries,
+// `unit`: what the sizes count ("elements" of a state, "entries" of an absmax).
+void check_written(const at::Tensor& t, const char* name, at::ScalarType dtype, int64_t entries, const char* unit,
                    const at::Tensor& p, bool may_be_paged) {
-    BNB_CHECK_VALUE(t.scalar_type() == dtype, name, " must be ", dtype, ", got ", t.scalar_type());
-    BNB_CHECK_VALUE(t.numel() >= entries, name, " must have at least ", entries, " elements, got ", t.numel());
+    BNB_CHECK_VALUE(t.scalar_type() == dtype, name, " must be ", torch_dtype_name(dtype), ", got ",
+                    torch_dtype_name(t.scalar_type()));
+    BNB_CHECK_VALUE(t.numel() >= entries, name, " must have ", entries, " ", unit, " (or more), got ", t.numel());
     BNB_CHECK_VALUE(t.is_contiguous(), name, " must be contiguous (it is updated in place)");
     if (t.device() != p.device()) {
         BNB_CHECK_VALUE(may_be_paged && !p.device().is_cpu() && is_paged(t), name, " is on ", t.device(),
@@ -161,24 +164,24 @@ bnb_optimizer_tensor describe(const UpdateCall& call, const ParameterTensors& t,
     const int64_t state1_entries = n * (call.optimizer == BNB_OPTIMIZER_ADEMAMIX ? 2 : 1);
     const int64_t blocks = (n + 255) / 256;
     const at::ScalarType state_dtype = call.blockwise ? at::kByte : at::kFloat;
-    check_written(t.state1, "state1", state_dtype, state1_entries, t.p, true);
+    check_written(t.state1, "state1", state_dtype, state1_entries, "elements", t.p, true);
     if (two_state) {
         BNB_CHECK_VALUE(t.state2.has_value(), "state2 is required by the two-state optimizer");
-        check_written(*t.state2, "state2", state_dtype, n, t.p, true);
+        check_written(*t.state2, "state2", state_dtype, n, "elements", t.p, true);
     }
     if (call.blockwise) {
         BNB_CHECK_VALUE(t.absmax1.has_value(), "absmax1 is required by 8-bit blockwise states");
         check_written(*t.absmax1, "absmax1", at::kFloat,
-                      blocks * (call.optimizer == BNB_OPTIMIZER_ADEMAMIX ? 2 : 1), t.p, false);
+                      blocks * (call.optimizer == BNB_OPTIMIZER_ADEMAMIX ? 2 : 1), "entries", t.p, false);
         if (two_state) {
             BNB_CHECK_VALUE(t.absmax2.has_value(), "absmax2 is required by the two-state optimizer");
-            check_written(*t.absmax2, "absmax2", at::kFloat, blocks, t.p, false);
+            check_written(*t.absmax2, "absmax2", at::kFloat, blocks, "entries", t.p, false);
         }
     }
     const bool clips = !call.blockwise && call.hparams.max_unorm > 0.0f;
     if (clips) {
         BNB_CHECK_VALUE(t.unorm_vec.has_value(), "unorm_vec is required when max_unorm > 0");
-        check_written(*t.unorm_vec, "unorm_vec", at::kFloat, 1, t.p, false);
+        check_written(*t.unorm_vec, "unorm_vec", at::kFloat, 1, "entries", t.p, false);
     }
     const auto pointer = [](const std::optional<at::Tensor>& x, bool used) -> void* {
         return used && x.has_value() ? x->data_ptr() : nullptr;
@@ -209,7 +212,7 @@ void update(const UpdateCall& call, const std::vector<ParameterTensors>& paramet
         if (i > 0) {
             check_same_device(t.p, first.device(), "p");
             BNB_CHECK_VALUE(t.p.scalar_type() == first.scalar_type(),
-                            "every p of one call must have the same dtype, got ", first.scalar_type(), " and ",
+                            "every p of one call must have one dtype, got ", first.scalar_type(), " and ",
                             t.p.scalar_type());
         }
         tensors.push_back(describe(call, t, g_storage[i]));
