@@ -21,6 +21,7 @@
 #include "bitsandbytes/bitsandbytes.h"
 #include "support/abi_assertions.h"
 #include "support/cpu_variants.h"
+#include "support/cuda_float.h"
 #include "support/float16.h"
 #include "support/golden.h"
 
@@ -41,39 +42,6 @@ size_t dtype_size(bnb_dtype dtype) { return dtype == BNB_DTYPE_FLOAT32 ? 4 : 2; 
 const char* dtype_label(bnb_dtype dtype) {
     return dtype == BNB_DTYPE_FLOAT32 ? "fp32" : dtype == BNB_DTYPE_FLOAT16 ? "fp16" : "bf16";
 }
-
-// ---- float32 arithmetic of upstream's CUDA build ----------------------------------
-
-float ftz(float x) { return std::fpclassify(x) == FP_SUBNORMAL ? std::copysign(0.0f, x) : x; }
-float fmul(float a, float b) { return ftz(ftz(a) * ftz(b)); }
-float fadd(float a, float b) { return ftz(ftz(a) + ftz(b)); }
-float fsub(float a, float b) { return ftz(ftz(a) - ftz(b)); }
-float ffma(float a, float b, float c) { return ftz(std::fma(ftz(a), ftz(b), ftz(c))); }
-float fsqrt(float x) { return ftz(std::sqrt(ftz(x))); }
-
-// rcp.approx.ftz.f32 from the measured table (shared/golden/README.md).
-const std::vector<uint8_t>& rcp_table() {
-    static const std::vector<uint8_t> table = [] {
-        std::ifstream file(BNB_RCP_TABLE_PATH, std::ios::binary);
-        return std::vector<uint8_t>(std::istreambuf_iterator<char>(file), {});
-    }();
-    return table;
-}
-
-float rcp_approx(float x) {
-    x = ftz(x);
-    if (x == 0.0f) return std::copysign(std::numeric_limits<float>::infinity(), x);
-    if (std::isnan(x)) return x;
-    if (std::isinf(x)) return std::copysign(0.0f, x);
-    const float exact = ftz(static_cast<float>(1.0 / static_cast<double>(x)));
-    if (exact == 0.0f) return exact;
-    const uint32_t mantissa = std::bit_cast<uint32_t>(x) & 0x7fffffu;
-    const uint32_t entry = (rcp_table()[mantissa >> 2] >> (2 * (mantissa & 3u))) & 3u;
-    return std::bit_cast<float>(std::bit_cast<uint32_t>(exact) + entry - 1u);
-}
-
-// __fdividef(a, b) and a / b under --use_fast_math.
-float fdiv(float a, float b) { return fmul(a, rcp_approx(b)); }
 
 float round_to(float x, bnb_dtype dtype) {
     if (dtype == BNB_DTYPE_FLOAT16) return half_to_float(float_to_half(x));

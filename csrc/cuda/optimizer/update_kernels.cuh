@@ -374,8 +374,11 @@ __global__ void __launch_bounds__(tune::kThreads) update_8bit_kernel(const __gri
         float s1[kPerLane];
         [[maybe_unused]] float s2[kPerLane], s3[kPerLane], lion_step[kPerLane];
         bool updated[kPerLane];
-        float max1 = -FLT_MAX;
-        [[maybe_unused]] float max2 = -FLT_MAX, max3 = -FLT_MAX;
+        // From 0, not upstream's -FLT_MAX: a block whose values are all NaN (an
+        // infinite gradient times a zero code in a one-state rule) gets absmax 0, as on
+        // the CPU, and the next step restarts it from zero instead of -FLT_MAX * code.
+        float max1 = 0.0f;
+        [[maybe_unused]] float max2 = 0.0f, max3 = 0.0f;
 #pragma unroll
         for (int e = 0; e < kPerLane; ++e) {
             if constexpr (has_state2(R)) {
