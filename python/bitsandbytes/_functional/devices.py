@@ -18,16 +18,15 @@ def is_on_gpu(tensors: Iterable[Optional[torch.Tensor]]) -> bool:
         for t in tensors
         if t is not None and not getattr(t, "is_paged", False)
     }
+    if len(devices) <= 1:
+        return True
     described = [(tuple(t.shape), t.device) for t in tensors if t is not None]
-    on_cpu = {device for device in devices if device[0] == "cpu"}
-    if on_cpu and len(on_cpu) != len(devices):
+    if any(device[0] == "cpu" for device in devices):
         raise RuntimeError(f"Input tensors need to be on the same device, but found: {described}")
-    if len(devices) > 1:
-        raise RuntimeError(
-            f"Input tensors need to be on the same GPU, but found the following tensor and device "
-            f"combinations: {described}"
-        )
-    return True
+    raise RuntimeError(
+        f"Input tensors need to be on the same GPU, but found the following tensor and device "
+        f"combinations: {described}"
+    )
 
 
 def get_ptr(A: Optional[torch.Tensor]) -> Optional[ctypes.c_void_p]:

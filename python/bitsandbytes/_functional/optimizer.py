@@ -97,7 +97,8 @@ def optimizer_update_multi_tensor(
     for one-state optimizers and the absmax lists are empty for 32-bit states. No
     update-norm clipping. The result equals one single-tensor update per parameter.
     """
-    is_on_gpu([*g, *p, *state1, *state2, *absmax1, *absmax2, qmap1, qmap2])
+    # The op checks every tensor's device; a Python scan of hundreds of lists costs
+    # more than the update itself.
     torch.ops.bitsandbytes.optimizer_update_multi_tensor(
         optimizer_name, list(g), list(p), list(state1), list(state2), list(absmax1), list(absmax2), qmap1, qmap2,
         beta1, beta2, beta3, alpha, eps, weight_decay, step, lr, gnorm_scale, skip_zeros,
