@@ -22,7 +22,16 @@ def qlora_model(path, device):
     return get_peft_model(model, lora)
 
 
-def test_qlora_training_lowers_the_loss(tiny_llama_dir, token_ids, device):
+# torch's AdamW, and the QLoRA recipe's PagedAdamW8bit with 8-bit states for every
+# adapter (the tiny model's adapters are below the default min_8bit_size).
+OPTIMIZERS = {
+    "torch_adamw": lambda params: torch.optim.AdamW(params, lr=3e-3),
+    "paged_adamw_8bit": lambda params: bnb.optim.PagedAdamW8bit(params, lr=3e-3, min_8bit_size=0),
+}
+
+
+@pytest.mark.parametrize("optimizer_name", list(OPTIMIZERS))
+def test_qlora_training_lowers_the_loss(tiny_llama_dir, token_ids, device, optimizer_name):
     torch.manual_seed(0)
     model = qlora_model(tiny_llama_dir, device)
     lora_layers = [m for m in model.modules() if isinstance(m, peft.tuners.lora.bnb.Linear4bit)]
@@ -30,7 +39,7 @@ def test_qlora_training_lowers_the_loss(tiny_llama_dir, token_ids, device):
     trainable = [p for p in model.parameters() if p.requires_grad]
     assert trainable and all(not isinstance(p, bnb.nn.Params4bit) for p in trainable)
 
-    optimizer = torch.optim.AdamW(trainable, lr=3e-3)
+    optimizer = OPTIMIZERS[optimizer_name](trainable)
     batch = token_ids.to(device)
     losses = []
     model.train()
@@ -42,6 +51,8 @@ def test_qlora_training_lowers_the_loss(tiny_llama_dir, token_ids, device):
         losses.append(loss.item())
     assert all(torch.isfinite(torch.tensor(losses)))
     assert losses[-1] < 0.8 * losses[0], losses
+    if optimizer_name == "paged_adamw_8bit":
+        assert all(optimizer.state[p]["state1"].dtype == torch.uint8 for p in trainable)
 
 
 def test_merge_and_unload_keeps_the_adapted_function(tiny_llama_dir, token_ids, device):
