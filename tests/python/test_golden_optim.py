@@ -29,7 +29,7 @@ def step_with(optimizer, param, grad):
 @pytest.mark.parametrize("case", golden_case_params("optim"))
 def test_trajectory_matches_upstream(golden, case, device):
     tensors = golden.case_tensors("optim", case)
-    param = torch.nn.Parameter(tensors["param0"].to(device))
+    param = torch.nn.Parameter(tensors["param0"].to(device).clone())  # the cache stays pristine
     optimizer = build(case, param)
     for step in range(1, GOLDEN_OPTIM_STEPS + 1):
         step_with(optimizer, param, tensors[f"grad{step - 1}"])
@@ -49,7 +49,7 @@ def upstream_state_dict(optimizer, tensors: dict, step: int) -> dict:
 @pytest.mark.parametrize("case", golden_case_params("optim"))
 def test_resume_from_upstream_state_dict(golden, case, device):
     tensors = golden.case_tensors("optim", case)
-    param = torch.nn.Parameter(tensors["param1"].to(device))
+    param = torch.nn.Parameter(tensors["param1"].to(device).clone())  # the cache stays pristine
     optimizer = build(case, param)
     optimizer.load_state_dict(upstream_state_dict(optimizer, tensors, step=1))
     for step in range(2, GOLDEN_OPTIM_STEPS + 1):
