@@ -20,6 +20,9 @@ Workloads (shared/targets.md, "End to end"): random-init Llama, hidden 2048, int
   bf16; median of 3 after one untimed load.
 - with --int8, the same load and eager decode with `load_in_8bit=True` (LLM.int8(),
   threshold 6.0, the Transformers default).
+- with --optimizers, the QLoRA step again with each listed optimizer of OPTIMIZERS
+  (a fresh 4-bit model each): e.g. torch_fused (AdamW(fused=True)) and
+  paged_adamw_8bit (bnb.optim.PagedAdamW8bit, what `optim="paged_adamw_8bit"` builds).
 Same-run baselines with --baselines: the bf16 model with the same LoRA, bf16 decode.
 """
 
@@ -128,14 +131,22 @@ def profile_table(fn, sort_by, rows=30):
     return prof.key_averages().table(sort_by=sort_by, row_limit=rows, max_name_column_width=70)
 
 
-def lora_step(model, device, batch, seq, steps, warmup, profile_to=None):
+# The QLoRA step's optimizers over the LoRA parameters, by name (lr 1e-4 each).
+OPTIMIZERS = {
+    "torch": lambda params: torch.optim.AdamW(params, lr=1e-4),
+    "torch_fused": lambda params: torch.optim.AdamW(params, lr=1e-4, fused=True),
+    "paged_adamw_8bit": lambda params: __import__("bitsandbytes").optim.PagedAdamW8bit(params, lr=1e-4),
+}
+
+
+def lora_step(model, device, batch, seq, steps, warmup, profile_to=None, optimizer_name="torch"):
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     if getattr(model, "is_loaded_in_4bit", False):
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear",
                                              task_type="CAUSAL_LM"))
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    optimizer = OPTIMIZERS[optimizer_name]([p for p in model.parameters() if p.requires_grad])
     tokens = torch.randint(3, model.config.vocab_size, (batch, seq), generator=torch.Generator().manual_seed(1))
     tokens = tokens.to(device)
     model.train()
@@ -198,6 +209,11 @@ def run(args):
     if profile_to is not None:
         profile_to.close()
     del model
+    for name in args.optimizers.split(",") if args.optimizers and not args.decode_only else []:
+        model = load(args.dir, device, "nf4")
+        attempt(results, f"qlora_step_{name}",
+                lambda: lora_step(model, device, 4, seq, steps, warmup, optimizer_name=name))
+        del model
     if args.compile:
         model = load(args.dir, device, "nf4")
         attempt(results, "decode_compiled_tok_s",
@@ -253,6 +269,10 @@ def report(args):
           f"{cell(upstream, 'qlora_step', 0)} | {ratio('qlora_step', 0)} faster | {cell(ours, 'lora_bf16_step', 0)} |")
     print(f"| QLoRA step peak memory, GB | {cell(ours, 'qlora_step', 1, '{:.2f}')} | "
           f"{cell(upstream, 'qlora_step', 1, '{:.2f}')} | | {cell(ours, 'lora_bf16_step', 1, '{:.2f}')} |")
+    for key in sorted(k for k in ours if k.startswith("qlora_step_")):
+        print(f"| QLoRA step, ms, optimizer {key[len('qlora_step_'):]} (peak GB) | {cell(ours, key, 0)} "
+              f"({cell(ours, key, 1, '{:.2f}')}) | {cell(upstream, key, 0)} ({cell(upstream, key, 1, '{:.2f}')}) | "
+              f"{ratio(key, 0)} faster | |")
     print(f"| greedy decode batch 1, eager, tokens/s | {cell(ours, 'decode_eager_tok_s')} | "
           f"{cell(upstream, 'decode_eager_tok_s')} | {ratio('decode_eager_tok_s', higher_is_better=True)} | "
           f"{cell(ours, 'decode_bf16_eager_tok_s')} |")
@@ -289,6 +309,8 @@ def main():
     run_parser.add_argument("--baselines", action="store_true")
     run_parser.add_argument("--compile", action="store_true")
     run_parser.add_argument("--int8", action="store_true", help="also load_in_8bit: load time, footprint, eager decode")
+    run_parser.add_argument("--optimizers", default="",
+                            help="comma-separated OPTIMIZERS names: extra QLoRA step rows, one per optimizer")
     run_parser.add_argument("--compile-mode", default="reduce-overhead", help="torch.compile mode of --compile")
     run_parser.add_argument("--decode-only", action="store_true", help="only the decode rows (and footprint)")
     run_parser.add_argument("--profile", help="write torch.profiler tables of one decode and one QLoRA step here")

@@ -18,13 +18,14 @@ namespace bnb::cuda {
 template <typename Out>
 constexpr bool kIsScaled = !std::is_same_v<Out, int32_t>;
 
-// The value stored at out[m, n] for the product `product`.
+// The value stored at out[m, n] for the product `product` and, when there are
+// outlier columns, their product `outlier_value` (outlier_sum's).
 template <typename Out>
-__device__ __forceinline__ void store_output(Out* out, const ScaledEpilogue& e, const int8_t* B, int32_t product,
-                                             int64_t m, int64_t n, int64_t N, int64_t K, int64_t outliers) {
+__device__ __forceinline__ void store_output(Out* out, const ScaledEpilogue& e, int32_t product, int64_t m, int64_t n,
+                                             int64_t N, bool has_outliers, float outlier_value) {
     if constexpr (kIsScaled<Out>) {
         float value = rescale(product, e.row_stats[m], e.col_stats[n], bias_of(e, n));
-        if (outliers > 0) value += outlier_sum<Out>(e, B, m, n, K, outliers);
+        if (has_outliers) value += outlier_value;
         out[m * N + n] = Element<Out>::from_float(value);
     } else {
         out[m * N + n] = product;
@@ -115,9 +116,57 @@ __global__ void __launch_bounds__(int8_tuning::kStreamWarps * kWarpSize)
             for (int r = 0; r < 4; ++r) partial[warp - 1][i * 4 + r][lane] = acc[i][r];
         }
     }
+    // The outlier columns' product, staged by the whole block kOutlierChunk columns
+    // at a time (X's values of the block's rows of A, the dtype-rounded weights of
+    // its rows of B): one round of gathers per chunk instead of one warp's serial
+    // loads per output. Summed in the order of outlier_sum, so every path agrees.
+    float outlier_part[kTiles][4] = {};
+    const int64_t outliers = kIsScaled<Out> ? outlier_count(epilogue, K) : 0;
+    if constexpr (kIsScaled<Out>) {
+        constexpr int kChunk = int8_tuning::kOutlierChunk;
+        constexpr int kARows = 8 * kTiles;
+        __shared__ float x_tile[kARows][kChunk + 1];
+        __shared__ float w_tile[16][kChunk + 1];
+        __shared__ int64_t chunk_columns[kChunk];
+        const Out* X = static_cast<const Out*>(epilogue.X);
+        for (int64_t j0 = 0; j0 < outliers; j0 += kChunk) {
+            __syncthreads();  // the previous chunk is consumed
+            if (threadIdx.x < kChunk && j0 + threadIdx.x < outliers) {
+                chunk_columns[threadIdx.x] = outlier_column(epilogue, j0 + threadIdx.x, K);
+            }
+            __syncthreads();
+            for (int e = threadIdx.x; e < (kARows + 16) * kChunk; e += blockDim.x) {
+                const int j = e % kChunk;
+                const int row = e / kChunk;
+                const bool used = j0 + j < outliers;
+                if (row < kARows) {
+                    const int64_t m = m0 + row;
+                    x_tile[row][j] = used && m < M ? Element<Out>::to_float(X[m * K + chunk_columns[j]]) : 0.0f;
+                } else {
+                    const int64_t n = n0 + row - kARows;
+                    w_tile[row - kARows][j] =
+                        used && n < N ? outlier_weight<Out>(B[n * K + chunk_columns[j]], epilogue.col_stats[n]) : 0.0f;
+                }
+            }
+            __syncthreads();
+            if (warp == 0) {
+                const int used = static_cast<int>(std::min<int64_t>(kChunk, outliers - j0));
+#pragma unroll
+                for (int i = 0; i < kTiles; ++i) {
+#pragma unroll
+                    for (int r = 0; r < 4; ++r) {
+                        const int b_row = g + (r >= 2 ? 8 : 0);
+                        const int a_row = 8 * i + 2 * t + (r & 1);
+                        for (int j = 0; j < used; ++j) {
+                            outlier_part[i][r] = __fmaf_rn(x_tile[a_row][j], w_tile[b_row][j], outlier_part[i][r]);
+                        }
+                    }
+                }
+            }
+        }
+    }
     __syncthreads();
     if (warp != 0) return;
-    const int64_t outliers = kIsScaled<Out> ? outlier_count(epilogue, K) : 0;
 #pragma unroll
     for (int i = 0; i < kTiles; ++i) {
 #pragma unroll
@@ -127,7 +176,7 @@ __global__ void __launch_bounds__(int8_tuning::kStreamWarps * kWarpSize)
             // C fragment: rows g (r < 2) and g + 8 of B, columns 2 t and 2 t + 1 of A.
             const int64_t n = n0 + g + (r >= 2 ? 8 : 0);
             const int64_t m = m0 + 8 * i + 2 * t + (r & 1);
-            if (m < M && n < N) store_output(out, epilogue, B, sum, m, n, N, K, outliers);
+            if (m < M && n < N) store_output(out, epilogue, sum, m, n, N, outliers > 0, outlier_part[i][r]);
         }
     }
 }
@@ -146,15 +195,23 @@ __global__ void __launch_bounds__(int8_tuning::kGenericThreads)
         const int8_t* b = B + n * K;
         int32_t sum = 0;
         for (int64_t k = 0; k < K; ++k) sum += int32_t{a[k]} * int32_t{b[k]};
+        float outlier_value = 0.0f;
         const int64_t outliers = kIsScaled<Out> ? outlier_count(epilogue, K) : 0;
-        store_output(out, epilogue, B, sum, m, n, N, K, outliers);
+        if constexpr (kIsScaled<Out>) {
+            if (outliers > 0) outlier_value = outlier_sum<Out>(epilogue, B, m, n, K, outliers);
+        }
+        store_output(out, epilogue, sum, m, n, N, outliers > 0, outlier_value);
     }
 }
 
 // ---- epilogue ------------------------------------------------------------------------------
-// out[m, n] from C[m, n] (int32) for a tile of 32 x 64; thread (ty, tx) owns rows
+// out[m, n] from C[m, n] (int32) for tiles of 32 x 64; thread (ty, tx) owns rows
 // ty and ty + 16, columns 4 tx .. 4 tx + 3. Outlier columns go through shared
-// memory kOutlierChunk at a time: X's values and the dtype-rounded weights.
+// memory kOutlierChunk at a time: X's values and the dtype-rounded weights. A
+// block walks several row tiles of one column strip (the grid's rows stride over
+// them), so with at most kOutlierChunk outliers it gathers its weights once: the
+// gathers hit rows of B far apart, which the int32 product streaming through L2
+// would otherwise evict before the next row tile needs them.
 template <typename T, bool kOutliers>
 __global__ void __launch_bounds__(int8_tuning::kEpilogueThreads)
     int8_epilogue_kernel(const int32_t* __restrict__ C, const int8_t* __restrict__ B, int64_t M, int64_t N, int64_t K,
@@ -167,78 +224,82 @@ __global__ void __launch_bounds__(int8_tuning::kEpilogueThreads)
     const int ty = threadIdx.x / (kCols / 4);
     const int64_t n0 = int64_t{blockIdx.x} * kCols;
     const int64_t n_first = n0 + 4 * tx;
-    // Rows of tiles beyond the grid's 65535 loop (uniform per block).
+    __shared__ float x_tile[kOutliers ? kRows : 1][kChunk + 1];
+    __shared__ float w_tile[kOutliers ? kChunk : 1][kCols];
+    const T* X = static_cast<const T*>(epilogue.X);
+    const int64_t count = kOutliers ? outlier_count(epilogue, K) : 0;
+    const auto stage_weights = [&](int64_t j0) {
+        for (int i = threadIdx.x; i < kChunk * kCols; i += blockDim.x) {
+            const int j = i / kCols;
+            const int c = i % kCols;
+            const int64_t n = n0 + c;
+            w_tile[j][c] = n < N && j0 + j < count
+                               ? outlier_weight<T>(B[n * K + outlier_column(epilogue, j0 + j, K)], epilogue.col_stats[n])
+                               : 0.0f;
+        }
+    };
+    // Made visible by the first __syncthreads of the row-tile loop, never rewritten.
+    const bool weights_resident = count <= kChunk;
+    if (kOutliers && weights_resident) stage_weights(0);
     for (int64_t m0 = int64_t{blockIdx.y} * kRows; m0 < M; m0 += int64_t{gridDim.y} * kRows) {
-    float values[kRowsPerThread][4];
+        float values[kRowsPerThread][4];
 #pragma unroll
-    for (int r = 0; r < kRowsPerThread; ++r) {
-        const int64_t m = m0 + ty + r * (kRows / kRowsPerThread);
-        int32_t product[4] = {0, 0, 0, 0};
-        if (m < M) {
-            if (vector_ok && n_first + 4 <= N) {
-                const int4 raw = *reinterpret_cast<const int4*>(C + m * N + n_first);
-                product[0] = raw.x; product[1] = raw.y; product[2] = raw.z; product[3] = raw.w;
-            } else {
-                for (int c = 0; c < 4; ++c) product[c] = n_first + c < N ? C[m * N + n_first + c] : 0;
-            }
-        }
-        const float row_stat = m < M ? epilogue.row_stats[m] : 0.0f;
-#pragma unroll
-        for (int c = 0; c < 4; ++c) {
-            const int64_t n = n_first + c;
-            values[r][c] = n < N ? rescale(product[c], row_stat, epilogue.col_stats[n], bias_of(epilogue, n)) : 0.0f;
-        }
-    }
-    if constexpr (kOutliers) {
-        __shared__ float x_tile[kRows][kChunk + 1];
-        __shared__ float w_tile[kChunk][kCols];
-        const T* X = static_cast<const T*>(epilogue.X);
-        const int64_t count = outlier_count(epilogue, K);
-        for (int64_t j0 = 0; j0 < count; j0 += kChunk) {
-            for (int i = threadIdx.x; i < kRows * kChunk; i += blockDim.x) {
-                const int r = i / kChunk;
-                const int j = i % kChunk;
-                const int64_t m = m0 + r;
-                x_tile[r][j] = m < M && j0 + j < count
-                                   ? Element<T>::to_float(X[m * K + outlier_column(epilogue, j0 + j, K)])
-                                   : 0.0f;
-            }
-            for (int i = threadIdx.x; i < kChunk * kCols; i += blockDim.x) {
-                const int j = i / kCols;
-                const int c = i % kCols;
-                const int64_t n = n0 + c;
-                w_tile[j][c] = n < N && j0 + j < count
-                                   ? outlier_weight<T>(B[n * K + outlier_column(epilogue, j0 + j, K)],
-                                                       epilogue.col_stats[n])
-                                   : 0.0f;
-            }
-            __syncthreads();
-            float sums[kRowsPerThread][4] = {};
-#pragma unroll
-            for (int j = 0; j < kChunk; ++j) {
-#pragma unroll
-                for (int r = 0; r < kRowsPerThread; ++r) {
-                    const float x = x_tile[ty + r * (kRows / kRowsPerThread)][j];
-#pragma unroll
-                    for (int c = 0; c < 4; ++c) sums[r][c] = __fmaf_rn(x, w_tile[j][4 * tx + c], sums[r][c]);
+        for (int r = 0; r < kRowsPerThread; ++r) {
+            const int64_t m = m0 + ty + r * (kRows / kRowsPerThread);
+            int32_t product[4] = {0, 0, 0, 0};
+            if (m < M) {
+                if (vector_ok && n_first + 4 <= N) {
+                    const int4 raw = *reinterpret_cast<const int4*>(C + m * N + n_first);
+                    product[0] = raw.x; product[1] = raw.y; product[2] = raw.z; product[3] = raw.w;
+                } else {
+                    for (int c = 0; c < 4; ++c) product[c] = n_first + c < N ? C[m * N + n_first + c] : 0;
                 }
             }
+            const float row_stat = m < M ? epilogue.row_stats[m] : 0.0f;
 #pragma unroll
-            for (int r = 0; r < kRowsPerThread; ++r) {
-#pragma unroll
-                for (int c = 0; c < 4; ++c) values[r][c] += sums[r][c];
+            for (int c = 0; c < 4; ++c) {
+                const int64_t n = n_first + c;
+                values[r][c] = n < N ? rescale(product[c], row_stat, epilogue.col_stats[n], bias_of(epilogue, n)) : 0.0f;
             }
-            __syncthreads();
         }
-    }
+        if constexpr (kOutliers) {
+            for (int64_t j0 = 0; j0 < count; j0 += kChunk) {
+                for (int i = threadIdx.x; i < kRows * kChunk; i += blockDim.x) {
+                    const int r = i / kChunk;
+                    const int j = i % kChunk;
+                    const int64_t m = m0 + r;
+                    x_tile[r][j] = m < M && j0 + j < count
+                                       ? Element<T>::to_float(X[m * K + outlier_column(epilogue, j0 + j, K)])
+                                       : 0.0f;
+                }
+                if (!weights_resident) stage_weights(j0);
+                __syncthreads();
+                float sums[kRowsPerThread][4] = {};
 #pragma unroll
-    for (int r = 0; r < kRowsPerThread; ++r) {
-        const int64_t m = m0 + ty + r * (kRows / kRowsPerThread);
-        if (m >= M) continue;
-        for (int c = 0; c < 4; ++c) {
-            if (n_first + c < N) out[m * N + n_first + c] = Element<T>::from_float(values[r][c]);
+                for (int j = 0; j < kChunk; ++j) {
+#pragma unroll
+                    for (int r = 0; r < kRowsPerThread; ++r) {
+                        const float x = x_tile[ty + r * (kRows / kRowsPerThread)][j];
+#pragma unroll
+                        for (int c = 0; c < 4; ++c) sums[r][c] = __fmaf_rn(x, w_tile[j][4 * tx + c], sums[r][c]);
+                    }
+                }
+#pragma unroll
+                for (int r = 0; r < kRowsPerThread; ++r) {
+#pragma unroll
+                    for (int c = 0; c < 4; ++c) values[r][c] += sums[r][c];
+                }
+                __syncthreads();
+            }
         }
-    }
+#pragma unroll
+        for (int r = 0; r < kRowsPerThread; ++r) {
+            const int64_t m = m0 + ty + r * (kRows / kRowsPerThread);
+            if (m >= M) continue;
+            for (int c = 0; c < 4; ++c) {
+                if (n_first + c < N) out[m * N + n_first + c] = Element<T>::from_float(values[r][c]);
+            }
+        }
     }
 }
 

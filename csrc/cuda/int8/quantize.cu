@@ -8,8 +8,9 @@
 //   threshold > 0, many rows       column pass (flags, col_stats), row pass whose last
 //                                  block compacts the flags into outlier_cols
 // The column flags are one byte per column in the last `cols` bytes of the
-// outlier_cols buffer (cols int64 entries): every byte is written by exactly one
-// thread, so nothing needs clearing first, and compacting in ascending order never
+// outlier_cols buffer (cols int64 entries): with one column block per strip every
+// byte is written by exactly one thread, so nothing needs clearing first (tall
+// inputs split their rows and clear the flags with a memset first), and compacting in ascending order never
 // overwrites a flag that is still to be read (entry j ends at byte 8 (j + 1) <=
 // 7 cols + c_j + 1, the flag of the next column). Nothing is allocated and nothing
 // waits on the host: a CUDA graph captures every path.
@@ -133,10 +134,10 @@ __device__ void quantize_row(const QuantizeParams& p, int64_t row, int lane, flo
 }
 
 // Column stats and outlier flags of the 8 columns from `first` over rows
-// [row_begin, rows) in steps of `row_step`.
+// [row_begin, row_end) in steps of `row_step`.
 template <typename T, bool kOutliers>
 __device__ __forceinline__ void scan_columns(const QuantizeParams& p, int64_t first, int64_t row_begin,
-                                             int64_t row_step, float (&colmax)[8], bool (&flag)[8]) {
+                                             int64_t row_end, int64_t row_step, float (&colmax)[8], bool (&flag)[8]) {
     const T* A = static_cast<const T*>(p.A);
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
@@ -144,7 +145,7 @@ __device__ __forceinline__ void scan_columns(const QuantizeParams& p, int64_t fi
         flag[j] = false;
     }
     if (first >= p.cols) return;
-    for (int64_t row = row_begin; row < p.rows; row += row_step) {
+    for (int64_t row = row_begin; row < row_end; row += row_step) {
         float v[8];
         load8(A + row * p.cols, first, p.cols, p.vector_ok, v);
 #pragma unroll
@@ -230,8 +231,11 @@ __global__ void __launch_bounds__(tune::kQuantizeThreads) quantize_rows_kernel(Q
     }
 }
 
-// One block per strip of 64 columns over every row: col_stats (double quant) and
-// the outlier flags. Block 0 also zeroes the row pass's finished-block counter.
+// One block per strip of 64 columns and split of the rows (gridDim.y splits):
+// col_stats (double quant) and the outlier flags. With one split a block writes
+// every column's result; with more, the host has zeroed both, and the splits
+// combine by an integer atomicMax of the magnitudes (max_magnitude's order) and by
+// setting flags. Block 0 also zeroes the row pass's finished-block counter.
 template <typename T, bool kOutliers, bool kColumnWise>
 __global__ void __launch_bounds__(tune::kColumnStrip / 8 * tune::kColumnRowSlots) quantize_columns_kernel(QuantizeParams p) {
     constexpr int kLanes = tune::kColumnStrip / 8;
@@ -240,9 +244,13 @@ __global__ void __launch_bounds__(tune::kColumnStrip / 8 * tune::kColumnRowSlots
     const int slot = threadIdx.x / kLanes;
     const int lane = threadIdx.x % kLanes;
     const int64_t strip = int64_t{blockIdx.x} * tune::kColumnStrip;
+    const int64_t split_rows = ceil_div(p.rows, int64_t{gridDim.y});
+    const int64_t row_begin = int64_t{blockIdx.y} * split_rows;
+    const int64_t row_end = std::min(p.rows, row_begin + split_rows);
+    const bool split = gridDim.y > 1;
     float colmax[8];
     bool flag[8];
-    scan_columns<T, kOutliers>(p, strip + lane * 8, slot, tune::kColumnRowSlots, colmax, flag);
+    scan_columns<T, kOutliers>(p, strip + lane * 8, row_begin + slot, row_end, tune::kColumnRowSlots, colmax, flag);
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
         max_slots[slot][lane * 8 + j] = colmax[j];
@@ -257,10 +265,18 @@ __global__ void __launch_bounds__(tune::kColumnStrip / 8 * tune::kColumnRowSlots
             column_flag |= flag_slots[s][threadIdx.x];
         }
         const int64_t column = strip + threadIdx.x;
-        if constexpr (kColumnWise) p.col_stats[column] = column_max;
-        if constexpr (kOutliers) column_flags(p)[column] = column_flag ? 1 : 0;
+        if constexpr (kColumnWise) {
+            if (split) {
+                atomicMax(reinterpret_cast<int*>(p.col_stats + column), __float_as_int(column_max));
+            } else {
+                p.col_stats[column] = column_max;
+            }
+        }
+        if constexpr (kOutliers) {
+            if (!split || column_flag) column_flags(p)[column] = column_flag ? 1 : 0;
+        }
     }
-    if (kOutliers && blockIdx.x == 0 && threadIdx.x == 0) *p.outlier_count = 0;
+    if (kOutliers && blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x == 0) *p.outlier_count = 0;
 }
 
 // Few rows with outliers: one block computes the flags (and col_stats), then the
@@ -273,7 +289,7 @@ __global__ void __launch_bounds__(tune::kSingleBlockThreads) quantize_single_blo
     for (int64_t first = int64_t{threadIdx.x} * 8; first < p.cols; first += int64_t{blockDim.x} * 8) {
         float colmax[8];
         bool flag[8];
-        scan_columns<T, true>(p, first, 0, 1, colmax, flag);
+        scan_columns<T, true>(p, first, 0, p.rows, 1, colmax, flag);
         for (int j = 0; j < 8 && first + j < p.cols; ++j) {
             flags[first + j] = flag[j] ? 1 : 0;
             if constexpr (kColumnWise) p.col_stats[first + j] = colmax[j];
@@ -309,17 +325,29 @@ void launch_rows_for_width(const QuantizeParams& p, cudaStream_t stream) {
     }
 }
 
+// The column pass, its rows split across blocks when there are many (the
+// splits' results are combined into zeroed statistics and flags).
+template <typename T, bool kOutliers, bool kColumnWise>
+void launch_columns(const QuantizeParams& p, cudaStream_t stream) {
+    constexpr int kColumnThreads = tune::kColumnStrip / 8 * tune::kColumnRowSlots;
+    const dim3 grid(static_cast<unsigned>(ceil_div(p.cols, tune::kColumnStrip)),
+                    static_cast<unsigned>(std::min<int64_t>(ceil_div(p.rows, tune::kColumnSplitRows), 65535)));
+    if (grid.y > 1) {
+        if (kColumnWise) cudaMemsetAsync(p.col_stats, 0, p.cols * sizeof(float), stream);
+        if (kOutliers) cudaMemsetAsync(reinterpret_cast<uint8_t*>(p.outlier_cols) + 7 * p.cols, 0, p.cols, stream);
+    }
+    quantize_columns_kernel<T, kOutliers, kColumnWise><<<grid, kColumnThreads, 0, stream>>>(p);
+}
+
 template <typename T, bool kColumnWise>
 void launch_quantize(const QuantizeParams& p, bool outliers, cudaStream_t stream) {
-    const unsigned strips = static_cast<unsigned>(ceil_div(p.cols, tune::kColumnStrip));
-    constexpr int kColumnThreads = tune::kColumnStrip / 8 * tune::kColumnRowSlots;
     if (!outliers) {
-        if constexpr (kColumnWise) quantize_columns_kernel<T, false, true><<<strips, kColumnThreads, 0, stream>>>(p);
+        if constexpr (kColumnWise) launch_columns<T, false, true>(p, stream);
         launch_rows_for_width<T, false, kColumnWise, false>(p, stream);
     } else if (p.rows <= tune::kSingleBlockRows) {
         quantize_single_block_kernel<T, kColumnWise><<<1, tune::kSingleBlockThreads, 0, stream>>>(p);
     } else {
-        quantize_columns_kernel<T, true, kColumnWise><<<strips, kColumnThreads, 0, stream>>>(p);
+        launch_columns<T, true, kColumnWise>(p, stream);
         launch_rows_for_width<T, true, kColumnWise, true>(p, stream);
     }
 }

@@ -246,8 +246,13 @@ bnb_status int8_scaled_mm(const Int8ScaledMmArgs& args) {
             const LtOutcome outcome = cublaslt_int8(p, product, gemm_workspace, layout.gemm_bytes, "int8_scaled_mm");
             if (outcome.served && outcome.status != BNB_STATUS_SUCCESS) return outcome.status;
             if (outcome.served) {
-                const dim3 grid(static_cast<unsigned>(ceil_div(args.N, tune::kEpilogueCols)),
-                                static_cast<unsigned>(std::min<int64_t>(ceil_div(args.M, tune::kEpilogueRows), 65535)));
+                const int64_t strips = ceil_div(args.N, tune::kEpilogueCols);
+                const int64_t row_tiles = ceil_div(args.M, tune::kEpilogueRows);
+                const int64_t tiles_per_block =
+                    args.outliers() ? tune::epilogue_row_tiles_per_block(strips * row_tiles, device_info(args.device.index).sm_count)
+                                    : 1;
+                const dim3 grid(static_cast<unsigned>(strips),
+                                static_cast<unsigned>(std::min<int64_t>(ceil_div(row_tiles, tiles_per_block), 65535)));
                 const bool vector_ok = args.N % 4 == 0;  // the workspace is 256-byte aligned
                 if (args.outliers()) {
                     int8_epilogue_kernel<T, true><<<grid, tune::kEpilogueThreads, 0, p.stream>>>(

@@ -4,6 +4,7 @@
 // architecture's measurements become another tuning_sm<arch>.h chosen in select.cu.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 namespace bnb::cuda::int8_tuning {
@@ -20,6 +21,10 @@ constexpr int kSingleBlockThreads = 1024;
 // The column pass: one block per strip of 64 columns, 32 row slots of 8 lanes.
 constexpr int kColumnStrip = 64;
 constexpr int kColumnRowSlots = 32;
+// Inputs taller than this split the column pass's rows across blocks, this many
+// rows each (8 per row slot): one block per strip would read tall inputs with too
+// few blocks to fill the GPU.
+constexpr int64_t kColumnSplitRows = 256;
 
 // ---- int8 products -----------------------------------------------------------------------
 // Weight streaming (mma.sync m16n8k32, operands loaded straight into registers):
@@ -36,6 +41,15 @@ constexpr int kEpilogueThreads = 256;
 constexpr int kEpilogueRows = 32;
 constexpr int kEpilogueCols = 64;
 constexpr int kOutlierChunk = 16;  // outlier columns staged in shared memory at a time
+// With outliers, a block walks up to kEpilogueMaxRowTiles row tiles of its column
+// strip (gathering the outlier weights once) while the grid still has
+// kEpilogueBlocksPerSm blocks per SM.
+constexpr int64_t kEpilogueMaxRowTiles = 16;
+constexpr int64_t kEpilogueBlocksPerSm = 8;
+inline int64_t epilogue_row_tiles_per_block(int64_t tiles, int sm_count) {
+    const int64_t blocks = kEpilogueBlocksPerSm * sm_count;
+    return std::clamp<int64_t>(tiles / blocks, 1, kEpilogueMaxRowTiles);
+}
 
 // cuBLASLt's own workspace for the int8 GEMM (NVIDIA's recommendation for Hopper).
 inline int64_t cublaslt_workspace_bytes(int compute_capability) {

@@ -195,7 +195,9 @@ std::vector<float> activations(int64_t rows, int64_t cols, bnb_dtype dtype, unsi
 // (rows <= 16, one row included) and with a column pass (more rows), aligned and
 // unaligned widths, and for both ops.
 TEST_F(CudaInt8, QuantizersFollowTheFormat) {
-    const QuantizeShape shapes[] = {{1, 4096}, {1, 100}, {7, 333}, {16, 4096}, {17, 64}, {300, 520}, {130, 2056}, {64, 3000}};
+    // 300 and 1100 rows split the column pass (kColumnSplitRows).
+    const QuantizeShape shapes[] = {{1, 4096}, {1, 100},  {7, 333},    {16, 4096}, {17, 64},
+                                    {300, 520}, {130, 2056}, {64, 3000}, {1100, 72}};
     const bnb_dtype dtypes[] = {BNB_DTYPE_FLOAT16, BNB_DTYPE_BFLOAT16, BNB_DTYPE_FLOAT32};
     unsigned seed = 1;
     for (const QuantizeShape& shape : shapes) {
@@ -212,6 +214,7 @@ TEST_F(CudaInt8, QuantizersFollowTheFormat) {
                     // Garbage where the flags live: nothing may depend on the buffer's old bytes.
                     ASSERT_TRUE(cuda_ok(cudaMemset(outlier_cols.get(), 0x5a, cols * 8)));
                     ASSERT_TRUE(cuda_ok(cudaMemset(count.get(), 0x7f, 8)));
+                    ASSERT_TRUE(cuda_ok(cudaMemset(col_stats.get(), 0x5a, cols * 4)));
                     ASSERT_TRUE(cuda_ok(cudaDeviceSynchronize()));  // uploads run on the legacy stream
                     const bnb_status status =
                         double_quant ? bnb_int8_double_quant(kCuda, stream_, dtype, input.get(), rows, cols, threshold,
@@ -434,6 +437,9 @@ TEST_F(CudaInt8, ScaledMmMatchesAFloat64Reference) {
         {{1, 300, 1024}, true}, {{16, 64, 256}, true},  {{40, 100, 512}, true}, {{64, 33, 48}, true},
         {{150, 96, 256}, true}, {{150, 96, 256}, false}, {{77, 50, 100}, true}, {{9, 31, 13}, true},
         {{100, 8, 44}, false},
+        // Epilogue blocks walking several row tiles, with the outlier weights
+        // gathered once (14 outliers) and per chunk (19 outliers).
+        {{2200, 2048, 32}, true}, {{2200, 2048, 64}, true},
     };
     unsigned seed = 1000;
     for (const ScaledCase& test : cases) {
@@ -452,9 +458,10 @@ TEST_F(CudaInt8, ScaledMmMatchesAFloat64Reference) {
                 for (float& s : col_stats) s = stat(generator) / 16.0f;
                 for (float& b : bias) b = round_to(stat(generator) - 2.0f, BNB_DTYPE_BFLOAT16);
                 for (float& x : X) x = round_to(stat(generator) * 4.0f - 8.0f, dtype);
-                // Outlier columns: a few, ascending, plus unused entries past the count.
+                // Outlier columns: up to 20 (more than one staged chunk), ascending, plus
+                // unused entries past the count.
                 std::vector<int64_t> columns;
-                for (int64_t c = K / 7; c < K && columns.size() < 20; c += 1 + K / 9) columns.push_back(c);
+                for (int64_t c = K / 7; c < K && columns.size() < 20; c += 1 + (K - K / 7) / 20) columns.push_back(c);
                 std::vector<int64_t> column_buffer(static_cast<size_t>(std::max<int64_t>(K, 1)), K + 1000);
                 std::copy(columns.begin(), columns.end(), column_buffer.begin());
                 const int64_t count = static_cast<int64_t>(columns.size());
