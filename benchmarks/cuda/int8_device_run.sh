@@ -44,11 +44,11 @@ fi
 if has_stage sanitize; then
   {
     stamp "memcheck"
-    timeout 80 compute-sanitizer --tool memcheck --print-limit 10 $TESTS --gtest_filter='*Int8*' 2>&1 | tail -12
+    timeout 150 compute-sanitizer --tool memcheck --print-limit 10 $TESTS --gtest_filter='*Int8*' 2>&1 | tail -12
     stamp "racecheck (quantizers, stream kernel, epilogue)"
     timeout 40 compute-sanitizer --tool racecheck --print-limit 10 $TESTS \
       --gtest_filter='CudaInt8.Quantizers*:CudaInt8.MmDequant*:CudaInt8.QuantizeAndScaledMm*' 2>&1 | tail -8
-    timeout 30 compute-sanitizer --tool racecheck --print-limit 10 $TESTS --gtest_filter="CudaInt8.ScaledMm*" 2>&1 | tail -8
+    timeout 100 compute-sanitizer --tool racecheck --print-limit 10 $TESTS --gtest_filter="CudaInt8.ScaledMm*" 2>&1 | tail -8
     stamp done
   } 2>&1 | tee "$OUT/sanitize.log"
 fi

@@ -206,12 +206,14 @@ __global__ void __launch_bounds__(int8_tuning::kGenericThreads)
 
 // ---- epilogue ------------------------------------------------------------------------------
 // out[m, n] from C[m, n] (int32) for tiles of 32 x 64; thread (ty, tx) owns rows
-// ty and ty + 16, columns 4 tx .. 4 tx + 3. Outlier columns go through shared
-// memory kOutlierChunk at a time: X's values and the dtype-rounded weights. A
-// block walks several row tiles of one column strip (the grid's rows stride over
-// them), so with at most kOutlierChunk outliers it gathers its weights once: the
-// gathers hit rows of B far apart, which the int32 product streaming through L2
-// would otherwise evict before the next row tile needs them.
+// ty and ty + 16, columns 4 tx .. 4 tx + 3. The outlier columns' dtype-rounded
+// weights go through shared memory kOutlierChunk columns at a time; each thread
+// reads X's values of its rows itself (the 16 threads of a row read the same
+// address). A block walks several row tiles of one column strip (the grid's rows
+// stride over them), so with at most kOutlierChunk outliers it gathers its weights
+// once and its row-tile loop has no barrier: the gathers hit rows of B far apart,
+// which the int32 product streaming through L2 would otherwise evict before the
+// next row tile needs them.
 template <typename T, bool kOutliers>
 __global__ void __launch_bounds__(int8_tuning::kEpilogueThreads)
     int8_epilogue_kernel(const int32_t* __restrict__ C, const int8_t* __restrict__ B, int64_t M, int64_t N, int64_t K,
@@ -224,7 +226,6 @@ __global__ void __launch_bounds__(int8_tuning::kEpilogueThreads)
     const int ty = threadIdx.x / (kCols / 4);
     const int64_t n0 = int64_t{blockIdx.x} * kCols;
     const int64_t n_first = n0 + 4 * tx;
-    __shared__ float x_tile[kOutliers ? kRows : 1][kChunk + 1];
     __shared__ float w_tile[kOutliers ? kChunk : 1][kCols];
     const T* X = static_cast<const T*>(epilogue.X);
     const int64_t count = kOutliers ? outlier_count(epilogue, K) : 0;
@@ -238,9 +239,11 @@ __global__ void __launch_bounds__(int8_tuning::kEpilogueThreads)
                                : 0.0f;
         }
     };
-    // Made visible by the first __syncthreads of the row-tile loop, never rewritten.
     const bool weights_resident = count <= kChunk;
-    if (kOutliers && weights_resident) stage_weights(0);
+    if (kOutliers && weights_resident) {
+        stage_weights(0);
+        __syncthreads();  // never rewritten after this
+    }
     for (int64_t m0 = int64_t{blockIdx.y} * kRows; m0 < M; m0 += int64_t{gridDim.y} * kRows) {
         float values[kRowsPerThread][4];
 #pragma unroll
@@ -264,22 +267,20 @@ __global__ void __launch_bounds__(int8_tuning::kEpilogueThreads)
         }
         if constexpr (kOutliers) {
             for (int64_t j0 = 0; j0 < count; j0 += kChunk) {
-                for (int i = threadIdx.x; i < kRows * kChunk; i += blockDim.x) {
-                    const int r = i / kChunk;
-                    const int j = i % kChunk;
-                    const int64_t m = m0 + r;
-                    x_tile[r][j] = m < M && j0 + j < count
-                                       ? Element<T>::to_float(X[m * K + outlier_column(epilogue, j0 + j, K)])
-                                       : 0.0f;
+                if (!weights_resident) {
+                    __syncthreads();  // the previous chunk's weights are consumed
+                    stage_weights(j0);
+                    __syncthreads();
                 }
-                if (!weights_resident) stage_weights(j0);
-                __syncthreads();
+                // Per chunk from zero, padded columns skipped (they added exact zeros).
+                const int used = static_cast<int>(std::min<int64_t>(kChunk, count - j0));
                 float sums[kRowsPerThread][4] = {};
-#pragma unroll
-                for (int j = 0; j < kChunk; ++j) {
+                for (int j = 0; j < used; ++j) {
+                    const int64_t column = outlier_column(epilogue, j0 + j, K);
 #pragma unroll
                     for (int r = 0; r < kRowsPerThread; ++r) {
-                        const float x = x_tile[ty + r * (kRows / kRowsPerThread)][j];
+                        const int64_t m = m0 + ty + r * (kRows / kRowsPerThread);
+                        const float x = m < M ? Element<T>::to_float(X[m * K + column]) : 0.0f;
 #pragma unroll
                         for (int c = 0; c < 4; ++c) sums[r][c] = __fmaf_rn(x, w_tile[j][4 * tx + c], sums[r][c]);
                     }
@@ -289,7 +290,6 @@ __global__ void __launch_bounds__(int8_tuning::kEpilogueThreads)
 #pragma unroll
                     for (int c = 0; c < 4; ++c) values[r][c] += sums[r][c];
                 }
-                __syncthreads();
             }
         }
 #pragma unroll

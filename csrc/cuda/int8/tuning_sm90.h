@@ -17,7 +17,8 @@ constexpr int64_t kWarpRowMaxCols = 2048;
 // (column flags, rows, compaction); more rows take a column pass and a row pass,
 // the row pass compacting the columns in its last block.
 constexpr int64_t kSingleBlockRows = 16;
-constexpr int kSingleBlockThreads = 1024;
+// Each thread keeps a maximum per row and up to 16 rows' loads in flight.
+constexpr int kSingleBlockThreads = 512;
 // The column pass: one block per strip of 64 columns, 32 row slots of 8 lanes.
 constexpr int kColumnStrip = 64;
 constexpr int kColumnRowSlots = 32;
@@ -45,7 +46,7 @@ constexpr int kOutlierChunk = 16;  // outlier columns staged in shared memory at
 // strip (gathering the outlier weights once) while the grid still has
 // kEpilogueBlocksPerSm blocks per SM.
 constexpr int64_t kEpilogueMaxRowTiles = 16;
-constexpr int64_t kEpilogueBlocksPerSm = 8;
+constexpr int64_t kEpilogueBlocksPerSm = 16;
 inline int64_t epilogue_row_tiles_per_block(int64_t tiles, int sm_count) {
     const int64_t blocks = kEpilogueBlocksPerSm * sm_count;
     return std::clamp<int64_t>(tiles / blocks, 1, kEpilogueMaxRowTiles);

@@ -195,9 +195,10 @@ std::vector<float> activations(int64_t rows, int64_t cols, bnb_dtype dtype, unsi
 // (rows <= 16, one row included) and with a column pass (more rows), aligned and
 // unaligned widths, and for both ops.
 TEST_F(CudaInt8, QuantizersFollowTheFormat) {
-    // 300 and 1100 rows split the column pass (kColumnSplitRows).
-    const QuantizeShape shapes[] = {{1, 4096}, {1, 100},  {7, 333},    {16, 4096}, {17, 64},
-                                    {300, 520}, {130, 2056}, {64, 3000}, {1100, 72}};
+    // 300 and 1100 rows split the column pass (kColumnSplitRows); 5 x 9000 takes the
+    // one-block path over several column chunks.
+    const QuantizeShape shapes[] = {{1, 4096},   {1, 100},   {7, 333},    {16, 4096}, {17, 64},
+                                    {300, 520},  {130, 2056}, {64, 3000}, {1100, 72}, {5, 9000}};
     const bnb_dtype dtypes[] = {BNB_DTYPE_FLOAT16, BNB_DTYPE_BFLOAT16, BNB_DTYPE_FLOAT32};
     unsigned seed = 1;
     for (const QuantizeShape& shape : shapes) {
