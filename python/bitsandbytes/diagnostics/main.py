@@ -1,9 +1,15 @@
-"""``python -m bitsandbytes``: versions, backends, and a quantization self-test per device.
+"""The report of ``python -m bitsandbytes``: what upstream's diagnostics print (platform,
+versions, the CUDA/ROCm specs torch reports, the native library and its backends),
+then a quantization self-test per device and, with a GPU, an 8-bit optimizer step.
 
-Exits with status 1 when a self-test fails, so it can gate an installation.
+main() returns 1 when the library is broken or a check fails, so the command can
+gate an installation.
 """
 
-import sys
+import importlib.metadata
+import platform
+from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -54,30 +60,120 @@ def self_test(device: str) -> str:
     )
 
 
+HEADER_WIDTH = 60
+# Packages whose versions a bug report needs (upstream's list).
+RELATED_PACKAGES = ("accelerate", "diffusers", "numpy", "pip", "peft", "safetensors", "transformers", "triton", "trl")
+
+
+def print_header(text: str) -> None:
+    print((f" {text} " if text else "").center(HEADER_WIDTH, "="))
+
+
+def package_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "not found"
+
+
+def show_environment() -> None:
+    print(f"Platform: {platform.platform()}")
+    if platform.system() == "Linux":
+        print(f"  libc: {'-'.join(platform.libc_ver())}")
+    print(f"Python: {platform.python_version()}")
+    print(f"PyTorch: {torch.__version__}")
+    print(f"  CUDA: {torch.version.cuda or 'N/A'}")
+    print(f"  HIP: {torch.version.hip or 'N/A'}")
+    print(f"  XPU: {getattr(torch.version, 'xpu', None) or 'N/A'}")
+    print("Related packages:")
+    for name in RELATED_PACKAGES:
+        print(f"  {name}: {package_version(name)}")
+
+
+def gpu_specs() -> str:
+    """The line upstream prints from torch's CUDA/ROCm settings ("" without a usable GPU)."""
+    if not torch.cuda.is_available():
+        return ""
+    capabilities = [torch.cuda.get_device_capability(index) for index in range(torch.cuda.device_count())]
+    if torch.version.hip:
+        return f"PyTorch settings found: ROCM_VERSION={torch.version.hip}"
+    compact = "".join(torch.version.cuda.split(".")[:2]) if torch.version.cuda else "unknown"
+    return f"PyTorch settings found: CUDA_VERSION={compact}, Highest Compute Capability: {max(capabilities)}."
+
+
+def show_native_library(bitsandbytes, _C) -> None:
+    package = Path(bitsandbytes.__file__).parent
+    libraries = sorted(package.glob("libbitsandbytes*")) + [Path(_C.__file__)]
+    print(f"Native library (C ABI {_C.abi_version()}):")
+    for library in libraries:
+        print(f"  {library}")
+    print("Backends:")
+    for name, built, available in _C.backends():
+        print(f"  {name:6s} {'built' if built else 'not built':10s} {'available' if available else 'not available'}")
+
+
+def gpu_devices() -> list[str]:
+    devices = ["cuda"] if torch.cuda.is_available() else []
+    return devices + [name for name in ("xpu", "mps") if getattr(torch, name, None) and getattr(torch, name).is_available()]
+
+
+def optimizer_step(device: str) -> str:
+    """One bnb.optim.Adam8bit step on `device`: the parameter must move, its 8-bit states must exist."""
+    import bitsandbytes as bnb
+
+    generator = torch.Generator().manual_seed(0)
+    # 8-bit states need a parameter of at least 4096 elements (smaller ones stay 32-bit).
+    parameter = torch.nn.Parameter(torch.rand(64, 64, generator=generator).to(device))
+    before = parameter.detach().clone()
+    optimizer = bnb.optim.Adam8bit([parameter])
+    (parameter * torch.rand(64, 64, generator=generator).to(device)).sum().backward()
+    optimizer.step()
+    state = optimizer.state[parameter]
+    assert state["state1"].dtype == torch.uint8, f"state1 is {state['state1'].dtype}, expected uint8"
+    assert not torch.equal(parameter.detach(), before), "the parameter did not change"
+    assert torch.isfinite(parameter).all(), "the parameter is not finite after one step"
+    return "Adam8bit step changed the parameter, 8-bit states allocated"
+
+
+def run_check(label: str, check: Callable[[], str]) -> bool:
+    try:
+        print(f"{label}: OK, {check()}")
+        return True
+    except Exception as error:  # any failure is reported, then the exit status says so
+        print(f"{label}: FAILED, {type(error).__name__}: {error}")
+        return False
+
+
 def main() -> int:
     try:
         import bitsandbytes
-        from bitsandbytes import _C
+        from bitsandbytes import _C, _cuda_override
     except ImportError as error:
         print(f"bitsandbytes could not be imported:\n{error}")
         return 1
 
-    print(f"bitsandbytes {bitsandbytes.__version__} (C ABI {_C.abi_version()})")
-    print(f"torch {torch.__version__}" + (f", CUDA {torch.version.cuda}" if torch.version.cuda else ""))
-    print("native backends:")
-    for name, built, available in _C.backends():
-        print(f"  {name:6s} {'built' if built else 'not built':10s} {'available' if available else 'not available'}")
+    print_header(f"bitsandbytes v{bitsandbytes.__version__}")
+    show_environment()
+    print_header("")
+    show_native_library(bitsandbytes, _C)
+    ok = True
+    specs = gpu_specs()
+    if specs:
+        print(specs)
+    try:
+        override = _cuda_override.read_override()
+        if override is not None:
+            print(_cuda_override.override_message(*override).rstrip())
+    except RuntimeError as error:
+        ok = False
+        print(f"ERROR: {error}")
 
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    failed = False
+    devices = gpu_devices()
+    for device in ["cpu"] + devices:
+        ok &= run_check(f"self-test {device}", lambda device=device: self_test(device))
+    if not devices:
+        print("No CUDA, ROCm, or XPU detected; CPU library loaded successfully.")
     for device in devices:
-        try:
-            print(f"self-test {device}: OK, {self_test(device)}")
-        except Exception as error:  # any failure is reported, then the exit status says so
-            failed = True
-            print(f"self-test {device}: FAILED, {type(error).__name__}: {error}")
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        ok &= run_check(f"8-bit optimizer {device}", lambda device=device: optimizer_step(device))
+    print("SUCCESS!" if ok else "FAILED: see the lines above; include this report when filing an issue.")
+    return 0 if ok else 1
