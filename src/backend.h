@@ -19,6 +19,10 @@ struct BackendOps {
     // How many devices of this type can run kernels now (0: the backend is unavailable);
     // the core accepts device indices below it.
     int (*device_count)();
+    // Its kernels find a value's block by division, so they take blocks of any
+    // length: every positive blocksize of an op whose format admits it
+    // (formats::BlocksizeRule::any_positive).
+    bool blocks_of_any_length;
 
     // One slot per op of src/ops.def, named after it.
 #define BNB_OP(family, op, Args) bnb_status (*op)(const Args&);

@@ -71,7 +71,7 @@ extern "C" BNB_API bnb_status bnb_op_blocksizes(const char* op, int64_t* out, in
     if (count == nullptr) return fail(BNB_STATUS_INVALID_ARGUMENT, "count must not be NULL");
     if (capacity < 0) return fail(BNB_STATUS_INVALID_ARGUMENT, "capacity must be >= 0, got " + std::to_string(capacity));
     if (capacity > 0 && out == nullptr) return fail(BNB_STATUS_INVALID_ARGUMENT, "out must not be NULL when capacity > 0");
-    const formats::Blocksizes blocksizes = accepted_blocksizes(which);
+    const formats::Blocksizes blocksizes = accepted_blocksizes(which).listed;
     *count = static_cast<int64_t>(blocksizes.size());
     int64_t written = 0;
     for (int64_t blocksize : blocksizes) {
@@ -79,6 +79,17 @@ extern "C" BNB_API bnb_status bnb_op_blocksizes(const char* op, int64_t* out, in
         out[written++] = blocksize;
     }
     return BNB_STATUS_SUCCESS;
+}
+
+extern "C" BNB_API int bnb_op_any_blocksize(const char* op) {
+    Op which;
+    return find_op(op, &which) && accepted_blocksizes(which).any_positive;
+}
+
+extern "C" BNB_API int bnb_backend_any_blocksize(bnb_device_type type, const char* op) {
+    const BackendOps* ops = backend_ops(type);
+    Op which;
+    return ops != nullptr && find_op(op, &which) && takes_any_positive_blocksize(which, *ops);
 }
 
 extern "C" BNB_API int64_t bnb_nested_blocksize(void) { return formats::kNestedBlocksize; }

@@ -31,25 +31,25 @@ constexpr const char* op_name(Op op) { return kOpNames[static_cast<int>(op)]; }
 // The op named `name`; false for an unknown (or null) name.
 bool find_op(const char* name, Op* op);
 
-// The blocksizes an op accepts (its checks use the same list).
-constexpr formats::Blocksizes accepted_blocksizes(Op op) {
+// The blocksizes an op accepts (its checks use the same rule).
+constexpr formats::BlocksizeRule accepted_blocksizes(Op op) {
     switch (op) {
-        case Op::quantize_blockwise: return formats::kQuantizeBlockwiseBlocksizes;
-        case Op::dequantize_blockwise: return formats::kDequantizeBlockwiseBlocksizes;
+        case Op::quantize_blockwise: return formats::kQuantizeBlockwiseRule;
+        case Op::dequantize_blockwise: return formats::kDequantizeBlockwiseRule;
         case Op::quantize_4bit:
         case Op::dequantize_4bit:
         case Op::gemm_4bit:
-        case Op::gemv_4bit: return formats::kFourBitBlocksizes;
+        case Op::gemv_4bit: return formats::kFourBitRule;
         case Op::int8_vectorwise_quant:
         case Op::int8_double_quant:
         case Op::int8_vectorwise_dequant:
         case Op::int8_linear_matmul:
         case Op::int8_mm_dequant:
-        case Op::int8_scaled_mm: return {};  // row- and column-wise: no blocks
+        case Op::int8_scaled_mm: return formats::kNoBlocksizes;  // row- and column-wise: no blocks
         case Op::optimizer_update_32bit:
-        case Op::optimizer_update_8bit_blockwise: return {};  // blocks of 256, not an argument
+        case Op::optimizer_update_8bit_blockwise: return formats::kNoBlocksizes;  // blocks of 256, not an argument
     }
-    return {};
+    return formats::kNoBlocksizes;
 }
 
 }  // namespace bnb

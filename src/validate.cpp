@@ -79,12 +79,26 @@ bnb_status check_count(int64_t n, const char* argument) {
     return BNB_STATUS_SUCCESS;
 }
 
-bnb_status check_blocksize(int64_t blocksize, std::initializer_list<int64_t> allowed) {
-    for (int64_t value : allowed) {
-        if (blocksize == value) return BNB_STATUS_SUCCESS;
+bool takes_any_positive_blocksize(Op op, const BackendOps& backend) {
+    return accepted_blocksizes(op).any_positive && backend.blocks_of_any_length;
+}
+
+bool accepts_blocksize(Op op, const BackendOps& backend, int64_t blocksize) {
+    if (blocksize > 0 && takes_any_positive_blocksize(op, backend)) return true;
+    for (int64_t value : accepted_blocksizes(op).listed) {
+        if (blocksize == value) return true;
+    }
+    return false;
+}
+
+bnb_status check_blocksize(int64_t blocksize, Op op, bnb_device_type type) {
+    const BackendOps* backend = backend_ops(type);
+    if (backend != nullptr && accepts_blocksize(op, *backend, blocksize)) return BNB_STATUS_SUCCESS;
+    if (backend != nullptr && takes_any_positive_blocksize(op, *backend)) {
+        return fail(BNB_STATUS_INVALID_ARGUMENT, "blocksize must be positive, got " + std::to_string(blocksize));
     }
     std::string list;
-    for (int64_t value : allowed) list += (list.empty() ? "" : ", ") + std::to_string(value);
+    for (int64_t value : accepted_blocksizes(op).listed) list += (list.empty() ? "" : ", ") + std::to_string(value);
     return fail(BNB_STATUS_INVALID_ARGUMENT, "blocksize must be one of " + list + ", got " +
                                                  std::to_string(blocksize));
 }

@@ -29,7 +29,12 @@ bnb_status check_matmul_shape(int64_t M, int64_t N, int64_t K);
 bnb_status check_matrix_shape(int64_t rows, int64_t cols);
 // dtype is one of bnb_dtype's values.
 bnb_status check_dtype(bnb_dtype dtype, const char* argument);
-bnb_status check_blocksize(int64_t blocksize, std::initializer_list<int64_t> allowed);
+// blocksize is one that `op` accepts on `backend` (accepted_blocksizes and the
+// backend's blocks_of_any_length).
+// Whether `op` takes every positive blocksize on `backend`, besides the listed ones.
+bool takes_any_positive_blocksize(Op op, const BackendOps& backend);
+bool accepts_blocksize(Op op, const BackendOps& backend, int64_t blocksize);
+bnb_status check_blocksize(int64_t blocksize, Op op, bnb_device_type type);
 bnb_status check_quant_type(bnb_quant_type quant_type);
 bnb_status check_gemm_4bit_algo(bnb_gemm_4bit_algo algo);
 

@@ -39,6 +39,7 @@ bnb_status paged_prefetch(bnb_device, void*, const void*, int64_t, bool) { retur
 const BackendOps kCpuOps = {
     .name = "cpu",
     .device_count = device_count,
+    .blocks_of_any_length = true,
     .quantize_blockwise = quantize_blockwise,
     .dequantize_blockwise = dequantize_blockwise,
     .quantize_4bit = quantize_4bit,

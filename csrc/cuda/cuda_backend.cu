@@ -31,6 +31,8 @@ int device_count() { return static_cast<int>(devices().size()); }
 const BackendOps kCudaOps = {
     .name = BNB_GPU_BACKEND_NAME,
     .device_count = device_count,
+    // absmax is indexed by a shift of the element index (powers of two only).
+    .blocks_of_any_length = false,
     .quantize_blockwise = quantize_blockwise,
     .dequantize_blockwise = dequantize_blockwise,
     .quantize_4bit = quantize_4bit,

@@ -113,11 +113,24 @@ BNB_API const char* bnb_op_name(int index);
 /* 1 if the backend is built and implements the op named `op` (0 for an unknown name). */
 BNB_API int bnb_backend_supports(bnb_device_type type, const char* op);
 /*
- * The blocksizes that op `op` accepts, in increasing order: *count receives how
- * many there are, and out[0 .. min(count, capacity)) the values (out may be NULL
- * when capacity is 0). An op without a blocksize argument has none (count 0).
+ * The blocksizes that op `op` accepts on every backend, in increasing order:
+ * *count receives how many there are, and out[0 .. min(count, capacity)) the
+ * values (out may be NULL when capacity is 0). An op without a blocksize
+ * argument has none (count 0).
  */
 BNB_API bnb_status bnb_op_blocksizes(const char* op, int64_t* out, int64_t capacity, int64_t* count);
+/*
+ * 1 if the format of op `op` holds for blocks of any length (blockwise 8-bit), so
+ * that a backend whose kernels take such blocks accepts every positive blocksize
+ * besides the listed ones; 0 otherwise (and for an unknown name).
+ */
+BNB_API int bnb_op_any_blocksize(const char* op);
+/*
+ * 1 if backend `type` is built and accepts every positive blocksize for `op`
+ * (the CPU for blockwise 8-bit, as upstream's CPU path); 0 when it takes only
+ * the list of bnb_op_blocksizes.
+ */
+BNB_API int bnb_backend_any_blocksize(bnb_device_type type, const char* op);
 /* Blocksize of nested ("double") quantization of 4-bit absmax: 256. */
 BNB_API int64_t bnb_nested_blocksize(void);
 
@@ -149,7 +162,8 @@ BNB_API bnb_status bnb_codebook_copy(bnb_codebook which, float* out, int64_t cap
  * Quantizes n elements of A (dtype fp32/fp16/bf16) in blocks of `blocksize`
  * against the 256-entry float32 `code`: out[i] = uint8 code index,
  * absmax[b] = max |A| of block b (ceil(n / blocksize) entries).
- * blocksize: 64, 128, 256, 512, 1024, 2048 or 4096.
+ * blocksize: 64, 128, 256, 512, 1024, 2048 or 4096; on the CPU any positive one
+ * (bnb_backend_any_blocksize).
  */
 BNB_API bnb_status bnb_quantize_blockwise(bnb_device device, void* stream, bnb_dtype dtype,
                                           const void* A, const float* code, int64_t n,
@@ -157,7 +171,8 @@ BNB_API bnb_status bnb_quantize_blockwise(bnb_device device, void* stream, bnb_d
 
 /*
  * out[i] = dtype(code[A[i]] * absmax[i / blocksize]) for n elements.
- * blocksize: a power of two >= 16 (every blocksize quantize accepts, and those of 4-bit).
+ * blocksize: a power of two from 16 to 4096 (every blocksize quantize accepts, and
+ * those of 4-bit); on the CPU any positive one (bnb_backend_any_blocksize).
  */
 BNB_API bnb_status bnb_dequantize_blockwise(bnb_device device, void* stream, bnb_dtype dtype,
                                             const uint8_t* A, const float* code,

@@ -23,10 +23,11 @@ except ImportError as _native_error:
         "`python -m bitsandbytes` to check."
     ) from _native_error
 
-from . import _ops, utils  # noqa: E402  (_ops registers the fake kernels)
+from . import _cuda_override, _ops, utils  # noqa: E402  (_ops registers the fake kernels)
 from .backends import torch as _torch_kernels  # noqa: E402
 
 _torch_kernels.register_default_kernels()
+_cuda_override.log_override()
 
 from . import functional  # noqa: E402
 from . import autograd, nn, optim  # noqa: E402

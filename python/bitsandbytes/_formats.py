@@ -19,8 +19,27 @@ FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 FOURBIT_QUANT_TYPES = ("nf4", "fp4")
 FOURBIT_STORAGE_DTYPES = (torch.uint8, torch.bfloat16, torch.float16, torch.float32)
 
-# The blocksizes each native op accepts, increasing.
+# The blocksizes each native op accepts on every backend, increasing.
 BLOCKSIZES: dict[str, tuple[int, ...]] = {op: tuple(_C.blocksizes(op)) for op in _C.ops()}
+# Ops whose format holds for blocks of any length (blockwise 8-bit): a backend
+# whose kernels cut such blocks takes every positive blocksize, as upstream's
+# CPU path and its pure-torch kernels do; upstream's GPU kernels take the list.
+ANY_BLOCKSIZE_OPS: frozenset[str] = frozenset(op for op in _C.ops() if _C.any_blocksize(op))
+
+_BUILT_BACKENDS = {name for name, built, _available in _C.backends() if built}
+# The native backend that serves a torch device type; every other device type
+# runs the pure-torch kernels (backends/torch), which cut blocks of any length.
+_NATIVE_BACKEND_OF_DEVICE: dict[str, str] = {
+    device: backend
+    for device, candidates in (("cpu", ("cpu",)), ("cuda", ("hip", "cuda")), ("mps", ("metal",)))
+    for backend in [next((name for name in candidates if name in _BUILT_BACKENDS), None)]
+    if backend is not None
+}
+# The ops for which each device type takes every positive blocksize.
+_ANY_BLOCKSIZE_OPS_ON_NATIVE: dict[str, frozenset[str]] = {
+    device: frozenset(op for op in ANY_BLOCKSIZE_OPS if _C.backend_any_blocksize(backend, op))
+    for device, backend in _NATIVE_BACKEND_OF_DEVICE.items()
+}
 # Entries of an 8-bit codebook (the dynamic maps).
 CODE_SIZE: int = len(_C.codebook("dynamic_signed"))
 # Blocksize of the 8-bit quantization of nested ("double") 4-bit statistics.
@@ -38,7 +57,17 @@ def blocks_of(n: int, blocksize: int) -> int:
     return -(n // -blocksize)
 
 
-def blocksize_error(op: str, blocksize: int) -> Optional[str]:
+def takes_any_blocksize(op: str, device_type: Optional[str]) -> bool:
+    """Whether `op` takes every positive blocksize on devices of `device_type` (None: on every device)."""
+    if device_type is None or op not in ANY_BLOCKSIZE_OPS:
+        return False
+    return op in _ANY_BLOCKSIZE_OPS_ON_NATIVE.get(device_type, ANY_BLOCKSIZE_OPS)
+
+
+def blocksize_error(op: str, blocksize: int, device_type: Optional[str] = None) -> Optional[str]:
+    """The rule of `op`'s blocksize on `device_type` (None: the blocksizes every device takes)."""
+    if takes_any_blocksize(op, device_type):
+        return None if blocksize > 0 else f"blocksize must be positive, got {blocksize}"
     allowed = BLOCKSIZES[op]
     if blocksize in allowed:
         return None

@@ -156,7 +156,7 @@ def _(A: torch.Tensor, threshold: float = 0.0):
 @_register_fake("quantize_blockwise")
 def _(A: torch.Tensor, code: torch.Tensor, blocksize: int):
     torch._check(blocksize > 0, lambda: f"blocksize must be positive, got {blocksize}")
-    check_format(blocksize_error("quantize_blockwise", blocksize))
+    check_format(blocksize_error("quantize_blockwise", blocksize, A.device.type))
     check_format(float_dtype_error("quantize_blockwise", A.dtype))
     out = torch.empty_like(A, dtype=torch.uint8)
     absmax = A.new_empty((blocks_of(A.numel(), blocksize),), dtype=torch.float32)
@@ -165,7 +165,7 @@ def _(A: torch.Tensor, code: torch.Tensor, blocksize: int):
 
 def _check_dequantize_blockwise(A: torch.Tensor, blocksize: int, dtype: torch.dtype) -> None:
     torch._check(blocksize > 0, lambda: f"blocksize must be positive, got {blocksize}")
-    check_format(blocksize_error("dequantize_blockwise", blocksize))
+    check_format(blocksize_error("dequantize_blockwise", blocksize, A.device.type))
     torch._check(A.dtype == torch.uint8, lambda: f"A must be uint8, got {A.dtype}")
     check_format(float_dtype_error("dequantize_blockwise", dtype))
 

@@ -76,6 +76,10 @@ bool backend_supports(const std::string& backend, const std::string& op) {
     return bnb_backend_supports(device_type(backend), op.c_str()) != 0;
 }
 
+bool backend_any_blocksize(const std::string& backend, const std::string& op) {
+    return bnb_backend_any_blocksize(device_type(backend), op.c_str()) != 0;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -90,6 +94,12 @@ PYBIND11_MODULE(_C, m) {
           "fp4, 7 between neighbouring magnitudes in increasing order.");
     m.def("ops", &ops, "Names of the native library's array ops, in C ABI order.");
     m.def("blocksizes", &blocksizes, py::arg("op"), "Blocksizes that the native op accepts, increasing.");
+    m.def(
+        "any_blocksize", [](const std::string& op) { return bnb_op_any_blocksize(op.c_str()) != 0; }, py::arg("op"),
+        "Whether the op's format holds for blocks of any length (a backend whose kernels take them accepts "
+        "every positive blocksize).");
+    m.def("backend_any_blocksize", &backend_any_blocksize, py::arg("backend"), py::arg("op"),
+          "Whether the backend (cpu, cuda, hip, metal) accepts every positive blocksize for the op.");
     m.def("nested_blocksize", &bnb_nested_blocksize, "Blocksize of nested (double) quantization of absmax.");
     m.def("backend_supports", &backend_supports, py::arg("backend"), py::arg("op"),
           "Whether the backend (cpu, cuda, hip, metal) is built and implements the op.");

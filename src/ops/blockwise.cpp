@@ -5,16 +5,16 @@
 
 namespace bnb {
 
-bnb_status check_arguments(const QuantizeBlockwiseArgs& args, Op) {
+bnb_status check_arguments(const QuantizeBlockwiseArgs& args, Op op) {
     BNB_CHECK(check_float_dtype(args.dtype, "dtype"));
     BNB_CHECK(check_count(args.n, "n"));
-    return check_blocksize(args.blocksize, formats::kQuantizeBlockwiseBlocksizes);
+    return check_blocksize(args.blocksize, op, args.device.type);
 }
 
-bnb_status check_arguments(const DequantizeBlockwiseArgs& args, Op) {
+bnb_status check_arguments(const DequantizeBlockwiseArgs& args, Op op) {
     BNB_CHECK(check_float_dtype(args.dtype, "dtype"));
     BNB_CHECK(check_count(args.n, "n"));
-    return check_blocksize(args.blocksize, formats::kDequantizeBlockwiseBlocksizes);
+    return check_blocksize(args.blocksize, op, args.device.type);
 }
 
 }  // namespace bnb

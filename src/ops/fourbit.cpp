@@ -7,17 +7,17 @@ namespace bnb {
 namespace {
 
 template <typename Args>
-bnb_status check_fourbit(const Args& args) {
+bnb_status check_fourbit(const Args& args, Op op) {
     BNB_CHECK(check_quant_type(args.quant_type));
     BNB_CHECK(check_float_dtype(args.dtype, "dtype"));
     BNB_CHECK(check_count(args.n, "n"));
-    return check_blocksize(args.blocksize, formats::kFourBitBlocksizes);
+    return check_blocksize(args.blocksize, op, args.device.type);
 }
 
 }  // namespace
 
-bnb_status check_arguments(const Quantize4bitArgs& args, Op) { return check_fourbit(args); }
-bnb_status check_arguments(const Dequantize4bitArgs& args, Op) { return check_fourbit(args); }
+bnb_status check_arguments(const Quantize4bitArgs& args, Op op) { return check_fourbit(args, op); }
+bnb_status check_arguments(const Dequantize4bitArgs& args, Op op) { return check_fourbit(args, op); }
 
 }  // namespace bnb
 

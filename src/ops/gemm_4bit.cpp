@@ -16,7 +16,7 @@ bnb_status check_query(const Gemm4bitShape& shape, const BackendOps** ops, bool 
     BNB_CHECK(check_op_slot(*ops, has_slot(**ops), query));
     BNB_CHECK(check_float_dtype(shape.dtype, "dtype"));
     BNB_CHECK(check_matmul_shape(shape.M, shape.N, shape.K));
-    BNB_CHECK(check_blocksize(shape.blocksize, formats::kFourBitBlocksizes));
+    BNB_CHECK(check_blocksize(shape.blocksize, Op::gemm_4bit, shape.device.type));
     BNB_CHECK(check_gemm_4bit_algo(shape.algo));
     if (result == nullptr) return fail(BNB_STATUS_INVALID_ARGUMENT, std::string(result_name) + " must not be NULL");
     return BNB_STATUS_SUCCESS;
@@ -31,7 +31,7 @@ bnb_status check_arguments(const Gemm4bitArgs& args, Op op) {
     BNB_CHECK(check_float_dtype(args.dtype, "dtype"));
     BNB_CHECK(check_quant_type(args.quant_type));
     BNB_CHECK(check_matmul_shape(args.M, args.N, args.K));
-    BNB_CHECK(check_blocksize(args.blocksize, formats::kFourBitBlocksizes));
+    BNB_CHECK(check_blocksize(args.blocksize, op, args.device.type));
     BNB_CHECK(check_gemm_4bit_algo(args.algo));
     BNB_CHECK(check_count(args.workspace_bytes, "workspace_bytes"));
     if (args.nested() && (args.absmax_code == nullptr || args.absmax_offset == nullptr)) {

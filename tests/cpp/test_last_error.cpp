@@ -39,7 +39,7 @@ bnb_status fail_with_negative_count() {
 }
 
 bnb_status fail_with_bad_blocksize() {
-    return bnb_dequantize_blockwise(kCpu, nullptr, BNB_DTYPE_FLOAT32, nullptr, nullptr, nullptr, 0, 100, nullptr);
+    return bnb_dequantize_blockwise(kCpu, nullptr, BNB_DTYPE_FLOAT32, nullptr, nullptr, nullptr, 0, 0, nullptr);
 }
 
 }  // namespace

@@ -196,7 +196,7 @@ TEST(ZeroSizes, EveryOpSucceedsAndWritesNothing) {
 
 TEST(ZeroSizes, ArgumentsAreStillCheckedWhenEmpty) {
     // n == 0 waives the buffers, not the other arguments.
-    EXPECT_EQ(bnb_quantize_blockwise(kCpu, nullptr, BNB_DTYPE_FLOAT32, nullptr, nullptr, 0, 100, nullptr, nullptr),
+    EXPECT_EQ(bnb_quantize_blockwise(kCpu, nullptr, BNB_DTYPE_FLOAT32, nullptr, nullptr, 0, 0, nullptr, nullptr),
               BNB_STATUS_INVALID_ARGUMENT);
     EXPECT_EQ(bnb_quantize_4bit(kCpu, nullptr, static_cast<bnb_quant_type>(5), BNB_DTYPE_FLOAT32, nullptr, 0, 64,
                                 nullptr, nullptr),

@@ -104,18 +104,104 @@ def test_python_m_bitsandbytes_reports_and_self_tests():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("bitsandbytes 0.50.2")
-    assert lines[1].startswith("torch ")
+    # Upstream's report: a header with the version, platform and versions, related packages.
+    assert lines[0].strip("= ") == "bitsandbytes v0.50.2"
+    assert any(line.startswith("Python: ") for line in lines)
+    assert f"PyTorch: {__import__('torch').__version__}" in lines
+    assert any(line.startswith("  CUDA: ") for line in lines) and any(line.startswith("  HIP: ") for line in lines)
+    assert "Related packages:" in lines and any(line.startswith("  transformers: ") for line in lines)
+    # Ours besides: the library files, the backends, a self-test per device.
+    package = Path(bitsandbytes.__file__).parent
+    assert any(line.strip().startswith(str(package)) and "libbitsandbytes" in line for line in lines)
     assert any(line.split()[:3] == ["cpu", "built", "available"] for line in lines)
     assert any(line.startswith("self-test cpu: OK") for line in lines)
+    if not __import__("torch").cuda.is_available():
+        assert "No CUDA, ROCm, or XPU detected; CPU library loaded successfully." in lines
+    else:
+        assert any(line.startswith("8-bit optimizer cuda: OK") for line in lines)
+    assert lines[-1] == "SUCCESS!"
 
 
 def test_python_m_bitsandbytes_exits_1_when_a_self_test_fails(monkeypatch, capsys):
-    main_module = pytest.importorskip("bitsandbytes.__main__")
+    from bitsandbytes.diagnostics import main as report
 
     def failing_self_test(device):
         raise AssertionError("nf4 codes differ from the pure-torch reference")
 
-    monkeypatch.setattr(main_module, "self_test", failing_self_test)
-    assert main_module.main() == 1
-    assert "self-test cpu: FAILED, AssertionError: nf4 codes differ" in capsys.readouterr().out
+    monkeypatch.setattr(report, "self_test", failing_self_test)
+    assert report.main() == 1
+    out = capsys.readouterr().out
+    assert "self-test cpu: FAILED, AssertionError: nf4 codes differ" in out
+    assert out.splitlines()[-1].startswith("FAILED")
+
+
+def test_optimizer_check_takes_an_8bit_step():
+    from bitsandbytes.diagnostics import main as report
+
+    assert "Adam8bit step changed the parameter" in report.optimizer_step("cpu")
+
+
+def test_import_without_gpu_is_silent():
+    result = run_python("import logging, warnings\nwarnings.simplefilter('error')\nimport bitsandbytes")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "" and result.stderr == ""
+
+
+@pytest.mark.parametrize("torch_build", ["cuda", "hip"])
+def test_cuda_version_override_as_upstream(monkeypatch, caplog, torch_build):
+    """BNB_CUDA_VERSION (BNB_ROCM_VERSION on ROCm): digits only, reported, ignored on a CPU-only torch."""
+    import torch
+
+    from bitsandbytes import _cuda_override
+
+    variable = "BNB_ROCM_VERSION" if torch_build == "hip" else "BNB_CUDA_VERSION"
+    monkeypatch.setattr(torch.version, "cuda", "12.8" if torch_build == "cuda" else None)
+    monkeypatch.setattr(torch.version, "hip", "7.0" if torch_build == "hip" else None)
+    monkeypatch.delenv("BNB_CUDA_VERSION", raising=False)
+    monkeypatch.delenv("BNB_ROCM_VERSION", raising=False)
+    assert _cuda_override.read_override() is None
+
+    monkeypatch.setenv(variable, "124")
+    assert _cuda_override.read_override() == (variable, "124")
+    with caplog.at_level("WARNING", logger="bitsandbytes.cextension"):
+        _cuda_override.log_override()
+    assert f"WARNING: {variable}=124 environment variable detected" in caplog.text
+    assert f"unset {variable}" in caplog.text
+
+    monkeypatch.setenv(variable, "12.4")
+    with pytest.raises(RuntimeError, match="digits only"):
+        _cuda_override.read_override()
+    caplog.clear()
+    with caplog.at_level("ERROR", logger="bitsandbytes.cextension"):
+        _cuda_override.log_override()  # at import: logged, never raised
+    assert "digits only" in caplog.text
+
+    monkeypatch.setattr(torch.version, "cuda", None)
+    monkeypatch.setattr(torch.version, "hip", None)
+    assert _cuda_override.read_override() is None  # a CPU-only torch never reads it
+
+
+def test_python_m_bitsandbytes_fails_on_a_malformed_cuda_version_override(monkeypatch, capsys):
+    import torch
+
+    from bitsandbytes.diagnostics import main as report
+
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setenv("BNB_CUDA_VERSION", "cuda12")
+    monkeypatch.setattr(report, "self_test", lambda device: "skipped")
+    assert report.main() == 1
+    assert "ERROR: BNB_CUDA_VERSION='cuda12': value must be digits only" in capsys.readouterr().out
+
+
+def test_license_and_metadata_declared_for_sdist_and_wheel():
+    tomllib = pytest.importorskip("tomllib")
+
+    root = Path(__file__).resolve().parents[2]
+    license_text = (root / "LICENSE").read_text()
+    assert license_text.startswith("MIT License") and "the bitsandbytes-native authors" in license_text
+    project = tomllib.loads((root / "pyproject.toml").read_text())
+    assert project["project"]["name"] == "bitsandbytes"
+    assert project["project"]["license"] == "MIT" and project["project"]["license-files"] == ["LICENSE"]
+    assert not any(req.startswith("torch") for req in project["build-system"]["requires"])
+    assert any(req.startswith("torch") for req in project["project"]["dependencies"])

@@ -84,7 +84,9 @@ template <typename T, typename EncodeBlock>
 BNB_CPU_KERNEL inline void quantize_in_chunks(const T* A, int64_t n, int64_t blocksize, float* absmax,
                                               int64_t first_block, int64_t last_block,
                                               const EncodeBlock& encode_block) {
-    const int64_t chunk = blocksize >= kQuantizeChunkElements ? 1 : kQuantizeChunkElements / blocksize;
+    // Short blocks (the CPU takes any length) are capped by the chunk's table of reciprocals.
+    const int64_t chunk =
+        blocksize >= kQuantizeChunkElements ? 1 : std::min(kQuantizeChunkMaxBlocks, kQuantizeChunkElements / blocksize);
     for (int64_t chunk_first = first_block; chunk_first < last_block; chunk_first += chunk) {
         const int64_t chunk_last = std::min(last_block, chunk_first + chunk);
         const int64_t chunk_begin = chunk_first * blocksize;

@@ -54,6 +54,12 @@ def create_dynamic_map(signed=True, max_exponent_bits=7, total_bits=8) -> torch.
 def _build_dynamic_map(signed: bool, max_exponent_bits: int, total_bits: int) -> torch.Tensor:
     non_sign_bits = total_bits - 1
     additional_items = 2 ** (non_sign_bits - max_exponent_bits) - 1
+    if additional_items > 0 and max_exponent_bits < 1:
+        # The extra values take the scale of the last exponent, and there is none
+        # (upstream fails here as well).
+        raise ValueError(
+            f"create_dynamic_map: max_exponent_bits must be >= 1 when total_bits > 1, got {max_exponent_bits}"
+        )
     values: list[float] = []
 
     def append_means(fraction_items: int, exponent: int) -> None:
@@ -66,7 +72,10 @@ def _build_dynamic_map(signed: bool, max_exponent_bits: int, total_bits: int) ->
 
     for exponent in range(max_exponent_bits):
         exponent_fraction_bits = exponent + non_sign_bits - max_exponent_bits + (0 if signed else 1)
-        append_means(2**exponent_fraction_bits + 1, exponent)
+        # Negative when the exponent has more bits than the code (2- to 7-bit maps
+        # with max_exponent_bits == total_bits): upstream truncates 2**bits + 1 to
+        # one boundary, so that exponent contributes no values.
+        append_means(int(2.0**exponent_fraction_bits + 1), exponent)
     if additional_items > 0:
         # Upstream fills these with the scale of the last exponent.
         append_means(additional_items + 1, max_exponent_bits - 1)

@@ -87,7 +87,7 @@ class QuantState:
 
     @classmethod
     def from_dict(cls, qs_dict: dict[str, Any], device) -> "QuantState":
-        """Rebuilds a 4-bit QuantState from its state-dict entries (packed or unpacked).
+        """Rebuilds a QuantState from its state-dict entries (packed or unpacked; 4-bit or 8-bit).
 
         Keys may carry a prefix (``"layer.weight.absmax"``); only the last dotted
         component counts. The caller's dict is not modified.
@@ -116,9 +116,11 @@ class QuantState:
         missing = [key for key in required if key not in entries]
         if missing:
             raise ValueError(f"QuantState.from_dict: missing keys {missing}")
-        if entries["quant_type"] not in cls.valid_quant_types:
+        # None: the 8-bit blockwise state of quantize_blockwise, whose as_dict upstream also reads back.
+        if entries["quant_type"] is not None and entries["quant_type"] not in cls.valid_quant_types:
             raise ValueError(
-                f"QuantState.from_dict: quant_type must be one of {cls.valid_quant_types}, got {entries['quant_type']!r}"
+                f"QuantState.from_dict: quant_type must be one of {cls.valid_quant_types} or None, "
+                f"got {entries['quant_type']!r}"
             )
 
         offset, state2 = None, None

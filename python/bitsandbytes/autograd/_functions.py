@@ -66,7 +66,7 @@ class MatmulLtState:
 
     def __getattr__(self, name):
         if name in MatmulLtState._deprecated_fields:
-            warnings.warn(f"MatmulLtState.{name} is deprecated and will be removed in a future release.",
+            warnings.warn(f"MatmulLtState.{name} is deprecated and will be removed in the next bitsandbytes release.",
                           FutureWarning, stacklevel=2)
             return None
         raise AttributeError(f"'MatmulLtState' object has no attribute '{name}'")
@@ -117,7 +117,8 @@ def _dequantized_weight(state: MatmulLtState, dtype: torch.dtype) -> torch.Tenso
 
 def _warn_cast_to_float16(A: torch.Tensor) -> None:
     if A.dtype != torch.float16 and not torch.compiler.is_compiling():
-        warnings.warn(f"MatMul8bitLt: inputs will be cast from {A.dtype} to float16 during quantization")
+        # A log record, as upstream: a warning would fail test suites run with -W error.
+        logger.warning("MatMul8bitLt: inputs will be cast from %s to float16 during quantization", A.dtype)
 
 
 def _int8_linear(A: torch.Tensor, B: torch.Tensor, bias: Optional[torch.Tensor], state: MatmulLtState,
@@ -332,9 +333,18 @@ def matmul_4bit(A: torch.Tensor, B: torch.Tensor, quant_state: F.QuantState, out
         if A.shape[-1] == N:
             # A weight quantized from a [K, N] tensor: the product with its transpose.
             if not torch.compiler.is_compiling():
-                warnings.warn("matmul_4bit: the weight was quantized transposed ([K, N]); this path is "
-                              "deprecated and slow", DeprecationWarning, stacklevel=2)
-            return torch.nn.functional.linear(A, F.dequantize_4bit(B, quant_state).to(A.dtype).t(), bias)
+                # Upstream's wording, word for word: users filter warnings on it.
+                warnings.warn(
+                    f"matmul_4bit: weight was quantized from a [K, N] tensor (quant_state.shape="
+                    f"{list(quant_state.shape)}). Re-quantize from the weight in [N, K] (out_features, in_features) "
+                    "orientation. This will be an error in a future version.",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
+            result = torch.nn.functional.linear(A, F.dequantize_4bit(B, quant_state).to(A.dtype).t(), bias)
+            if out is not None:
+                return out.copy_(result)
+            return result
         raise ValueError(f"matmul_4bit: A's last dimension ({A.shape[-1]}) must equal the weight's in_features "
                          f"({K}), quant_state.shape is {tuple(quant_state.shape)}")
     needs_grad = torch.is_grad_enabled() and (A.requires_grad or (bias is not None and bias.requires_grad))

@@ -9,7 +9,6 @@ QuantState. State dicts use upstream's keys (`weight.absmax`,
 
 import copy
 import logging
-import warnings
 from typing import Any, Optional
 
 import torch
@@ -236,8 +235,8 @@ def fix_4bit_weight_quant_state_from_module(module: "Linear4bit | Embedding4bit"
     if getattr(module.weight, "quant_state", None) is not None:
         return
     if getattr(module, "quant_state", None) is None:
-        warnings.warn("FP4 quantization state not initialized. Please call .cuda() or .to(device) on the "
-                      "LinearFP4 layer first.")
+        logger.warning("FP4 quantization state not initialized. Please call .cuda() or .to(device) on the "
+                       "LinearFP4 layer first.")
     if module.weight.shape[1] != 1:
         raise RuntimeError("weight: expected the packed 4-bit layout [n, 1], got shape "
                            f"{tuple(module.weight.shape)} (was the layer quantized?)")

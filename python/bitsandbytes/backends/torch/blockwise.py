@@ -48,7 +48,7 @@ def search_code(
 
 def quantize_blockwise(A: torch.Tensor, code: torch.Tensor, blocksize: int) -> tuple[torch.Tensor, torch.Tensor]:
     require_valid(float_dtype_error("quantize_blockwise", A.dtype))
-    require_valid(blocksize_error("quantize_blockwise", blocksize))
+    require_valid(blocksize_error("quantize_blockwise", blocksize, A.device.type))
     check_code(code, A.device)
     scaled, absmax = scaled_blocks(A, blocksize)
     out = search_code(code.reshape(-1), scaled).to(torch.uint8).reshape(A.shape)
@@ -60,7 +60,7 @@ def _dequantized_values(
 ) -> torch.Tensor:
     require(A.dtype == torch.uint8, f"A must be uint8, got {A.dtype}")
     require_valid(float_dtype_error("dequantize_blockwise", dtype))
-    require_valid(blocksize_error("dequantize_blockwise", blocksize))
+    require_valid(blocksize_error("dequantize_blockwise", blocksize, A.device.type))
     check_code(code, A.device)
     check_absmax(absmax, A.numel(), blocksize, A.device)
     values = code.reshape(-1)[A.reshape(-1).long()]

@@ -1,0 +1,1 @@
+"""``python -m bitsandbytes``: the environment report and self-tests (imported only by it)."""
