@@ -106,3 +106,41 @@ def test_cublas_context_is_a_singleton_without_handles_to_give():
     with pytest.raises(RuntimeError, match="Method 'get_context' not available"):
         context.get_context(torch.device("cuda", 0))
     assert context.context == {}
+
+
+def _packed_linear(nested):
+    import bitsandbytes as bnb
+
+    layer = bnb.nn.Linear4bit(128, 64, compress_statistics=nested, quant_type="nf4", compute_dtype=torch.bfloat16)
+    layer = layer.to("cpu").eval()
+    x = torch.randn(3, 128, dtype=torch.bfloat16, generator=torch.Generator().manual_seed(1))
+    reference = layer(x)
+    standard_keys = {key: value.shape for key, value in layer.state_dict().items()}
+    # What upstream's forward does on an AVX512-BF16 machine (python_api.md 3.2 step 2).
+    layer.weight.data, layer.weight.quant_state = F._convert_weight_packed_for_cpu(layer.weight.data,
+                                                                                    layer.weight.quant_state)
+    return layer, x, reference, standard_keys
+
+
+@pytest.mark.parametrize("nested", [False, True], ids=["plain", "nested"])
+def test_linear4bit_converts_a_packed_weight_back_before_use(nested):
+    layer, x, reference, standard_keys = _packed_linear(nested)
+    assert layer.support_avx512bf16_for_cpu is False
+    torch.testing.assert_close(layer(x), reference, rtol=2e-2, atol=5e-2)
+    assert not layer.weight.quant_state.packing_format_for_cpu and layer.weight.quant_state.nested is nested
+    assert layer.quant_state is layer.weight.quant_state
+
+
+@pytest.mark.parametrize("nested", [False, True], ids=["plain", "nested"])
+def test_linear4bit_saves_a_packed_weight_in_the_standard_layout(nested):
+    layer, _, _, standard_keys = _packed_linear(nested)
+    saved = layer.state_dict()
+    assert saved.keys() == standard_keys.keys()
+    # The packed JSON's length follows the digits of a re-nested offset; every tensor keeps its shape.
+    json_key = "weight.quant_state.bitsandbytes__nf4"
+    assert {key: value.shape for key, value in saved.items() if key != json_key} == {
+        key: shape for key, shape in standard_keys.items() if key != json_key}
+    fields = F.unpack_tensor_to_dict(saved[json_key])
+    assert (fields["quant_type"], fields["blocksize"], fields["shape"]) == ("nf4", 64, [64, 128])
+    assert fields["dtype"] == "float32" and ("nested_offset" in fields) is nested
+    assert saved["weight"].shape == (64 * 128 // 2, 1)
