@@ -227,7 +227,9 @@ def test_function_signature_matches_upstream(entry):
     function = _unwrapped_callable(entry)
     actual = [(p.name, p.kind, p.default) for p in inspect.signature(function).parameters.values()]
     declared = _declared_signature(entry)
-    assert [(name, kind) for name, kind, _ in actual] == [(name, kind) for name, kind, _ in declared]
+    actual_parameters = [(name, kind.name) for name, kind, _ in actual]
+    declared_parameters = [(name, kind.name) for name, kind, _ in declared]
+    assert actual_parameters == declared_parameters, f"{entry.id}: parameters differ from upstream's {entry.text}"
     for (name, _, actual_default), (_, _, declared_default) in zip(actual, declared):
         assert _same_value(actual_default, declared_default), (
             f"{entry.id}: default of {name} is {actual_default!r}, upstream's is {declared_default!r}")
