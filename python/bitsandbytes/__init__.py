@@ -29,10 +29,30 @@ from .backends import torch as _torch_kernels  # noqa: E402
 _torch_kernels.register_default_kernels()
 _cuda_override.log_override()
 
+from . import consts, cuda_specs, cextension  # noqa: E402
 from . import functional  # noqa: E402
 from . import autograd, nn, optim  # noqa: E402
 from .autograd._functions import MatmulLtState, matmul, matmul_4bit  # noqa: E402
 from .nn import modules  # noqa: E402
+from .optim import adam  # noqa: E402
+
+
+def _import_backends():
+    """Loads third-party backends: each entry point of the group ``bitsandbytes.backends`` is called once.
+
+    A backend that fails to load stops the import, naming itself, because its ops
+    would otherwise be silently missing.
+    """
+    from importlib.metadata import entry_points
+
+    for entry_point in entry_points(group="bitsandbytes.backends"):
+        try:
+            entry_point.load()()
+        except Exception as error:
+            raise RuntimeError(f"bitsandbytes: failed to load backend {entry_point.name}: {error}") from error
+
+
+_import_backends()
 
 __version__ = _C.version()
 

@@ -19,7 +19,12 @@ from ._functional.codebooks import (
     get_4bit_type,
     name2qmap,
 )
-from ._functional.devices import _get_tensor_stream, get_ptr, is_on_gpu
+from ._functional.cpu_packing import (
+    _convert_weight_packed_for_cpu,
+    _convert_weight_packed_for_cpu_inverse,
+    has_avx512bf16,
+)
+from ._functional.devices import CUBLAS_Context, _get_tensor_stream, get_ptr, is_on_gpu
 from ._functional.fourbit import (
     FOURBIT_BLOCKSIZES,
     NESTED_4BIT_BLOCKSIZE,

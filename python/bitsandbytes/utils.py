@@ -1,9 +1,14 @@
 """Small helpers shared by the public modules (python_api.md section 6)."""
 
 import json
-from typing import Any
+import logging
+import shlex
+import subprocess
+from typing import Any, Callable, Optional
 
 import torch
+
+logger = logging.getLogger(__name__)
 
 LINEAR_8BIT_WEIGHTS_FORMAT_MAPPING = {"row": 0, "col32": 1, "col_turing": 2, "col_ampere": 3}
 INVERSE_LINEAR_8BIT_WEIGHTS_FORMAT_MAPPING = {val: name for name, val in LINEAR_8BIT_WEIGHTS_FORMAT_MAPPING.items()}
@@ -28,6 +33,44 @@ def unpack_tensor_to_dict(tensor_data: torch.Tensor) -> dict[str, Any]:
         return json.loads(encoded.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"tensor_data does not hold UTF-8 JSON: {error}") from error
+
+
+def execute_and_return(command_string: str) -> tuple[str, str]:
+    """Runs a command (split like a POSIX shell would, but without one) and returns its stripped stdout and stderr."""
+    if not isinstance(command_string, str):
+        raise TypeError(f"command_string must be a str, got {type(command_string).__name__}")
+    completed = subprocess.run(shlex.split(command_string), capture_output=True, check=False)
+    return completed.stdout.decode("utf-8").strip(), completed.stderr.decode("utf-8").strip()
+
+
+def replace_linear(model: torch.nn.Module, linear_replacement: Callable[..., torch.nn.Module],
+                   skip_modules=("lm_head",), copy_weights: bool = False,
+                   post_processing_function: Optional[str] = None) -> torch.nn.Module:
+    """Replaces every ``nn.Linear`` below `model` whose attribute name is not in `skip_modules`.
+
+    The new module is ``linear_replacement(in_features, out_features, has_bias)``
+    (wrap other arguments in a lambda). With `copy_weights` it takes over the old
+    weight and bias objects. `post_processing_function` names a method of the old
+    module that, when present, is called with the old module after the swap.
+    Returns `model`, changed in place.
+    """
+    if not callable(linear_replacement):
+        raise TypeError(f"linear_replacement must be callable, got {type(linear_replacement).__name__}")
+    for name, module in model.named_children():
+        if any(True for _ in module.children()):
+            replace_linear(module, linear_replacement, skip_modules, copy_weights, post_processing_function)
+        if not isinstance(module, torch.nn.Linear) or name in skip_modules:
+            continue
+        replacement = linear_replacement(module.in_features, module.out_features, module.bias is not None)
+        if copy_weights:
+            replacement.weight = module.weight
+            replacement.bias = module.bias
+        model._modules[name] = replacement
+        if post_processing_function is not None:
+            post_process = getattr(module, post_processing_function, None)
+            if post_process is not None:
+                post_process(module)
+    return model
 
 
 def sync_gpu(t: torch.Tensor) -> None:
@@ -104,7 +147,7 @@ class OutlierTracer:
 
     def get_outliers(self, weight: torch.Tensor):
         if not self.is_initialized():
-            print("Outlier tracer is not initialized...")
+            logger.warning("Outlier tracer is not initialized...")
             return None
         return self.hvalue2outlier_idx.get(self.get_hvalue(weight))
 

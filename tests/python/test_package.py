@@ -42,11 +42,14 @@ FUNCTIONAL_PUBLIC_NAMES = {
     # Optimizer updates and paged memory (python_api.md 2.6, 2.7; the multi-tensor update is this package's)
     "optimizer_update_32bit", "optimizer_update_8bit_blockwise", "optimizer_update_multi_tensor",
     "FIRST_CUDA_DEVICE", "GlobalPageManager", "elementwise_func", "fill", "get_paged", "prefetch_tensor",
+    # Upstream's cuBLAS handle cache and the CPU packed-weight probe (python_api.md 2.7, 2.8)
+    "CUBLAS_Context", "has_avx512bf16",
 }  # fmt: skip
 # Private names that other modules and the tests read from bitsandbytes.functional.
 FUNCTIONAL_PRIVATE_NAMES_IN_USE = {
     "_build_dynamic_map", "_denested_absmax", "_get_tensor_stream", "_mul", "_nested_offset",
     "_torch_float32_linspace",
+    "_convert_weight_packed_for_cpu", "_convert_weight_packed_for_cpu_inverse",  # python_api.md 2.8
 }  # fmt: skip
 
 

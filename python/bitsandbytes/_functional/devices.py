@@ -5,6 +5,8 @@ from typing import Iterable, Optional
 
 import torch
 
+from ..cextension import lib
+
 
 def is_on_gpu(tensors: Iterable[Optional[torch.Tensor]]) -> bool:
     """True when the tensors share one device; None entries and paged tensors are ignored.
@@ -43,3 +45,36 @@ def _get_tensor_stream(tensor: torch.Tensor) -> ctypes.c_void_p:
     if tensor.device.type == "xpu":
         return ctypes.c_void_p(torch.xpu.current_stream(tensor.device).sycl_queue)
     return ctypes.c_void_p()
+
+
+class CUBLAS_Context:
+    """Upstream's cache of one cuBLAS handle per CUDA device (a singleton), used by the deprecated igemm.
+
+    Our native library creates and caches its cuBLASLt handles itself, below the C
+    ABI, and does not hand them out: ``get_context`` asks ``lib.get_context`` as
+    upstream does, which raises RuntimeError here.
+    """
+
+    _instance = None
+
+    def __init__(self):
+        raise RuntimeError("Call get_instance() instead")
+
+    def initialize(self):
+        self.context = {}
+
+    @classmethod
+    def get_instance(cls):
+        if cls._instance is None:
+            cls._instance = cls.__new__(cls)
+            cls._instance.initialize()
+        return cls._instance
+
+    def get_context(self, device):
+        device = torch.device(device)
+        if device.type != "cuda":
+            raise ValueError(f"device must be a CUDA device, got {device}")
+        index = torch.cuda.current_device() if device.index is None else device.index
+        if index not in self.context:
+            self.context[index] = ctypes.c_void_p(lib.get_context())
+        return self.context[index]

@@ -1,3 +1,4 @@
+from . import parametrize
 from .embedding import Embedding, StableEmbedding
 from .int8 import Embedding8bit, Int8Params, Linear8bitLt, OutlierAwareLinear
 from .modules import (

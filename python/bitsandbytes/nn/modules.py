@@ -163,10 +163,23 @@ class Params4bit(torch.nn.Parameter):
     def cpu(self):
         return self.to(device="cpu")
 
+    def _restore_standard_layout(self):
+        """Converts a weight in upstream's AVX512-BF16 CPU layout (python_api.md 2.8) back, in place.
+
+        Every kernel of this package, and every boundary (state dict, GPU copy), reads
+        the standard layout.
+        """
+        if getattr(self.quant_state, "packing_format_for_cpu", False):
+            self.data, self.quant_state = F._convert_weight_packed_for_cpu_inverse(self.data, self.quant_state)
+            if self.module is not None:
+                self.module.quant_state = self.quant_state
+
     def cuda(self, device=None, non_blocking: bool = False):
+        self._restore_standard_layout()
         return self.to(device="cuda" if device is None else device, non_blocking=non_blocking)
 
     def xpu(self, device=None, non_blocking: bool = False):
+        self._restore_standard_layout()
         return self.to(device="xpu" if device is None else device, non_blocking=non_blocking)
 
     def to(self, *args, **kwargs):
@@ -257,8 +270,8 @@ class Linear4bit(nn.Linear):
         self.compute_type_is_set = compute_dtype is not None
         self.quant_state = None
         self.quant_storage = quant_storage
-        # The AVX512-BF16 packed CPU layout of upstream is not used: our CPU kernels read the standard layout.
-        self.support_avx512bf16_for_cpu = False
+        # False: upstream's AVX512-BF16 packed CPU layout has no kernel here (ours read the standard layout).
+        self.support_avx512bf16_for_cpu = F.has_avx512bf16()
 
     def set_compute_type(self, x):
         if x.dtype in (torch.float32, torch.bfloat16):
@@ -274,6 +287,8 @@ class Linear4bit(nn.Linear):
                                    "torch.float32 (default). This will lead to slow inference or training speed.")
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
+        if isinstance(self.weight, Params4bit):
+            self.weight._restore_standard_layout()
         super()._save_to_state_dict(destination, prefix, keep_vars)
         quant_state = getattr(self.weight, "quant_state", None)
         if quant_state is not None:
@@ -300,6 +315,7 @@ class Linear4bit(nn.Linear):
 
     def forward(self, x: torch.Tensor):
         fix_4bit_weight_quant_state_from_module(self)
+        self.weight._restore_standard_layout()
         # The bias parameter follows the input's dtype (permanently, as upstream does).
         if self.bias is not None and self.bias.dtype != x.dtype:
             self.bias.data = self.bias.data.to(x.dtype)
