@@ -166,14 +166,33 @@ class OursLinear:
         return self.out
 
 
+def kernel_split_us(fn, calls=10):
+    """Device time per call of each kernel (and memset) that fn launches, by torch.profiler
+    (CUPTI sees the C ABI's launches too), without the L2 flush: where a cell's time goes."""
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(calls):
+            fn()
+        torch.cuda.synchronize()
+    split = {}
+    for event in prof.key_averages():
+        if event.device_type == torch.autograd.DeviceType.CUDA and event.self_device_time_total > 0:
+            split[event.key[:90]] = event.self_device_time_total / calls
+    return split
+
+
 def run_impl(args):
     rows = []
     lib = load_ours(args.lib) if args.impl == "ours" else None
-    for N, K in WEIGHTS:
+    for N, K in [w for w in WEIGHTS if args.weights is None or f"{w[0]}x{w[1]}" in args.weights.split(",")]:
         torch.manual_seed(0)
         weight = (torch.randn(N, K, dtype=torch.float16) / K**0.5).cuda()
         bias = torch.randn(N, dtype=torch.float16).cuda()
-        for threshold in THRESHOLDS if args.impl != "torch" else [None]:
+        thresholds = [t for t in THRESHOLDS if args.thresholds is None or str(t) in args.thresholds.split(",")]
+        for threshold in thresholds if args.impl != "torch" else [None]:
             module = None
             if args.impl == "upstream":
                 import bitsandbytes as bnb
@@ -182,7 +201,7 @@ def run_impl(args):
                 module.weight = bnb.nn.Int8Params(weight.cpu(), requires_grad=False, has_fp16_weights=False)
                 module.bias = torch.nn.Parameter(bias.cpu(), requires_grad=False)
                 module = module.cuda()
-            for batch in BATCHES:
+            for batch in [b for b in BATCHES if args.batches is None or str(b) in args.batches.split(",")]:
                 x = activations(batch, K)
                 cells = []
                 if args.impl == "ours":
@@ -205,6 +224,9 @@ def run_impl(args):
                         eager = eager_us(fn)
                         kernel = kernel_us(fn)
                     row = dict(impl=name, N=N, K=K, batch=batch, threshold=thr, eager_us=eager, kernel_us=kernel)
+                    if args.kernels:
+                        with torch.no_grad():
+                            row["kernels"] = kernel_split_us(fn)
                     print(json.dumps(row), flush=True)
                     rows.append(row)
                     save(args.out, rows)  # a run cut by its time limit keeps what it measured
@@ -256,6 +278,10 @@ def main():
     parser.add_argument("--lib", default="build-dev/libbitsandbytes.so")
     parser.add_argument("--out")
     parser.add_argument("--report", nargs="+")
+    parser.add_argument("--weights", help="subset of WEIGHTS, e.g. 4096x4096")
+    parser.add_argument("--batches", help="subset of BATCHES, e.g. 1,16")
+    parser.add_argument("--thresholds", help="subset of THRESHOLDS, e.g. 6.0")
+    parser.add_argument("--kernels", action="store_true", help="also each kernel's device time per call (profiler)")
     args = parser.parse_args()
     if args.report:
         report(args.report)

@@ -25,9 +25,17 @@ def override_variable() -> Optional[str]:
     return None
 
 
-def read_override() -> Optional[tuple[str, str]]:
-    """(variable, value) when set; RuntimeError for a value that is not all digits, as upstream."""
-    variable = override_variable()
+def library_variable() -> str:
+    """The variable upstream's library lookup reads, whatever torch was built for."""
+    return "BNB_ROCM_VERSION" if torch.version.hip else "BNB_CUDA_VERSION"
+
+
+def read_override(variable: Optional[str] = None) -> Optional[tuple[str, str]]:
+    """(variable, value) when set; RuntimeError for a value that is not all digits, as upstream.
+
+    `variable` defaults to the one a GPU torch build consults at import (none on a CPU build).
+    """
+    variable = variable or override_variable()
     value = os.environ.get(variable) if variable else None
     if value is None:
         return None

@@ -21,6 +21,7 @@ from typing import Callable, Optional
 
 import torch
 
+from . import _cuda_override
 from .consts import DYNAMIC_LIBRARY_SUFFIX, PACKAGE_DIR
 from .cuda_specs import CUDASpecs, get_cuda_version_tuple, get_rocm_gpu_arch
 
@@ -38,24 +39,6 @@ class _BnbDevice(ctypes.Structure):
     _fields_ = [("type", ctypes.c_int), ("index", ctypes.c_int32)]
 
 
-def _version_override_variable() -> str:
-    return "BNB_ROCM_VERSION" if torch.version.hip else "BNB_CUDA_VERSION"
-
-
-def _check_version_override() -> None:
-    """Validates BNB_CUDA_VERSION / BNB_ROCM_VERSION as upstream does; the value selects nothing here."""
-    variable = _version_override_variable()
-    value = os.environ.get(variable)
-    if value is None:
-        return
-    if not value.isdigit():
-        raise RuntimeError(f"{variable}={value!r}: value must be digits only (e.g. '124' for 12.4).")
-    logger.warning(
-        "%s=%s is set; this bitsandbytes has a single native library (%s) for every toolkit version, "
-        "so the variable has no effect.", variable, value, NATIVE_LIBRARY_PATH.name,
-    )
-
-
 def get_cuda_bnb_library_path(cuda_specs: CUDASpecs) -> Path:
     """The native library that serves CUDA (or ROCm) devices with these specs.
 
@@ -66,7 +49,9 @@ def get_cuda_bnb_library_path(cuda_specs: CUDASpecs) -> Path:
     """
     if not isinstance(cuda_specs, CUDASpecs):
         raise TypeError(f"cuda_specs must be a bitsandbytes.cuda_specs.CUDASpecs, got {type(cuda_specs).__name__}")
-    _check_version_override()
+    override = _cuda_override.read_override(_cuda_override.library_variable())  # malformed: raises as upstream
+    if override is not None:
+        logger.warning("%s", _cuda_override.override_message(*override))
     return NATIVE_LIBRARY_PATH
 
 
@@ -226,7 +211,7 @@ class ErrorHandlerMockBNBNativeLibrary(BNBNativeLibrary):
     def __init__(self, error_msg: str):
         self.error_msg = error_msg
         self.available_versions = get_available_cuda_binary_versions()
-        override = os.environ.get(_version_override_variable())
+        override = os.environ.get(_cuda_override.library_variable())
         runtime = get_cuda_version_tuple()
         runtime_text = f"{runtime[0]}.{runtime[1]}" if runtime else "unknown"
         self.requested_version = parse_cuda_version(override) if override else runtime_text
@@ -281,7 +266,7 @@ class ErrorHandlerMockBNBNativeLibrary(BNBNativeLibrary):
 def get_native_library() -> BNBNativeLibrary:
     """Loads the native library (already in the process as the extension's dependency) with ctypes."""
     if torch.cuda.is_available():
-        _check_version_override()
+        _cuda_override.read_override()  # a malformed value raises as upstream
     if not NATIVE_LIBRARY_PATH.exists():
         raise RuntimeError(f"No compatible {BNB_BACKEND} binary found at {NATIVE_LIBRARY_PATH}")
     logger.debug("Loading bitsandbytes native library from: %s", NATIVE_LIBRARY_PATH)
