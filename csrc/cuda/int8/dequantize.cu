@@ -45,7 +45,7 @@ bnb_status int8_mm_dequant(const Int8MmDequantArgs& args) {
     return dispatch_float(args.dtype, [&](auto tag) {
         using T = typename decltype(tag)::type;
         int8_epilogue_kernel<T, false><<<grid, int8_tuning::kEpilogueThreads, 0, to_stream(args.stream)>>>(
-            args.A, nullptr, args.rows, args.cols, 0, epilogue, vector_ok, static_cast<T*>(args.out));
+            args.A, nullptr, args.rows, args.cols, 0, epilogue, vector_ok, nullptr, nullptr, static_cast<T*>(args.out));
         return check_launch("int8_mm_dequant");
     });
 }

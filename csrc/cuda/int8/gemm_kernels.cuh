@@ -204,20 +204,51 @@ __global__ void __launch_bounds__(int8_tuning::kGenericThreads)
     }
 }
 
+// ---- outlier gather ----------------------------------------------------------------------------
+// Dense copies of what the epilogue's outlier sum reads, for at most kOutlierChunk
+// outliers (the epilogue gathers by itself beyond): x_dense [M, kOutlierChunk] =
+// X's outlier values, w_dense [kOutlierChunk, N] = the dtype-rounded outlier
+// weights, zeros past the count. Gathered once here instead of once per output
+// tile: X and B are too large for L2 beside the streamed int32 product.
+template <typename T>
+__global__ void __launch_bounds__(int8_tuning::kEpilogueThreads)
+    int8_gather_outliers_kernel(const int8_t* __restrict__ B, int64_t M, int64_t N, int64_t K, ScaledEpilogue epilogue,
+                                float* __restrict__ x_dense, float* __restrict__ w_dense) {
+    constexpr int kChunk = int8_tuning::kOutlierChunk;
+    const int64_t count = outlier_count(epilogue, K);
+    if (count > kChunk) return;
+    const T* X = static_cast<const T*>(epilogue.X);
+    const int64_t step = int64_t{gridDim.x} * blockDim.x;
+    for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < (M + N) * kChunk; i += step) {
+        if (i < M * kChunk) {
+            const int64_t m = i / kChunk;
+            const int j = static_cast<int>(i % kChunk);
+            x_dense[i] = j < count ? Element<T>::to_float(X[m * K + outlier_column(epilogue, j, K)]) : 0.0f;
+        } else {
+            const int64_t w = i - M * kChunk;
+            const int j = static_cast<int>(w / N);
+            const int64_t n = w % N;
+            w_dense[w] = j < count ? outlier_weight<T>(B[n * K + outlier_column(epilogue, j, K)], epilogue.col_stats[n])
+                                   : 0.0f;
+        }
+    }
+}
+
 // ---- epilogue ------------------------------------------------------------------------------
 // out[m, n] from C[m, n] (int32) for tiles of 32 x 64; thread (ty, tx) owns rows
-// ty and ty + 16, columns 4 tx .. 4 tx + 3. The outlier columns' dtype-rounded
-// weights go through shared memory kOutlierChunk columns at a time; each thread
-// reads X's values of its rows itself (the 16 threads of a row read the same
-// address). A block walks several row tiles of one column strip (the grid's rows
-// stride over them), so with at most kOutlierChunk outliers it gathers its weights
-// once and its row-tile loop has no barrier: the gathers hit rows of B far apart,
-// which the int32 product streaming through L2 would otherwise evict before the
-// next row tile needs them.
+// ty and ty + 16, columns 4 tx .. 4 tx + 3. With at most kOutlierChunk outliers
+// and the gather kernel's dense copies (x_dense, w_dense; null: none), the outlier
+// sum reads those. Otherwise the dtype-rounded weights go through shared memory
+// kOutlierChunk columns at a time and each thread reads X's values of its rows (the
+// 16 threads of a row read the same address). A block walks several row tiles of
+// one column strip (the grid's rows stride over them), so with at most
+// kOutlierChunk outliers it stages its weights once and its row-tile loop has no
+// barrier. Every path sums the same terms in the same order.
 template <typename T, bool kOutliers>
 __global__ void __launch_bounds__(int8_tuning::kEpilogueThreads)
     int8_epilogue_kernel(const int32_t* __restrict__ C, const int8_t* __restrict__ B, int64_t M, int64_t N, int64_t K,
-                         ScaledEpilogue epilogue, bool vector_ok, T* __restrict__ out) {
+                         ScaledEpilogue epilogue, bool vector_ok, const float* __restrict__ x_dense,
+                         const float* __restrict__ w_dense, T* __restrict__ out) {
     constexpr int kRows = int8_tuning::kEpilogueRows;
     constexpr int kCols = int8_tuning::kEpilogueCols;
     constexpr int kChunk = int8_tuning::kOutlierChunk;
@@ -240,7 +271,8 @@ __global__ void __launch_bounds__(int8_tuning::kEpilogueThreads)
         }
     };
     const bool weights_resident = count <= kChunk;
-    if (kOutliers && weights_resident) {
+    const bool dense = weights_resident && x_dense != nullptr;
+    if (kOutliers && weights_resident && !dense) {
         stage_weights(0);
         __syncthreads();  // never rewritten after this
     }
@@ -265,7 +297,30 @@ __global__ void __launch_bounds__(int8_tuning::kEpilogueThreads)
                 values[r][c] = n < N ? rescale(product[c], row_stat, epilogue.col_stats[n], bias_of(epilogue, n)) : 0.0f;
             }
         }
-        if constexpr (kOutliers) {
+        if (kOutliers && dense) {
+            float sums[kRowsPerThread][4] = {};
+            for (int j = 0; j < count; ++j) {
+                float w[4];
+                if (vector_ok && n_first + 4 <= N) {
+                    const float4 raw = *reinterpret_cast<const float4*>(w_dense + j * N + n_first);
+                    w[0] = raw.x; w[1] = raw.y; w[2] = raw.z; w[3] = raw.w;
+                } else {
+                    for (int c = 0; c < 4; ++c) w[c] = n_first + c < N ? w_dense[j * N + n_first + c] : 0.0f;
+                }
+#pragma unroll
+                for (int r = 0; r < kRowsPerThread; ++r) {
+                    const int64_t m = m0 + ty + r * (kRows / kRowsPerThread);
+                    const float x = m < M ? x_dense[m * kChunk + j] : 0.0f;
+#pragma unroll
+                    for (int c = 0; c < 4; ++c) sums[r][c] = __fmaf_rn(x, w[c], sums[r][c]);
+                }
+            }
+#pragma unroll
+            for (int r = 0; r < kRowsPerThread; ++r) {
+#pragma unroll
+                for (int c = 0; c < 4; ++c) values[r][c] += sums[r][c];
+            }
+        } else if constexpr (kOutliers) {
             for (int64_t j0 = 0; j0 < count; j0 += kChunk) {
                 if (!weights_resident) {
                     __syncthreads();  // the previous chunk's weights are consumed

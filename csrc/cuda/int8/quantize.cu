@@ -279,16 +279,35 @@ __global__ void __launch_bounds__(tune::kColumnStrip / 8 * tune::kColumnRowSlots
     if (kOutliers && blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x == 0) *p.outlier_count = 0;
 }
 
+// The 8 columns from `first` of rows r0 .. r0 + G - 1 (zeros past p.rows), every
+// load issued before any value is used.
+template <typename T, int G>
+__device__ __forceinline__ void load_row_group(const QuantizeParams& p, const T* A, int r0, int64_t first,
+                                               float (&v)[G][8]) {
+#pragma unroll
+    for (int i = 0; i < G; ++i) {
+        if (r0 + i < p.rows) {
+            load8(A + (r0 + i) * p.cols, first, p.cols, p.vector_ok, v[i]);
+        } else {
+#pragma unroll
+            for (int j = 0; j < 8; ++j) v[i][j] = 0.0f;
+        }
+    }
+}
+
 // Few rows with outliers (rows <= kSingleBlockRows): one block. Each thread owns 8
-// columns over every row, so one read of A, with every row's load in flight at
-// once, gives it its columns' outlier flags and col_stats and its share of every
-// row's absmax; the row maxima are reduced over the block, the thread writes its
-// columns' codes from a second read (L2), and the block compacts the flags. (A warp
-// per row read a wide row in many dependent steps: 30 us for 16 x 8192.)
+// columns over every row, so one read of A gives it its columns' outlier flags and
+// col_stats and its share of every row's absmax; the row maxima are reduced over
+// the block, the thread writes its columns' codes from a second read (L2), and the
+// block compacts the flags. One SM has to keep many loads in flight: each thread
+// issues a group of kSingleBlockRowGroup rows' loads before it uses any (a load
+// behind a loop exit cannot be hoisted, and one load at a time reads at ~8 GB/s).
 template <typename T, bool kColumnWise>
 __global__ void __launch_bounds__(tune::kSingleBlockThreads) quantize_single_block_kernel(QuantizeParams p) {
     constexpr int kRows = static_cast<int>(tune::kSingleBlockRows);
     constexpr int kWarps = tune::kSingleBlockThreads / kWarpSize;
+    constexpr int kGroup = tune::kSingleBlockRowGroup;
+    static_assert(kRows % kGroup == 0);
     __shared__ float warp_row_max[kWarps][kRows];
     __shared__ float row_absmax[kRows];
     __shared__ int compact_scratch[kWarps];
@@ -304,18 +323,20 @@ __global__ void __launch_bounds__(tune::kSingleBlockThreads) quantize_single_blo
         float column_max[8] = {};
         bool flag[8] = {};
 #pragma unroll
-        for (int r = 0; r < kRows; ++r) {
-            if (r >= rows) break;
-            float v[8];
-            load8(A + r * cols, first, cols, p.vector_ok, v);
+        for (int r0 = 0; r0 < kRows; r0 += kGroup) {
+            float v[kGroup][8];
+            load_row_group<T, kGroup>(p, A, r0, first, v);
 #pragma unroll
-            for (int j = 0; j < 8; ++j) {
-                const float a = fabsf(v[j]);
-                if (a >= p.threshold) {
-                    flag[j] = true;
-                } else {
-                    column_max[j] = max_magnitude(column_max[j], a);
-                    row_max[r] = max_magnitude(row_max[r], a);
+            for (int i = 0; i < kGroup; ++i) {
+#pragma unroll
+                for (int j = 0; j < 8; ++j) {
+                    const float a = fabsf(v[i][j]);
+                    if (a >= p.threshold) {
+                        flag[j] = true;
+                    } else {
+                        column_max[j] = max_magnitude(column_max[j], a);
+                        row_max[r0 + i] = max_magnitude(row_max[r0 + i], a);
+                    }
                 }
             }
         }
@@ -350,23 +371,27 @@ __global__ void __launch_bounds__(tune::kSingleBlockThreads) quantize_single_blo
             column_stat[j] = kColumnWise && inside ? p.col_stats[first + j] : 0.0f;
         }
 #pragma unroll
-        for (int r = 0; r < kRows; ++r) {
-            if (r >= rows) break;
-            float v[8];
-            load8(A + r * cols, first, cols, p.vector_ok, v);
-            const float scale = __fdividef(127.0f, row_absmax[r]);
-            int8_t codes[8];
-            int8_t column_codes[8];
+        for (int r0 = 0; r0 < kRows; r0 += kGroup) {
+            float v[kGroup][8];
+            load_row_group<T, kGroup>(p, A, r0, first, v);
 #pragma unroll
-            for (int j = 0; j < 8; ++j) {
-                const bool outlier = fabsf(v[j]) >= p.threshold;
-                codes[j] = outlier || zero_column[j] ? 0 : static_cast<int8_t>(__float2int_rn(mul_ftz(v[j], scale)));
-                if constexpr (kColumnWise) {
-                    column_codes[j] = first + j < cols ? column_code<T>(outlier ? 0.0f : v[j], column_stat[j]) : 0;
+            for (int i = 0; i < kGroup; ++i) {
+                const int r = r0 + i;
+                if (r >= rows) continue;
+                const float scale = __fdividef(127.0f, row_absmax[r]);
+                int8_t codes[8];
+                int8_t column_codes[8];
+#pragma unroll
+                for (int j = 0; j < 8; ++j) {
+                    const bool outlier = fabsf(v[i][j]) >= p.threshold;
+                    codes[j] = outlier || zero_column[j] ? 0 : static_cast<int8_t>(__float2int_rn(mul_ftz(v[i][j], scale)));
+                    if constexpr (kColumnWise) {
+                        column_codes[j] = first + j < cols ? column_code<T>(outlier ? 0.0f : v[i][j], column_stat[j]) : 0;
+                    }
                 }
+                store_codes<8>(p.out_row + r * cols, codes, first, cols, p.vector_ok);
+                if constexpr (kColumnWise) store_codes<8>(p.out_col + r * cols, column_codes, first, cols, p.vector_ok);
             }
-            store_codes<8>(p.out_row + r * cols, codes, first, cols, p.vector_ok);
-            if constexpr (kColumnWise) store_codes<8>(p.out_col + r * cols, column_codes, first, cols, p.vector_ok);
         }
     }
     __syncthreads();  // every flag is written before the compaction reads them
@@ -391,30 +416,37 @@ void launch_rows_for_width(const QuantizeParams& p, cudaStream_t stream) {
 }
 
 // The column pass, its rows split across blocks when there are many (the
-// splits' results are combined into zeroed statistics and flags).
+// splits' results are combined into zeroed statistics and flags). Returns the
+// clearing's error (the launch's is the stream's last error).
 template <typename T, bool kOutliers, bool kColumnWise>
-void launch_columns(const QuantizeParams& p, cudaStream_t stream) {
+cudaError_t launch_columns(const QuantizeParams& p, cudaStream_t stream) {
     constexpr int kColumnThreads = tune::kColumnStrip / 8 * tune::kColumnRowSlots;
     const dim3 grid(static_cast<unsigned>(ceil_div(p.cols, tune::kColumnStrip)),
                     static_cast<unsigned>(std::min<int64_t>(ceil_div(p.rows, tune::kColumnSplitRows), 65535)));
-    if (grid.y > 1) {
-        if (kColumnWise) cudaMemsetAsync(p.col_stats, 0, p.cols * sizeof(float), stream);
-        if (kOutliers) cudaMemsetAsync(reinterpret_cast<uint8_t*>(p.outlier_cols) + 7 * p.cols, 0, p.cols, stream);
+    cudaError_t cleared = cudaSuccess;
+    if (grid.y > 1 && kColumnWise) cleared = cudaMemsetAsync(p.col_stats, 0, p.cols * sizeof(float), stream);
+    if (grid.y > 1 && kOutliers && cleared == cudaSuccess) {
+        cleared = cudaMemsetAsync(reinterpret_cast<uint8_t*>(p.outlier_cols) + 7 * p.cols, 0, p.cols, stream);
     }
+    if (cleared != cudaSuccess) return cleared;
     quantize_columns_kernel<T, kOutliers, kColumnWise><<<grid, kColumnThreads, 0, stream>>>(p);
+    return cudaSuccess;
 }
 
+// Returns the first error of a memset (kernel launches: the stream's last error).
 template <typename T, bool kColumnWise>
-void launch_quantize(const QuantizeParams& p, bool outliers, cudaStream_t stream) {
+cudaError_t launch_quantize(const QuantizeParams& p, bool outliers, cudaStream_t stream) {
+    cudaError_t cleared = cudaSuccess;
     if (!outliers) {
-        if constexpr (kColumnWise) launch_columns<T, false, true>(p, stream);
-        launch_rows_for_width<T, false, kColumnWise, false>(p, stream);
+        if constexpr (kColumnWise) cleared = launch_columns<T, false, true>(p, stream);
+        if (cleared == cudaSuccess) launch_rows_for_width<T, false, kColumnWise, false>(p, stream);
     } else if (p.rows <= tune::kSingleBlockRows) {
         quantize_single_block_kernel<T, kColumnWise><<<1, tune::kSingleBlockThreads, 0, stream>>>(p);
     } else {
-        launch_columns<T, true, kColumnWise>(p, stream);
-        launch_rows_for_width<T, true, kColumnWise, true>(p, stream);
+        cleared = launch_columns<T, true, kColumnWise>(p, stream);
+        if (cleared == cudaSuccess) launch_rows_for_width<T, true, kColumnWise, true>(p, stream);
     }
+    return cleared;
 }
 
 bnb_status quantize(const Int8QuantizeArgs& args, const char* op) {
@@ -428,11 +460,9 @@ bnb_status quantize(const Int8QuantizeArgs& args, const char* op) {
     const cudaStream_t stream = to_stream(args.stream);
     return dispatch_float(args.dtype, [&](auto tag) {
         using T = typename decltype(tag)::type;
-        if (args.column_wise) {
-            launch_quantize<T, true>(params, args.outliers(), stream);
-        } else {
-            launch_quantize<T, false>(params, args.outliers(), stream);
-        }
+        const cudaError_t cleared = args.column_wise ? launch_quantize<T, true>(params, args.outliers(), stream)
+                                                     : launch_quantize<T, false>(params, args.outliers(), stream);
+        if (cleared != cudaSuccess) return check_cuda(cleared, op);
         return check_launch(op);
     });
 }

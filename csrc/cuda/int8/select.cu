@@ -52,16 +52,23 @@ bool cublaslt_shape(int64_t K) {
 
 bool wants_cublaslt(int64_t M, int64_t K) { return M > tune::kStreamMaxRows && cublaslt_shape(K); }
 
-// Where int8_scaled_mm's cuBLASLt path keeps the int32 product and cuBLASLt's own
-// workspace.
+// Where int8_scaled_mm's cuBLASLt path keeps the int32 product, cuBLASLt's own
+// workspace and, with outliers, the gather kernel's dense copies (float32 x_dense
+// [M, kOutlierChunk], w_dense [kOutlierChunk, N]). A workspace without room for
+// the dense copies still serves (the epilogue then gathers by itself).
 struct ScaledWorkspace {
     int64_t product_bytes;
     int64_t gemm_bytes;
-    int64_t total() const { return product_bytes + gemm_bytes; }
+    int64_t x_dense_bytes;
+    int64_t w_dense_bytes;
+    int64_t required() const { return product_bytes + gemm_bytes; }
+    int64_t total() const { return required() + x_dense_bytes + w_dense_bytes; }
 };
 
-ScaledWorkspace scaled_workspace(int64_t M, int64_t N, int compute_capability) {
-    return {aligned_size(M * N * 4), tune::cublaslt_workspace_bytes(compute_capability)};
+ScaledWorkspace scaled_workspace(int64_t M, int64_t N, bool outliers, int compute_capability) {
+    const int64_t chunk = outliers ? tune::kOutlierChunk : 0;
+    return {aligned_size(M * N * 4), tune::cublaslt_workspace_bytes(compute_capability), aligned_size(M * chunk * 4),
+            aligned_size(chunk * N * 4)};
 }
 
 template <typename Out>
@@ -239,8 +246,8 @@ bnb_status int8_scaled_mm(const Int8ScaledMmArgs& args) {
         using T = typename decltype(tag)::type;
         T* out = static_cast<T*>(args.out);
 #if BNB_GPU_HAS_CUBLASLT
-        const ScaledWorkspace layout = scaled_workspace(args.M, args.N, compute_capability);
-        if (wants_cublaslt(args.M, args.K) && args.K > 0 && args.workspace_bytes >= layout.total()) {
+        const ScaledWorkspace layout = scaled_workspace(args.M, args.N, args.outliers(), compute_capability);
+        if (wants_cublaslt(args.M, args.K) && args.K > 0 && args.workspace_bytes >= layout.required()) {
             auto* product = static_cast<int32_t*>(args.workspace);
             void* gemm_workspace = static_cast<char*>(args.workspace) + layout.product_bytes;
             const LtOutcome outcome = cublaslt_int8(p, product, gemm_workspace, layout.gemm_bytes, "int8_scaled_mm");
@@ -255,11 +262,22 @@ bnb_status int8_scaled_mm(const Int8ScaledMmArgs& args) {
                                 static_cast<unsigned>(std::min<int64_t>(ceil_div(row_tiles, tiles_per_block), 65535)));
                 const bool vector_ok = args.N % 4 == 0;  // the workspace is 256-byte aligned
                 if (args.outliers()) {
+                    float* x_dense = nullptr;
+                    float* w_dense = nullptr;
+                    if (args.workspace_bytes >= layout.total()) {
+                        x_dense = reinterpret_cast<float*>(static_cast<char*>(gemm_workspace) + layout.gemm_bytes);
+                        w_dense = reinterpret_cast<float*>(reinterpret_cast<char*>(x_dense) + layout.x_dense_bytes);
+                        const int64_t elements = (args.M + args.N) * tune::kOutlierChunk;
+                        const auto blocks = static_cast<unsigned>(std::min<int64_t>(
+                            ceil_div(elements, tune::kEpilogueThreads), int64_t{device_info(args.device.index).sm_count} * 8));
+                        int8_gather_outliers_kernel<T><<<blocks, tune::kEpilogueThreads, 0, p.stream>>>(
+                            args.B, args.M, args.N, args.K, epilogue, x_dense, w_dense);
+                    }
                     int8_epilogue_kernel<T, true><<<grid, tune::kEpilogueThreads, 0, p.stream>>>(
-                        product, args.B, args.M, args.N, args.K, epilogue, vector_ok, out);
+                        product, args.B, args.M, args.N, args.K, epilogue, vector_ok, x_dense, w_dense, out);
                 } else {
                     int8_epilogue_kernel<T, false><<<grid, tune::kEpilogueThreads, 0, p.stream>>>(
-                        product, args.B, args.M, args.N, args.K, epilogue, vector_ok, out);
+                        product, args.B, args.M, args.N, args.K, epilogue, vector_ok, nullptr, nullptr, out);
                 }
                 return check_launch("int8_scaled_mm");
             }
@@ -272,7 +290,7 @@ bnb_status int8_scaled_mm(const Int8ScaledMmArgs& args) {
 
 bnb_status int8_scaled_mm_workspace_size(const Int8ScaledMmShape& shape, int64_t* bytes) {
     const int compute_capability = device_info(shape.device.index).compute_capability;
-    *bytes = wants_cublaslt(shape.M, shape.K) && shape.K > 0 ? scaled_workspace(shape.M, shape.N, compute_capability).total()
+    *bytes = wants_cublaslt(shape.M, shape.K) && shape.K > 0 ? scaled_workspace(shape.M, shape.N, shape.outliers, compute_capability).total()
                                                               : 0;
     return BNB_STATUS_SUCCESS;
 }

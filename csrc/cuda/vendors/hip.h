@@ -45,6 +45,7 @@ using cudaDeviceProp = hipDeviceProp_t;
 #define cudaMallocManaged hipMallocManaged
 #define cudaMemAttachGlobal hipMemAttachGlobal
 #define cudaMemset hipMemset
+#define cudaMemsetAsync hipMemsetAsync
 #define cudaFree hipFree
 
 // CUDA 13's prefetch destination; the HIP call takes a device ordinal, the host

@@ -415,7 +415,10 @@ TEST_F(CudaInt8, VectorwiseDequantIsTheFormula) {
 // ---- int8_scaled_mm ----------------------------------------------------------------------------------
 struct ScaledCase {
     MatmulShape shape;
-    bool give_workspace;  // false: the cuBLASLt shapes fall back to the own kernels
+    // The workspace given: none (the cuBLASLt shapes fall back to the own kernels),
+    // all that the query asks for, or one byte short of it (no room for the dense
+    // outlier copies: the epilogue gathers by itself).
+    enum Workspace { kNone, kFull, kShort } workspace;
 };
 
 // The float64 value of out[m, n]: the int8 part, the bias, and the outlier
@@ -435,12 +438,17 @@ double scaled_reference(const std::vector<int8_t>& A, const std::vector<int8_t>&
 
 TEST_F(CudaInt8, ScaledMmMatchesAFloat64Reference) {
     const ScaledCase cases[] = {
-        {{1, 300, 1024}, true}, {{16, 64, 256}, true},  {{40, 100, 512}, true}, {{64, 33, 48}, true},
-        {{150, 96, 256}, true}, {{150, 96, 256}, false}, {{77, 50, 100}, true}, {{9, 31, 13}, true},
-        {{100, 8, 44}, false},
+        {{1, 300, 1024}, ScaledCase::kFull},   {{16, 64, 256}, ScaledCase::kFull},
+        {{40, 100, 512}, ScaledCase::kFull},   {{64, 33, 48}, ScaledCase::kFull},
+        {{150, 96, 256}, ScaledCase::kFull},   {{150, 96, 256}, ScaledCase::kNone},
+        {{77, 50, 100}, ScaledCase::kFull},    {{9, 31, 13}, ScaledCase::kFull},
+        {{100, 8, 44}, ScaledCase::kNone},
+        // 14 outliers (one chunk) through the dense copies and, one byte short, staged.
+        {{130, 96, 48}, ScaledCase::kFull},    {{130, 96, 48}, ScaledCase::kShort},
         // Epilogue blocks walking several row tiles, with the outlier weights
-        // gathered once (14 outliers) and per chunk (19 outliers).
-        {{2200, 2048, 32}, true}, {{2200, 2048, 64}, true},
+        // dense or staged once (14 outliers), and staged per chunk (19 outliers).
+        {{2200, 2048, 32}, ScaledCase::kFull}, {{2200, 2048, 32}, ScaledCase::kShort},
+        {{2200, 2048, 64}, ScaledCase::kFull},
     };
     unsigned seed = 1000;
     for (const ScaledCase& test : cases) {
@@ -449,7 +457,9 @@ TEST_F(CudaInt8, ScaledMmMatchesAFloat64Reference) {
             for (const bool outliers : {false, true}) {
                 SCOPED_TRACE("M=" + std::to_string(M) + " N=" + std::to_string(N) + " K=" + std::to_string(K) + " " +
                              dtype_name(dtype) + (outliers ? " outliers" : "") +
-                             (test.give_workspace ? "" : " no workspace"));
+                             (test.workspace == ScaledCase::kFull    ? ""
+                              : test.workspace == ScaledCase::kNone ? " no workspace"
+                                                                    : " short workspace"));
                 const auto A = int8_values(M * K, Fill::kRandom, ++seed, 1);
                 const auto B = int8_values(N * K, Fill::kRandom, ++seed, 1);
                 std::mt19937 generator(++seed);
@@ -477,7 +487,9 @@ TEST_F(CudaInt8, ScaledMmMatchesAFloat64Reference) {
                 ASSERT_TRUE(succeeded(bnb_int8_scaled_mm_workspace_size(kCuda, dtype, M, N, K, outliers ? 1 : 0,
                                                                         &workspace_bytes)));
                 if (M <= 64) EXPECT_EQ(workspace_bytes, 0);
-                const int64_t given = test.give_workspace ? workspace_bytes : 0;
+                const int64_t given = test.workspace == ScaledCase::kFull    ? workspace_bytes
+                                      : test.workspace == ScaledCase::kShort ? std::max<int64_t>(workspace_bytes - 1, 0)
+                                                                             : 0;
                 DeviceBuffer workspace(static_cast<size_t>(std::max<int64_t>(given, 1)));
                 DeviceBuffer out(M * N * element_size(dtype));
                 ASSERT_TRUE(cuda_ok(cudaMemset(out.get(), 0xff, M * N * element_size(dtype))));
