@@ -324,6 +324,7 @@ class Optimizer8bit(torch.optim.Optimizer):
             if position is not None:
                 self.mng.pid2config[id(pmodule)] = config
                 self.mng.index2config[position] = config
+                self.mng._version += 1  # may replace an entry, which the sizes would not show
 
     def _has_batchable_update_step(self) -> bool:
         # A subclass's own update_step must run as written, one parameter at a time.
