@@ -338,6 +338,10 @@ def make_one_parameter_bfloat16(optimizer, params, manager):
     params[0].grad = params[0].grad.to(torch.bfloat16)
 
 
+def make_one_parameter_non_contiguous(optimizer, params, manager):
+    params[0].data = params[0].data.t().contiguous().t()
+
+
 def transpose_one_gradient(optimizer, params, manager):
     # Same shape, other strides: the step makes it contiguous.
     params[2].grad = params[2].grad.t().contiguous().t()
@@ -378,7 +382,8 @@ def edit_group_params_in_place(optimizer, params, manager):
 
 
 @pytest.mark.parametrize("change", [
-    change_lr, change_betas, drop_one_gradient, make_one_parameter_bfloat16, transpose_one_gradient,
+    change_lr, change_betas, drop_one_gradient, make_one_parameter_bfloat16, make_one_parameter_non_contiguous,
+    transpose_one_gradient,
     override_lr_of_one_parameter, update_existing_override, override_betas_of_registered_position,
     reload_own_state_dict,
     add_group_of_new_parameters, edit_group_params_in_place,

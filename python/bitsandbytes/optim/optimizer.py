@@ -518,9 +518,12 @@ class Optimizer8bit(torch.optim.Optimizer):
                 )
             except ValueError:
                 # The op checks every tensor before it updates any. A parameter changed
-                # behind the plan (its dtype, device or size through .data) fails them:
+                # behind the plan (its dtype, device, size or layout through .data) fails them:
                 # the single-tensor ops take this batch, and the next step rebuilds the plan.
                 held = False
+                for param in batch.params:
+                    if not param.is_contiguous():
+                        param.data = param.data.contiguous()
                 self._run_each(batch, hp, list(batch_grads))
         return held
 
