@@ -308,6 +308,127 @@ def test_multi_tensor_groups_by_state_bits(monkeypatch):
     assert sorted(batch_sizes) == [2, 2]
 
 
+def assert_same_run(optimizer, params, reference, copies):
+    """Parameters and every state entry equal bit for bit."""
+    for p, q in zip(params, copies):
+        assert p.dtype == q.dtype and torch.equal(p.view(torch.uint8), q.view(torch.uint8))
+        assert optimizer.state[p].keys() == reference.state[q].keys()
+        for key, value in optimizer.state[p].items():
+            expected = reference.state[q][key]
+            if isinstance(value, torch.Tensor):
+                assert torch.equal(value.view(torch.uint8), expected.view(torch.uint8)), key
+            else:
+                assert value == expected, key
+
+
+def change_lr(optimizer, params, manager):
+    optimizer.param_groups[0]["lr"] *= 3
+
+
+def change_betas(optimizer, params, manager):
+    optimizer.param_groups[0]["betas"] = (0.8, 0.95, *optimizer.param_groups[0]["betas"][2:])
+
+
+def drop_one_gradient(optimizer, params, manager):
+    params[1].grad = None
+
+
+def make_one_parameter_bfloat16(optimizer, params, manager):
+    params[0].data = params[0].data.to(torch.bfloat16)
+    params[0].grad = params[0].grad.to(torch.bfloat16)
+
+
+def make_one_parameter_non_contiguous(optimizer, params, manager):
+    params[0].data = params[0].data.t().contiguous().t()
+
+
+def transpose_one_gradient(optimizer, params, manager):
+    # Same shape, other strides: the step makes it contiguous.
+    params[2].grad = params[2].grad.t().contiguous().t()
+
+
+def override_lr_of_one_parameter(optimizer, params, manager):
+    manager.override_config(params[0], "lr", 1e-2)
+
+
+def update_existing_override(optimizer, params, manager):
+    # params[4] has an override from the start: this one updates that dict in place.
+    manager.override_config(params[4], "lr", 2e-2)
+
+
+def override_betas_of_registered_position(optimizer, params, manager):
+    betas = (0.5, 0.6, *optimizer.param_groups[0]["betas"][2:])
+    manager.override_config(params[3], key_value_dict={"betas": betas})
+    manager.register_parameters(optimizer.param_groups)
+
+
+def reload_own_state_dict(optimizer, params, manager):
+    # Every state tensor is replaced by a copy; updating the old ones would lose the step.
+    optimizer.load_state_dict(optimizer.state_dict())
+
+
+def add_group_of_new_parameters(optimizer, params, manager):
+    extra = make_params([(70, 70), (9,)], seed=7)
+    set_gradients(extra, 99)
+    params.extend(extra)
+    optimizer.add_param_group({"params": extra, "lr": 5e-4})
+
+
+def edit_group_params_in_place(optimizer, params, manager):
+    extra = make_params([(4100,)], seed=8)
+    set_gradients(extra, 99)
+    params.extend(extra)
+    optimizer.param_groups[0]["params"].extend(extra)
+
+
+@pytest.mark.parametrize("change", [
+    change_lr, change_betas, drop_one_gradient, make_one_parameter_bfloat16, make_one_parameter_non_contiguous,
+    transpose_one_gradient,
+    override_lr_of_one_parameter, update_existing_override, override_betas_of_registered_position,
+    reload_own_state_dict,
+    add_group_of_new_parameters, edit_group_params_in_place,
+])
+@pytest.mark.parametrize("name", ["AdamW8bit", "Lion32bit", "AdEMAMix8bit"])
+def test_step_plan_follows_changes_between_steps(name, change, fresh_optim_manager, monkeypatch):
+    """The cached per-group plan of the batched step against the single-tensor path after
+    a change between two steps, bit for bit; and unchanged steps reuse the plan."""
+    builds = []
+    build_plan = optim_base.Optimizer8bit._build_plan
+    monkeypatch.setattr(optim_base.Optimizer8bit, "_build_plan",
+                        lambda self, *args: builds.append(type(self)) or build_plan(self, *args))
+    cls = getattr(bnb.optim, name)
+    # 8-bit and 32-bit states (the small ones): two batches.
+    shapes = [(64, 80), (4099,), (33, 130), (10,), (20,)]
+    params, copies = make_params(shapes), make_params(shapes)
+    fresh_optim_manager.override_config([params[4], copies[4]], "eps", 1e-6)
+    optimizer = cls(params, lr=1e-3)
+    reference = per_tensor(cls)(copies, lr=1e-3)
+
+    def step_both(step):
+        set_gradients(params, step)
+        set_gradients(copies, step)
+        for p, q in zip(params, copies):
+            p.grad, q.grad = p.grad.to(p.dtype), q.grad.to(q.dtype)
+
+    for step in range(3):
+        step_both(step)
+        optimizer.step()
+        reference.step()
+    assert builds == [cls]  # built once, then reused
+    step_both(3)
+    change(optimizer, params, fresh_optim_manager)
+    change(reference, copies, fresh_optim_manager)
+    for step in (4, 5):
+        optimizer.step()
+        reference.step()
+        assert_same_run(optimizer, params, reference, copies)
+        step_both(step + 1)
+    if change in (change_lr, change_betas):
+        assert builds == [cls]  # group hyper-parameters are read at every step
+    else:
+        assert len(builds) >= 2
+
+
 # ---- paging ---------------------------------------------------------------------------------------
 
 

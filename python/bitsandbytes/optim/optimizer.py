@@ -3,18 +3,24 @@
 An optimizer keeps per parameter ``step`` and one or two states, 32-bit (float32, p's
 shape) or 8-bit (uint8 codes with a float32 absmax per 256-element block and the
 dynamic maps ``qmap1``/``qmap2``). ``step()`` feeds them to the optimizer ops. Within
-a parameter group, tensors that share dtype, state bits, step and hyper-parameters go
-to the ops in one multi-tensor call; clipped 32-bit updates (LAMB, LARS) and any
-``update_step`` a subclass overrides keep the per-tensor path.
+a parameter group, tensors that share dtype, state bits, step and configuration go
+to the ops in one multi-tensor call; clipped 32-bit updates (LAMB, LARS), batches of
+one and any ``update_step`` a subclass overrides keep the single-tensor path.
+
+The batches of a group are kept between steps (``_GroupPlan``): a step whose group,
+gradients present, state dict and overrides are those of the previous one only reads
+the gradients and the group's hyper-parameters, then calls the ops, so that its host
+time does not grow with per-parameter bookkeeping. Any other step rebuilds the plan.
 """
 
 import dataclasses
+import operator
 import warnings
 from collections import abc as container_abcs
 from collections import defaultdict
 from copy import deepcopy
-from itertools import chain
-from typing import Optional
+from itertools import chain, repeat
+from typing import Callable, Optional
 
 import torch
 
@@ -48,6 +54,8 @@ class GlobalOptimManager:
         raise RuntimeError("Call get_instance() instead")
 
     def initialize(self):
+        # Bumped by every change below, so that optimizers notice new overrides cheaply.
+        self._version = 0
         self.pid2config = {}
         self.index2config = {}
         self.optimizer = None
@@ -69,6 +77,7 @@ class GlobalOptimManager:
             for param_index, p in enumerate(group["params"]):
                 if id(p) in self.pid2config:
                     self.index2config[(group_index, param_index)] = self.pid2config[id(p)]
+        self._version += 1
 
     def override_config(self, parameters, key=None, value=None, key_value_dict=None):
         """Overrides hyper-parameters (``lr``, ``betas``, ``optim_bits``, ...) of the given parameters.
@@ -76,6 +85,7 @@ class GlobalOptimManager:
         Either ``key`` and ``value`` or a ``key_value_dict`` of several.
         """
         self.uses_config_override = True
+        self._version += 1
         if isinstance(parameters, torch.Tensor):
             parameters = [parameters]
         if key is not None and value is not None:
@@ -90,21 +100,13 @@ class GlobalOptimManager:
 
     def register_module_override(self, module, param_name, config):
         self.module_weight_config_triple.append((module, param_name, config))
+        self._version += 1
 
 
-@dataclasses.dataclass(slots=True)
-class _Update:
-    """What one parameter's update feeds to the optimizer ops."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class _HyperParameters:
+    """The scalars of one update, shared by every parameter of a batch."""
 
-    g: torch.Tensor
-    p: torch.Tensor
-    state1: torch.Tensor
-    state2: Optional[torch.Tensor]
-    qmap1: Optional[torch.Tensor]
-    qmap2: Optional[torch.Tensor]
-    absmax1: Optional[torch.Tensor]
-    absmax2: Optional[torch.Tensor]
-    unorm_vec: Optional[torch.Tensor]
     beta1: float
     beta2: float
     beta3: float
@@ -116,22 +118,78 @@ class _Update:
     max_unorm: float
     skip_zeros: bool
 
-    @property
-    def eight_bit(self) -> bool:
-        return self.state1.dtype == torch.uint8
 
-    @property
-    def clipped(self) -> bool:
-        # The 8-bit ops have no update-norm clipping.
-        return not self.eight_bit and self.max_unorm > 0.0
+@dataclasses.dataclass(slots=True)
+class _Update:
+    """What one parameter's update feeds to the single-tensor ops."""
 
-    def batch_key(self) -> tuple:
-        """Updates with equal keys can run in one multi-tensor call."""
-        return (
-            self.p.dtype, self.p.device, self.state1.dtype, self.state2 is None, id(self.qmap1), id(self.qmap2),
-            self.beta1, self.beta2, self.beta3, self.alpha, self.eps, self.weight_decay, self.step, self.lr,
-            self.skip_zeros,
-        )
+    g: torch.Tensor
+    p: torch.Tensor
+    state1: torch.Tensor
+    state2: Optional[torch.Tensor]
+    qmap1: Optional[torch.Tensor]
+    qmap2: Optional[torch.Tensor]
+    absmax1: Optional[torch.Tensor]
+    absmax2: Optional[torch.Tensor]
+    unorm_vec: Optional[torch.Tensor]
+    hp: _HyperParameters
+
+
+@dataclasses.dataclass(slots=True)
+class _Batch:
+    """Parameters of one group that share state kind, step and configuration, with
+    the lists the update ops take. One multi-tensor call per step, or one
+    single-tensor call per parameter where ``per_tensor`` (a batch of one, or
+    update-norm clipping, which only the single-tensor 32-bit op has)."""
+
+    positions: list  # of the parameters in the group's list, in order
+    params: list
+    states: list  # the parameters' state dicts, whose "step" (equal in a batch) it advances
+    state1: list
+    state2: list  # empty for one-state optimizers
+    absmax1: list  # empty for 32-bit states
+    absmax2: list
+    unorm_vec: list
+    qmap1: Optional[torch.Tensor]
+    qmap2: Optional[torch.Tensor]
+    override_by_index: Optional[dict]  # the manager's overrides of these parameters
+    override_by_id: Optional[dict]
+    per_tensor: bool
+    pick_grads: Optional[Callable]  # the batch's gradients from the group's; None: all of them
+
+
+@dataclasses.dataclass(slots=True)
+class _GroupPlan:
+    """One parameter group's step, kept between steps (python_api.md 5.2 describes the
+    step it stands for). Building it costs what a step used to cost per parameter; a
+    step that finds it valid pays for reading the gradients and one op call per batch.
+    It holds while the group's list is the same object and size, exactly these
+    gradients are present and all are dense and contiguous; what it depends on beyond
+    the group (the state dict, the overrides, the number of groups, max_unorm) is in
+    the optimizer's plan signature. A parameter changed through ``.data`` (dtype,
+    device, size) fails the op's own checks of every tensor, which run before any
+    update: that batch then takes the single-tensor ops and the plan is rebuilt."""
+
+    group: dict
+    params: list  # the group's list object
+    count: int
+    missing: Optional[list]  # per parameter whether its grad is None; None: all present
+    batches: list
+    paged: list  # parameters whose states are prefetched before the update
+    last_active: Optional[torch.Tensor]
+
+
+_grad_of = operator.attrgetter("grad")
+_is_contiguous = torch.Tensor.is_contiguous
+
+
+def _active_grads_usable(grads) -> bool:
+    """Whether the gradients can go to the ops as they are: dense and contiguous (the
+    plan's build makes them so, or raises for sparse ones)."""
+    try:
+        return all(map(_is_contiguous, grads))
+    except RuntimeError:  # sparse layouts have no strides
+        return False
 
 
 class Optimizer8bit(torch.optim.Optimizer):
@@ -159,6 +217,7 @@ class Optimizer8bit(torch.optim.Optimizer):
         }
         if optim_bits == 8:
             self.fill_qmap()
+        self._invalidate_plans()
 
     def fill_qmap(self):
         self.name2qmap["dynamic"] = F.create_dynamic_map(signed=True)
@@ -183,6 +242,7 @@ class Optimizer8bit(torch.optim.Optimizer):
 
     def __setstate__(self, state):
         super().__setstate__(state)
+        self._invalidate_plans()
 
     def load_state_dict(self, state_dict, move_to_device=True):
         """Loads a state dict of ``state_dict()`` (or of upstream bitsandbytes).
@@ -264,8 +324,9 @@ class Optimizer8bit(torch.optim.Optimizer):
             if position is not None:
                 self.mng.pid2config[id(pmodule)] = config
                 self.mng.index2config[position] = config
+                self.mng._version += 1  # may replace an entry, which the sizes would not show
 
-    def _uses_own_update_step(self) -> bool:
+    def _has_batchable_update_step(self) -> bool:
         # A subclass's own update_step must run as written, one parameter at a time.
         return type(self).update_step in _BATCHABLE_UPDATE_STEPS
 
@@ -285,78 +346,211 @@ class Optimizer8bit(torch.optim.Optimizer):
             self.to_gpu()  # needed for fairseq pure fp16 training
             self.initialized = True
 
-        batched = self._uses_own_update_step()
+        if not self._has_batchable_update_step():
+            self._step_each_parameter()
+            return loss
+        if not self._plans_may_hold():
+            self._plans = [None] * len(self.param_groups)
         last = None
         for gindex, group in enumerate(self.param_groups):
-            updates = []
-            group_config = self._group_config(group)
-            for pindex, p in enumerate(group["params"]):
-                if p.grad is None:
-                    continue
-                if p.grad.is_sparse:
-                    raise RuntimeError(
-                        f"{type(self).__name__} does not support sparse gradients (parameter {pindex} of "
-                        f"group {gindex} has one); use a dense gradient, e.g. nn.Embedding(sparse=False)"
-                    )
-                last = p
-                state = self.state[p]
-                if len(state) == 0:
-                    self.init_state(group, p, gindex, pindex)
-                self.prefetch_state(p)
-                if batched:
-                    updates.append(self._prepare_update(group, p, gindex, pindex, group_config))
-                else:
-                    self.update_step(group, p, gindex, pindex)
-                    sync_gpu(p)
-            self._run_updates(updates)
+            grads = list(map(_grad_of, group["params"]))
+            plan = self._plans[gindex]
+            if plan is None or not self._plan_holds(plan, group, grads):
+                plan = self._plans[gindex] = self._build_plan(gindex, group, grads)
+            if not self._run_plan(plan, group, grads):
+                self._plans[gindex] = None
+            last = plan.last_active if plan.last_active is not None else last
+        # Taken after the step: building a plan creates states.
+        self._plan_signature = self._signature()
         if self.is_paged and last is not None:
             # Paged states are written asynchronously; the step ends when they are final.
             sync_gpu(last)
         return loss
 
-    def _run_updates(self, updates: list) -> None:
-        batches = defaultdict(list)
-        for update in updates:
-            if update.clipped:
-                self._run_update(update)
-            else:
-                batches[update.batch_key()].append(update)
+    def _step_each_parameter(self) -> None:
+        """The step of a subclass with its own update_step: update_step per parameter."""
+        last = None
+        for gindex, group in enumerate(self.param_groups):
+            for pindex, p in enumerate(group["params"]):
+                if p.grad is None:
+                    continue
+                self._check_dense_gradient(p.grad, gindex, pindex)
+                last = p
+                state = self.state[p]
+                if len(state) == 0:
+                    self.init_state(group, p, gindex, pindex)
+                self.prefetch_state(p)
+                self.update_step(group, p, gindex, pindex)
+                sync_gpu(p)
+        if self.is_paged and last is not None:
+            sync_gpu(last)
+
+    def _check_dense_gradient(self, grad, gindex: int, pindex: int) -> None:
+        if grad.is_sparse:
+            raise RuntimeError(
+                f"{type(self).__name__} does not support sparse gradients (parameter {pindex} of "
+                f"group {gindex} has one); use a dense gradient, e.g. nn.Embedding(sparse=False)"
+            )
+
+    # ---- step plans ----------------------------------------------------------------------------
+
+    def _invalidate_plans(self) -> None:
+        self._plans = []  # per parameter group its _GroupPlan, or None where it must be built
+        self._plan_signature = None
+
+    def _signature(self) -> tuple:
+        """What every group's plan depends on beyond its group: the state dict (replaced by
+        load_state_dict) and its size (states created or dropped), the number of groups,
+        the manager's overrides and the constructor option that decides clipping. Objects
+        compared by identity, counts by value."""
+        mng = self.mng
+        objects = (self.state, mng.pid2config, mng.index2config)
+        counts = (len(self.state), len(self.param_groups), mng._version, len(mng.pid2config), len(mng.index2config),
+                  self.args.max_unorm)
+        return objects, counts
+
+    def _plans_may_hold(self) -> bool:
+        if self._plan_signature is None:
+            return False
+        objects, counts = self._signature()
+        return all(map(operator.is_, objects, self._plan_signature[0])) and counts == self._plan_signature[1]
+
+    def _plan_holds(self, plan: _GroupPlan, group: dict, grads: list) -> bool:
+        """Whether this step's group and gradients are those the plan was built for."""
+        params = group["params"]
+        if plan.group is not group or plan.params is not params or len(params) != plan.count:
+            return False
+        if plan.missing is None:
+            if any(map(operator.is_, grads, repeat(None))):
+                return False
+            return _active_grads_usable(grads)
+        if list(map(operator.is_, grads, repeat(None))) != plan.missing:
+            return False
+        return _active_grads_usable([g for g in grads if g is not None])
+
+    def _build_plan(self, gindex: int, group: dict, grads: list) -> _GroupPlan:
+        """Creates missing states, makes parameters and gradients contiguous (updating
+        grads) and groups the parameters with a gradient into batches."""
+        params = group["params"]
+        group_config = self._group_config(group)
+        two_state = self._has_second_state()
+        batches = {}
+        paged = []
+        last_active = None
+        for pindex, p in enumerate(params):
+            if grads[pindex] is None:
+                continue
+            self._check_dense_gradient(grads[pindex], gindex, pindex)
+            last_active = p
+            state = self.state[p]
+            if len(state) == 0:
+                self.init_state(group, p, gindex, pindex)
+            if self.is_paged and getattr(state["state1"], "is_paged", False):
+                paged.append(p)
+            # Reassigning .data costs microseconds per parameter: only when needed.
+            if not p.is_contiguous():
+                p.data = p.data.contiguous()
+            if not p.grad.is_contiguous():
+                p.grad = p.grad.contiguous()
+            grads[pindex] = p.grad
+            by_index = self.mng.index2config.get((gindex, pindex))
+            by_id = self.mng.pid2config.get(id(p))
+            config = self._with_overrides(group_config, gindex, pindex, p)
+            state1 = state["state1"]
+            eight_bit = state1.dtype == torch.uint8
+            qmap1 = state.get("qmap1") if eight_bit else None
+            qmap2 = state.get("qmap2") if eight_bit and two_state else None
+            # The 8-bit ops have no update-norm clipping.
+            clipped = not eight_bit and config["max_unorm"] > 0.0
+            key = (p.dtype, p.device, state1.dtype, id(qmap1), id(qmap2), state["step"], clipped, id(by_index),
+                   id(by_id))
+            batch = batches.get(key)
+            if batch is None:
+                batch = batches[key] = _Batch(
+                    positions=[], params=[], states=[], state1=[], state2=[], absmax1=[], absmax2=[], unorm_vec=[],
+                    qmap1=qmap1, qmap2=qmap2, override_by_index=by_index, override_by_id=by_id, per_tensor=clipped,
+                    pick_grads=None,
+                )
+            batch.positions.append(pindex)
+            batch.params.append(p)
+            batch.states.append(state)
+            batch.state1.append(state1)
+            if two_state:
+                batch.state2.append(state["state2"])
+            if eight_bit:
+                batch.absmax1.append(state["absmax1"])
+                if two_state:
+                    batch.absmax2.append(state["absmax2"])
+            batch.unorm_vec.append(state.get("unorm_vec"))
         for batch in batches.values():
-            if len(batch) == 1:
-                self._run_update(batch[0])
-            else:
-                self._run_batch(batch)
+            batch.per_tensor = batch.per_tensor or len(batch.params) == 1
+            if not batch.per_tensor and batch.positions != list(range(len(params))):
+                batch.pick_grads = operator.itemgetter(*batch.positions)
+        missing = [g is None for g in grads]
+        return _GroupPlan(
+            group=group, params=params, count=len(params), missing=missing if any(missing) else None,
+            batches=list(batches.values()), paged=paged, last_active=last_active,
+        )
+
+    def _run_plan(self, plan: _GroupPlan, group: dict, grads: list) -> bool:
+        """Runs the group's step; False where the plan turned out stale (the step is done all the same)."""
+        held = True
+        for p in plan.paged:
+            self.prefetch_state(p)
+        group_config = self._group_config(group)
+        for batch in plan.batches:
+            config = group_config
+            if batch.override_by_index is not None or batch.override_by_id is not None:
+                config = {**group_config, **(batch.override_by_index or {}), **(batch.override_by_id or {})}
+            step = batch.states[0]["step"] + 1
+            for state in batch.states:
+                state["step"] = step
+            hp = self._hyperparameters(config, step)
+            if batch.per_tensor:
+                self._run_each(batch, hp, [grads[i] for i in batch.positions])
+                continue
+            batch_grads = grads if batch.pick_grads is None else batch.pick_grads(grads)
+            try:
+                F.optimizer_update_multi_tensor(
+                    self.optimizer_name, batch_grads, batch.params, batch.state1, batch.state2, batch.absmax1,
+                    batch.absmax2, batch.qmap1, batch.qmap2, hp.beta1, hp.beta2, hp.beta3, hp.alpha, hp.eps,
+                    hp.weight_decay, hp.step, hp.lr, 1.0, hp.skip_zeros,
+                )
+            except ValueError:
+                # The op checks every tensor before it updates any. A parameter changed
+                # behind the plan (its dtype, device, size or layout through .data) fails them:
+                # the single-tensor ops take this batch, and the next step rebuilds the plan.
+                held = False
+                for param in batch.params:
+                    if not param.is_contiguous():
+                        param.data = param.data.contiguous()
+                self._run_each(batch, hp, list(batch_grads))
+        return held
+
+    def _run_each(self, batch: _Batch, hp: _HyperParameters, grads: list) -> None:
+        for i, g in enumerate(grads):
+            self._run_update(_Update(
+                g=g, p=batch.params[i], state1=batch.state1[i], state2=batch.state2[i] if batch.state2 else None,
+                qmap1=batch.qmap1, qmap2=batch.qmap2, absmax1=batch.absmax1[i] if batch.absmax1 else None,
+                absmax2=batch.absmax2[i] if batch.absmax2 else None, unorm_vec=batch.unorm_vec[i], hp=hp,
+            ))
 
     def _run_update(self, u: _Update) -> None:
-        if u.eight_bit:
+        hp = u.hp
+        if u.state1.dtype == torch.uint8:
             F.optimizer_update_8bit_blockwise(
-                self.optimizer_name, u.g, u.p, u.state1, u.state2, u.beta1, u.beta2, u.beta3, u.alpha, u.eps,
-                u.step, u.lr, u.qmap1, u.qmap2, u.absmax1, u.absmax2, u.weight_decay, gnorm_scale=1.0,
-                skip_zeros=u.skip_zeros,
+                self.optimizer_name, u.g, u.p, u.state1, u.state2, hp.beta1, hp.beta2, hp.beta3, hp.alpha, hp.eps,
+                hp.step, hp.lr, u.qmap1, u.qmap2, u.absmax1, u.absmax2, hp.weight_decay, gnorm_scale=1.0,
+                skip_zeros=hp.skip_zeros,
             )
         else:
             F.optimizer_update_32bit(
-                self.optimizer_name, u.g, u.p, u.state1, u.beta1, u.eps, u.step, u.lr, u.state2, u.beta2, u.beta3,
-                u.alpha, u.weight_decay, 1.0, u.unorm_vec if u.max_unorm > 0.0 else None, max_unorm=u.max_unorm,
-                skip_zeros=u.skip_zeros,
+                self.optimizer_name, u.g, u.p, u.state1, hp.beta1, hp.eps, hp.step, hp.lr, u.state2, hp.beta2,
+                hp.beta3, hp.alpha, hp.weight_decay, 1.0, u.unorm_vec if hp.max_unorm > 0.0 else None,
+                max_unorm=hp.max_unorm, skip_zeros=hp.skip_zeros,
             )
 
-    def _run_batch(self, batch: list) -> None:
-        first = batch[0]
-        two_state = first.state2 is not None
-        F.optimizer_update_multi_tensor(
-            self.optimizer_name,
-            [u.g for u in batch],
-            [u.p for u in batch],
-            [u.state1 for u in batch],
-            [u.state2 for u in batch] if two_state else [],
-            [u.absmax1 for u in batch] if first.eight_bit else [],
-            [u.absmax2 for u in batch] if first.eight_bit and two_state else [],
-            first.qmap1 if first.eight_bit else None,
-            first.qmap2 if first.eight_bit and two_state else None,
-            first.beta1, first.beta2, first.beta3, first.alpha, first.eps, first.weight_decay, first.step, first.lr,
-            1.0, first.skip_zeros,
-        )
+    # ---- configuration ------------------------------------------------------------------------
 
     def _group_config(self, group) -> dict:
         """The group's hyper-parameters and the constructor options (read once per step)."""
@@ -401,23 +595,26 @@ class Optimizer8bit(torch.optim.Optimizer):
     def _has_second_state(self) -> bool:
         return True
 
-    def _prepare_update(self, group, p, gindex, pindex, group_config=None) -> _Update:
-        """Advances the parameter's step and collects what its update needs."""
-        # Reassigning .data costs microseconds per parameter: only when needed.
+    def _hyperparameters(self, config: dict, step: int) -> _HyperParameters:
+        beta3, alpha = self._scheduled_beta3_alpha(config, step)
+        if not self._has_second_state():
+            beta3, alpha = 0.0, 0.0
+        return _HyperParameters(
+            beta1=config["betas"][0], beta2=config["betas"][1], beta3=beta3, alpha=alpha, eps=config["eps"],
+            weight_decay=config["weight_decay"], step=step, lr=config["lr"], max_unorm=config["max_unorm"],
+            skip_zeros=config["skip_zeros"],
+        )
+
+    def _prepare_update(self, group, p, gindex, pindex) -> _Update:
+        """Advances the parameter's step and collects what its single-tensor update needs."""
         if not p.is_contiguous():
             p.data = p.data.contiguous()
         if not p.grad.is_contiguous():
             p.grad = p.grad.contiguous()
         state = self.state[p]
-        if group_config is None:
-            group_config = self._group_config(group)
-        config = self._with_overrides(group_config, gindex, pindex, p)
+        config = self.get_config(gindex, pindex, group)
         state["step"] += 1
-        step = state["step"]
-        beta3, alpha = self._scheduled_beta3_alpha(config, step)
         two_state = self._has_second_state()
-        if not two_state:
-            beta3, alpha = 0.0, 0.0
         eight_bit = state["state1"].dtype == torch.uint8
         return _Update(
             g=p.grad,
@@ -429,16 +626,7 @@ class Optimizer8bit(torch.optim.Optimizer):
             absmax1=state.get("absmax1") if eight_bit else None,
             absmax2=state.get("absmax2") if eight_bit and two_state else None,
             unorm_vec=state.get("unorm_vec"),
-            beta1=config["betas"][0],
-            beta2=config["betas"][1],
-            beta3=beta3,
-            alpha=alpha,
-            eps=config["eps"],
-            weight_decay=config["weight_decay"],
-            step=step,
-            lr=config["lr"],
-            max_unorm=config["max_unorm"],
-            skip_zeros=config["skip_zeros"],
+            hp=self._hyperparameters(config, state["step"]),
         )
 
     def update_step(self, group, p, gindex, pindex):

@@ -99,25 +99,29 @@ bnb_optimizer parse_optimizer(c10::string_view name) {
     return optimizer;
 }
 
-// The tensors of one parameter, as the ops receive them.
+// The tensors of one parameter, as the ops receive them (borrowed: the caller's
+// tensors outlive the call, and a multi-tensor call would otherwise take and drop a
+// reference to each of hundreds of tensors).
 struct ParameterTensors {
-    at::Tensor g;
-    at::Tensor p;
-    at::Tensor state1;
-    std::optional<at::Tensor> state2;
-    std::optional<at::Tensor> absmax1;
-    std::optional<at::Tensor> absmax2;
-    std::optional<at::Tensor> unorm_vec;
+    const at::Tensor* g;
+    const at::Tensor* p;
+    const at::Tensor* state1;
+    const at::Tensor* state2 = nullptr;
+    const at::Tensor* absmax1 = nullptr;
+    const at::Tensor* absmax2 = nullptr;
+    const at::Tensor* unorm_vec = nullptr;
     float param_norm = 0.0f;
 };
+
+const at::Tensor* borrowed(const std::optional<at::Tensor>& t) { return t.has_value() ? &*t : nullptr; }
 
 // What every tensor of one call shares.
 struct UpdateCall {
     const char* op;
     bnb_optimizer optimizer;
     bool blockwise;
-    std::optional<at::Tensor> qmap1;
-    std::optional<at::Tensor> qmap2;
+    const at::Tensor* qmap1;
+    const at::Tensor* qmap2;
     bnb_optimizer_hparams hparams;
 };
 
@@ -136,8 +140,8 @@ void check_written(const at::Tensor& t, const char* name, at::ScalarType dtype, 
     }
 }
 
-void check_map(const std::optional<at::Tensor>& map, const char* name, const at::Tensor& p) {
-    BNB_CHECK_VALUE(map.has_value(), name, " is required by 8-bit blockwise states");
+void check_map(const at::Tensor* map, const char* name, const at::Tensor& p) {
+    BNB_CHECK_VALUE(map != nullptr, name, " is required by 8-bit blockwise states");
     BNB_CHECK_VALUE(map->scalar_type() == at::kFloat, name, " must be float32, got ", map->scalar_type());
     BNB_CHECK_VALUE(map->numel() == 256, name, " must have 256 entries, got ", map->numel());
     BNB_CHECK_VALUE(map->is_contiguous(), name, " must be contiguous");
@@ -145,51 +149,54 @@ void check_map(const std::optional<at::Tensor>& map, const char* name, const at:
 }
 
 // Checks one parameter's tensors against the call and describes them to the C ABI.
-// `g_storage` keeps a contiguous copy of g alive for the call.
-bnb_optimizer_tensor describe(const UpdateCall& call, const ParameterTensors& t, at::Tensor& g_storage) {
-    BNB_CHECK_VALUE(t.g.numel() == t.p.numel(), "g and p must have the same number of elements, got ",
-                    t.g.numel(), " and ", t.p.numel());
-    BNB_CHECK_VALUE(is_float_dtype(t.g.scalar_type()), "g must be bfloat16, float16, or float32, got ",
-                    t.g.scalar_type());
-    BNB_CHECK_VALUE(t.g.scalar_type() == t.p.scalar_type(),
-                    "Expected all tensors to have the same dtype, got g.dtype=", torch_dtype_name(t.g.scalar_type()),
-                    ", p.dtype=", torch_dtype_name(t.p.scalar_type()));
-    BNB_CHECK_VALUE(!t.g.is_sparse(), "g must be a dense tensor (sparse gradients are not supported)");
-    BNB_CHECK_VALUE(t.p.is_contiguous(), "p must be contiguous (it is updated in place)");
-    check_same_device(t.g, t.p.device(), "g");
-    g_storage = t.g.contiguous();
+// `g_storage` keeps a contiguous copy of g alive for the call where g is not contiguous.
+bnb_optimizer_tensor describe(const UpdateCall& call, const ParameterTensors& t,
+                              c10::MaybeOwned<at::Tensor>& g_storage) {
+    const at::Tensor& g = *t.g;
+    const at::Tensor& p = *t.p;
+    BNB_CHECK_VALUE(g.numel() == p.numel(), "g and p must have the same number of elements, got ", g.numel(),
+                    " and ", p.numel());
+    BNB_CHECK_VALUE(is_float_dtype(g.scalar_type()), "g must be bfloat16, float16, or float32, got ",
+                    g.scalar_type());
+    BNB_CHECK_VALUE(g.scalar_type() == p.scalar_type(),
+                    "Expected all tensors to have the same dtype, got g.dtype=", torch_dtype_name(g.scalar_type()),
+                    ", p.dtype=", torch_dtype_name(p.scalar_type()));
+    BNB_CHECK_VALUE(!g.is_sparse(), "g must be a dense tensor (sparse gradients are not supported)");
+    BNB_CHECK_VALUE(p.is_contiguous(), "p must be contiguous (it is updated in place)");
+    check_same_device(g, p.device(), "g");
+    g_storage = g.expect_contiguous();
 
-    const int64_t n = t.p.numel();
+    const int64_t n = p.numel();
     const bool two_state = is_two_state(call.optimizer);
     const int64_t state1_entries = n * (call.optimizer == BNB_OPTIMIZER_ADEMAMIX ? 2 : 1);
     const int64_t blocks = (n + 255) / 256;
     const at::ScalarType state_dtype = call.blockwise ? at::kByte : at::kFloat;
-    check_written(t.state1, "state1", state_dtype, state1_entries, "elements", t.p, true);
+    check_written(*t.state1, "state1", state_dtype, state1_entries, "elements", p, true);
     if (two_state) {
-        BNB_CHECK_VALUE(t.state2.has_value(), "state2 is required by the two-state optimizer");
-        check_written(*t.state2, "state2", state_dtype, n, "elements", t.p, true);
+        BNB_CHECK_VALUE(t.state2 != nullptr, "state2 is required by the two-state optimizer");
+        check_written(*t.state2, "state2", state_dtype, n, "elements", p, true);
     }
     if (call.blockwise) {
-        BNB_CHECK_VALUE(t.absmax1.has_value(), "absmax1 is required by 8-bit blockwise states");
+        BNB_CHECK_VALUE(t.absmax1 != nullptr, "absmax1 is required by 8-bit blockwise states");
         check_written(*t.absmax1, "absmax1", at::kFloat,
-                      blocks * (call.optimizer == BNB_OPTIMIZER_ADEMAMIX ? 2 : 1), "entries", t.p, false);
+                      blocks * (call.optimizer == BNB_OPTIMIZER_ADEMAMIX ? 2 : 1), "entries", p, false);
         if (two_state) {
-            BNB_CHECK_VALUE(t.absmax2.has_value(), "absmax2 is required by the two-state optimizer");
-            check_written(*t.absmax2, "absmax2", at::kFloat, blocks, "entries", t.p, false);
+            BNB_CHECK_VALUE(t.absmax2 != nullptr, "absmax2 is required by the two-state optimizer");
+            check_written(*t.absmax2, "absmax2", at::kFloat, blocks, "entries", p, false);
         }
     }
     const bool clips = !call.blockwise && call.hparams.max_unorm > 0.0f;
     if (clips) {
-        BNB_CHECK_VALUE(t.unorm_vec.has_value(), "unorm_vec is required when max_unorm > 0");
-        check_written(*t.unorm_vec, "unorm_vec", at::kFloat, 1, "entries", t.p, false);
+        BNB_CHECK_VALUE(t.unorm_vec != nullptr, "unorm_vec is required when max_unorm > 0");
+        check_written(*t.unorm_vec, "unorm_vec", at::kFloat, 1, "entries", p, false);
     }
-    const auto pointer = [](const std::optional<at::Tensor>& x, bool used) -> void* {
-        return used && x.has_value() ? x->data_ptr() : nullptr;
+    const auto pointer = [](const at::Tensor* x, bool used) -> void* {
+        return used && x != nullptr ? x->data_ptr() : nullptr;
     };
     return {.n = n,
-            .g = g_storage.const_data_ptr(),
-            .p = t.p.data_ptr(),
-            .state1 = t.state1.data_ptr(),
+            .g = g_storage->const_data_ptr(),
+            .p = p.data_ptr(),
+            .state1 = t.state1->data_ptr(),
             .state2 = pointer(t.state2, two_state),
             .absmax1 = static_cast<float*>(pointer(t.absmax1, call.blockwise)),
             .absmax2 = static_cast<float*>(pointer(t.absmax2, call.blockwise && two_state)),
@@ -199,21 +206,21 @@ bnb_optimizer_tensor describe(const UpdateCall& call, const ParameterTensors& t,
 
 void update(const UpdateCall& call, const std::vector<ParameterTensors>& parameters) {
     if (parameters.empty()) return;
-    const at::Tensor& first = parameters.front().p;
+    const at::Tensor& first = *parameters.front().p;
     if (call.blockwise) {
         check_map(call.qmap1, "qmap1", first);
         if (is_two_state(call.optimizer)) check_map(call.qmap2, "qmap2", first);
     }
-    std::vector<at::Tensor> g_storage(parameters.size());
+    std::vector<c10::MaybeOwned<at::Tensor>> g_storage(parameters.size());
     std::vector<bnb_optimizer_tensor> tensors;
     tensors.reserve(parameters.size());
     for (size_t i = 0; i < parameters.size(); ++i) {
         const ParameterTensors& t = parameters[i];
         if (i > 0) {
-            check_same_device(t.p, first.device(), "p");
-            BNB_CHECK_VALUE(t.p.scalar_type() == first.scalar_type(),
+            check_same_device(*t.p, first.device(), "p");
+            BNB_CHECK_VALUE(t.p->scalar_type() == first.scalar_type(),
                             "every p of one call must have one dtype, got ", first.scalar_type(), " and ",
-                            t.p.scalar_type());
+                            t.p->scalar_type());
         }
         tensors.push_back(describe(call, t, g_storage[i]));
     }
@@ -258,11 +265,11 @@ void optimizer_update_32bit(c10::string_view optimizer_name, const at::Tensor& g
     const UpdateCall call{.op = "optimizer_update_32bit",
                           .optimizer = parse_optimizer(optimizer_name),
                           .blockwise = false,
-                          .qmap1 = std::nullopt,
-                          .qmap2 = std::nullopt,
+                          .qmap1 = nullptr,
+                          .qmap2 = nullptr,
                           .hparams = hparams_of(beta1, beta2, beta3, alpha, eps, weight_decay, step, lr, gnorm_scale,
                                                 max_unorm, skip_zeros)};
-    update(call, {{.g = g, .p = p, .state1 = state1, .state2 = state2, .unorm_vec = unorm_vec,
+    update(call, {{.g = &g, .p = &p, .state1 = &state1, .state2 = borrowed(state2), .unorm_vec = borrowed(unorm_vec),
                    .param_norm = static_cast<float>(param_norm)}});
 }
 
@@ -275,24 +282,39 @@ void optimizer_update_8bit_blockwise(c10::string_view optimizer_name, const at::
     const UpdateCall call{.op = "optimizer_update_8bit_blockwise",
                           .optimizer = parse_optimizer(optimizer_name),
                           .blockwise = true,
-                          .qmap1 = qmap1,
-                          .qmap2 = qmap2,
+                          .qmap1 = &qmap1,
+                          .qmap2 = borrowed(qmap2),
                           .hparams = hparams_of(beta1, beta2, beta3, alpha, eps, weight_decay, step, lr, gnorm_scale,
                                                 0.0, skip_zeros)};
-    update(call, {{.g = g, .p = p, .state1 = state1, .state2 = state2, .absmax1 = absmax1, .absmax2 = absmax2}});
+    update(call, {{.g = &g, .p = &p, .state1 = &state1, .state2 = borrowed(state2), .absmax1 = &absmax1,
+                   .absmax2 = borrowed(absmax2)}});
+}
+
+// The tensors of a list argument, borrowed from the dispatcher's list (which
+// at::ITensorListRef passes through without copying it).
+std::vector<const at::Tensor*> borrowed_list(const at::ITensorListRef& list) {
+    std::vector<const at::Tensor*> tensors;
+    tensors.reserve(list.size());
+    for (const at::Tensor& t : list) tensors.push_back(&t);
+    return tensors;
 }
 
 // Our extension: every tensor of the lists in one call (one launch on CUDA). The
 // states' dtype selects 8-bit blockwise (uint8) or 32-bit (float32) states; lists
 // an optimizer does not use are empty.
-void optimizer_update_multi_tensor(c10::string_view optimizer_name, at::TensorList g, at::TensorList p,
-                                   at::TensorList state1, at::TensorList state2, at::TensorList absmax1,
-                                   at::TensorList absmax2, const std::optional<at::Tensor>& qmap1,
+void optimizer_update_multi_tensor(c10::string_view optimizer_name, at::ITensorListRef g_list,
+                                   at::ITensorListRef p_list, at::ITensorListRef state1_list,
+                                   at::ITensorListRef state2_list, at::ITensorListRef absmax1_list,
+                                   at::ITensorListRef absmax2_list, const std::optional<at::Tensor>& qmap1,
                                    const std::optional<at::Tensor>& qmap2, double beta1, double beta2, double beta3,
                                    double alpha, double eps, double weight_decay, int64_t step, double lr,
                                    double gnorm_scale, bool skip_zeros) {
+    const std::vector<const at::Tensor*> g = borrowed_list(g_list), p = borrowed_list(p_list),
+                                         state1 = borrowed_list(state1_list), state2 = borrowed_list(state2_list),
+                                         absmax1 = borrowed_list(absmax1_list), absmax2 = borrowed_list(absmax2_list);
     const size_t count = p.size();
-    const auto check_length = [count](at::TensorList list, const char* name, bool may_be_empty) {
+    const auto check_length = [count](const std::vector<const at::Tensor*>& list, const char* name,
+                                      bool may_be_empty) {
         BNB_CHECK_VALUE(list.size() == count || (may_be_empty && list.empty()), name, " must have ", count,
                         " tensors (one per p)", may_be_empty ? " or none" : "", ", got ", list.size());
     };
@@ -304,14 +326,13 @@ void optimizer_update_multi_tensor(c10::string_view optimizer_name, at::TensorLi
     if (count == 0) return;
     const UpdateCall call{.op = "optimizer_update_multi_tensor",
                           .optimizer = parse_optimizer(optimizer_name),
-                          .blockwise = state1[0].scalar_type() == at::kByte,
-                          .qmap1 = qmap1,
-                          .qmap2 = qmap2,
+                          .blockwise = state1[0]->scalar_type() == at::kByte,
+                          .qmap1 = borrowed(qmap1),
+                          .qmap2 = borrowed(qmap2),
                           .hparams = hparams_of(beta1, beta2, beta3, alpha, eps, weight_decay, step, lr, gnorm_scale,
                                                 0.0, skip_zeros)};
-    const auto entry = [](at::TensorList list, size_t i) -> std::optional<at::Tensor> {
-        if (list.empty()) return std::nullopt;
-        return list[i];
+    const auto entry = [](const std::vector<const at::Tensor*>& list, size_t i) -> const at::Tensor* {
+        return list.empty() ? nullptr : list[i];
     };
     std::vector<ParameterTensors> parameters;
     parameters.reserve(count);
