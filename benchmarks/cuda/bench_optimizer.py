@@ -92,6 +92,8 @@ def run_impl(args):
     names = TORCH_OPTIMIZERS if args.impl == "torch" else BNB_OPTIMIZERS
     rows = []
     for set_name, shapes in PARAMETER_SETS.items():
+        if args.sets and set_name not in args.sets.split(","):
+            continue
         for name in names:
             parameters = parameters_of(shapes)
             optimizer = make_optimizer(args.impl, name, parameters)
@@ -153,6 +155,7 @@ def main():
     parser.add_argument("--impl", choices=["ours", "upstream", "torch"])
     parser.add_argument("--out")
     parser.add_argument("--report", nargs="+")
+    parser.add_argument("--sets", help="subset of PARAMETER_SETS, e.g. lora")
     args = parser.parse_args()
     if args.report:
         report(args.report)

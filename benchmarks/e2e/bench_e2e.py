@@ -196,14 +196,16 @@ def run(args):
     results["method"] = {"new_tokens": new_tokens, "decode_runs": 1 if args.quick else 3, "lora_steps": steps,
                          "lora_warmup": warmup, "load_repeats": repeats}
 
-    if not args.decode_only:
+    if not args.decode_only and not args.qlora_only:
         attempt(results, "load_4bit_s", lambda: load_seconds(args.dir, device, "nf4", repeats))
     model = load(args.dir, device, "nf4")
     results["footprint_4bit_gb"] = model.get_memory_footprint() / 1e9
     runs = results["method"]["decode_runs"]
-    attempt(results, "decode_eager_tok_s", lambda: decode_tokens_per_second(model, device, new_tokens, False, runs))
+    if not args.qlora_only:
+        attempt(results, "decode_eager_tok_s",
+                lambda: decode_tokens_per_second(model, device, new_tokens, False, runs))
     profile_to = open(args.profile, "w") if args.profile and not args.decode_only else None
-    if profile_to is not None:
+    if profile_to is not None and not args.qlora_only:
         prompt = torch.randint(3, model.config.vocab_size, (1, 16), device=device)
         profile_to.write("== greedy decode of 16 tokens, by CPU time\n" + profile_table(
             lambda: model.generate(prompt, max_new_tokens=16, min_new_tokens=16, do_sample=False, pad_token_id=0),
@@ -218,6 +220,10 @@ def run(args):
         del model
     if profile_to is not None:
         profile_to.close()
+    if args.qlora_only:
+        with open(args.out, "w") as f:
+            json.dump(results, f, indent=1)
+        return
     if args.compile:
         model = load(args.dir, device, "nf4")
         attempt(results, "decode_compiled_tok_s",
@@ -317,6 +323,8 @@ def main():
                             help="comma-separated OPTIMIZERS names: extra QLoRA step rows, one per optimizer")
     run_parser.add_argument("--compile-mode", default="reduce-overhead", help="torch.compile mode of --compile")
     run_parser.add_argument("--decode-only", action="store_true", help="only the decode rows (and footprint)")
+    run_parser.add_argument("--qlora-only", action="store_true",
+                            help="only the QLoRA step rows (torch AdamW and each --optimizers entry)")
     run_parser.add_argument("--profile", help="write torch.profiler tables of one decode and one QLoRA step here")
     run_parser.add_argument("--quick", action="store_true",
                             help="one timed decode and load, 4 LoRA steps after 2 warm-ups (a short device lease)")

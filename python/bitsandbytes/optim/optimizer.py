@@ -176,7 +176,6 @@ class _GroupPlan:
     missing: Optional[list]  # per parameter whether its grad is None; None: all present
     batches: list
     paged: list  # parameters whose states are prefetched before the update
-    last_active: Optional[torch.Tensor]
 
 
 _grad_of = operator.attrgetter("grad")
@@ -351,7 +350,7 @@ class Optimizer8bit(torch.optim.Optimizer):
             return loss
         if not self._plans_may_hold():
             self._plans = [None] * len(self.param_groups)
-        last = None
+        last_paged = None
         for gindex, group in enumerate(self.param_groups):
             grads = list(map(_grad_of, group["params"]))
             plan = self._plans[gindex]
@@ -359,12 +358,15 @@ class Optimizer8bit(torch.optim.Optimizer):
                 plan = self._plans[gindex] = self._build_plan(gindex, group, grads)
             if not self._run_plan(plan, group, grads):
                 self._plans[gindex] = None
-            last = plan.last_active if plan.last_active is not None else last
+            last_paged = plan.paged[-1] if plan.paged else last_paged
         # Taken after the step: building a plan creates states.
         self._plan_signature = self._signature()
-        if self.is_paged and last is not None:
-            # Paged states are written asynchronously; the step ends when they are final.
-            sync_gpu(last)
+        if last_paged is not None:
+            # Paged states are written asynchronously (the host may evict them once the
+            # step returns): the step ends when they are final. Without paged states
+            # (e.g. every LoRA tensor, below MIN_PAGED_NUMEL) there is nothing to wait
+            # for, and the step stays free of host syncs (CUDA-graph capturable).
+            sync_gpu(last_paged)
         return loss
 
     def _step_each_parameter(self) -> None:
@@ -436,12 +438,10 @@ class Optimizer8bit(torch.optim.Optimizer):
         two_state = self._has_second_state()
         batches = {}
         paged = []
-        last_active = None
         for pindex, p in enumerate(params):
             if grads[pindex] is None:
                 continue
             self._check_dense_gradient(grads[pindex], gindex, pindex)
-            last_active = p
             state = self.state[p]
             if len(state) == 0:
                 self.init_state(group, p, gindex, pindex)
@@ -489,7 +489,7 @@ class Optimizer8bit(torch.optim.Optimizer):
         missing = [g is None for g in grads]
         return _GroupPlan(
             group=group, params=params, count=len(params), missing=missing if any(missing) else None,
-            batches=list(batches.values()), paged=paged, last_active=last_active,
+            batches=list(batches.values()), paged=paged,
         )
 
     def _run_plan(self, plan: _GroupPlan, group: dict, grads: list) -> bool:
