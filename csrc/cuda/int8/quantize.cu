@@ -279,35 +279,19 @@ __global__ void __launch_bounds__(tune::kColumnStrip / 8 * tune::kColumnRowSlots
     if (kOutliers && blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x == 0) *p.outlier_count = 0;
 }
 
-// The 8 columns from `first` of rows r0 .. r0 + G - 1 (zeros past p.rows), every
-// load issued before any value is used.
-template <typename T, int G>
-__device__ __forceinline__ void load_row_group(const QuantizeParams& p, const T* A, int r0, int64_t first,
-                                               float (&v)[G][8]) {
-#pragma unroll
-    for (int i = 0; i < G; ++i) {
-        if (r0 + i < p.rows) {
-            load8(A + (r0 + i) * p.cols, first, p.cols, p.vector_ok, v[i]);
-        } else {
-#pragma unroll
-            for (int j = 0; j < 8; ++j) v[i][j] = 0.0f;
-        }
-    }
-}
-
 // Few rows with outliers (rows <= kSingleBlockRows): one block. Each thread owns 8
-// columns over every row, so one read of A gives it its columns' outlier flags and
-// col_stats and its share of every row's absmax; the row maxima are reduced over
-// the block, the thread writes its columns' codes from a second read (L2), and the
-// block compacts the flags. One SM has to keep many loads in flight: each thread
-// issues a group of kSingleBlockRowGroup rows' loads before it uses any (a load
-// behind a loop exit cannot be hoisted, and one load at a time reads at ~8 GB/s).
+// columns over every row, so one read of A, with every row's load in flight at
+// once, gives it its columns' outlier flags and col_stats and its share of every
+// row's absmax; the row maxima are reduced over the block, the thread writes its
+// columns' codes from a second read (L2), and the block compacts the flags. (A warp
+// per row read a wide row in many dependent steps.) Measured on the H200
+// (benchmarks/RESULTS.md): 4.8 / 9.1 us for one row of 4096 / 8192 columns, 18 / 50 us
+// for 16 rows, where the loads of one thread still follow one another; issuing
+// 8 rows' loads before any use (tried) was no faster for 16 rows and slower for one.
 template <typename T, bool kColumnWise>
 __global__ void __launch_bounds__(tune::kSingleBlockThreads) quantize_single_block_kernel(QuantizeParams p) {
     constexpr int kRows = static_cast<int>(tune::kSingleBlockRows);
     constexpr int kWarps = tune::kSingleBlockThreads / kWarpSize;
-    constexpr int kGroup = tune::kSingleBlockRowGroup;
-    static_assert(kRows % kGroup == 0);
     __shared__ float warp_row_max[kWarps][kRows];
     __shared__ float row_absmax[kRows];
     __shared__ int compact_scratch[kWarps];
@@ -323,20 +307,18 @@ __global__ void __launch_bounds__(tune::kSingleBlockThreads) quantize_single_blo
         float column_max[8] = {};
         bool flag[8] = {};
 #pragma unroll
-        for (int r0 = 0; r0 < kRows; r0 += kGroup) {
-            float v[kGroup][8];
-            load_row_group<T, kGroup>(p, A, r0, first, v);
+        for (int r = 0; r < kRows; ++r) {
+            if (r >= rows) break;
+            float v[8];
+            load8(A + r * cols, first, cols, p.vector_ok, v);
 #pragma unroll
-            for (int i = 0; i < kGroup; ++i) {
-#pragma unroll
-                for (int j = 0; j < 8; ++j) {
-                    const float a = fabsf(v[i][j]);
-                    if (a >= p.threshold) {
-                        flag[j] = true;
-                    } else {
-                        column_max[j] = max_magnitude(column_max[j], a);
-                        row_max[r0 + i] = max_magnitude(row_max[r0 + i], a);
-                    }
+            for (int j = 0; j < 8; ++j) {
+                const float a = fabsf(v[j]);
+                if (a >= p.threshold) {
+                    flag[j] = true;
+                } else {
+                    column_max[j] = max_magnitude(column_max[j], a);
+                    row_max[r] = max_magnitude(row_max[r], a);
                 }
             }
         }
@@ -371,27 +353,23 @@ __global__ void __launch_bounds__(tune::kSingleBlockThreads) quantize_single_blo
             column_stat[j] = kColumnWise && inside ? p.col_stats[first + j] : 0.0f;
         }
 #pragma unroll
-        for (int r0 = 0; r0 < kRows; r0 += kGroup) {
-            float v[kGroup][8];
-            load_row_group<T, kGroup>(p, A, r0, first, v);
+        for (int r = 0; r < kRows; ++r) {
+            if (r >= rows) break;
+            float v[8];
+            load8(A + r * cols, first, cols, p.vector_ok, v);
+            const float scale = __fdividef(127.0f, row_absmax[r]);
+            int8_t codes[8];
+            int8_t column_codes[8];
 #pragma unroll
-            for (int i = 0; i < kGroup; ++i) {
-                const int r = r0 + i;
-                if (r >= rows) continue;
-                const float scale = __fdividef(127.0f, row_absmax[r]);
-                int8_t codes[8];
-                int8_t column_codes[8];
-#pragma unroll
-                for (int j = 0; j < 8; ++j) {
-                    const bool outlier = fabsf(v[i][j]) >= p.threshold;
-                    codes[j] = outlier || zero_column[j] ? 0 : static_cast<int8_t>(__float2int_rn(mul_ftz(v[i][j], scale)));
-                    if constexpr (kColumnWise) {
-                        column_codes[j] = first + j < cols ? column_code<T>(outlier ? 0.0f : v[i][j], column_stat[j]) : 0;
-                    }
+            for (int j = 0; j < 8; ++j) {
+                const bool outlier = fabsf(v[j]) >= p.threshold;
+                codes[j] = outlier || zero_column[j] ? 0 : static_cast<int8_t>(__float2int_rn(mul_ftz(v[j], scale)));
+                if constexpr (kColumnWise) {
+                    column_codes[j] = first + j < cols ? column_code<T>(outlier ? 0.0f : v[j], column_stat[j]) : 0;
                 }
-                store_codes<8>(p.out_row + r * cols, codes, first, cols, p.vector_ok);
-                if constexpr (kColumnWise) store_codes<8>(p.out_col + r * cols, column_codes, first, cols, p.vector_ok);
             }
+            store_codes<8>(p.out_row + r * cols, codes, first, cols, p.vector_ok);
+            if constexpr (kColumnWise) store_codes<8>(p.out_col + r * cols, column_codes, first, cols, p.vector_ok);
         }
     }
     __syncthreads();  // every flag is written before the compaction reads them

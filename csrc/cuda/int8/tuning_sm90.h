@@ -17,9 +17,8 @@ constexpr int64_t kWarpRowMaxCols = 2048;
 // (column flags, rows, compaction); more rows take a column pass and a row pass,
 // the row pass compacting the columns in its last block.
 constexpr int64_t kSingleBlockRows = 16;
-// Each thread keeps a maximum per row and kSingleBlockRowGroup rows' loads in flight.
+// Each thread keeps a maximum per row (128 registers at most).
 constexpr int kSingleBlockThreads = 512;
-constexpr int kSingleBlockRowGroup = 8;
 // The column pass: one block per strip of 64 columns, 32 row slots of 8 lanes.
 constexpr int kColumnStrip = 64;
 constexpr int kColumnRowSlots = 32;
