@@ -16,6 +16,9 @@
 // NVIDIA's warp-level mma.sync and cuBLASLt (vendors/hip.h: neither in the HIP build).
 #define BNB_GPU_HAS_MMA_SYNC 1
 #define BNB_GPU_HAS_CUBLASLT 1
+// Full unrolling of a loop with a constant bound and an early exit (nvcc does it;
+// vendors/hip.h: a plain loop).
+#define BNB_UNROLL_WITH_EXIT _Pragma("unroll")
 #endif
 
 #include <cstdint>

@@ -306,7 +306,7 @@ __global__ void __launch_bounds__(tune::kSingleBlockThreads) quantize_single_blo
     for (int64_t first = int64_t{threadIdx.x} * 8; first < cols; first += stride) {
         float column_max[8] = {};
         bool flag[8] = {};
-#pragma unroll
+        BNB_UNROLL_WITH_EXIT
         for (int r = 0; r < kRows; ++r) {
             if (r >= rows) break;
             float v[8];
@@ -352,7 +352,7 @@ __global__ void __launch_bounds__(tune::kSingleBlockThreads) quantize_single_blo
             zero_column[j] = rows > 1 && inside && flags[first + j] != 0;
             column_stat[j] = kColumnWise && inside ? p.col_stats[first + j] : 0.0f;
         }
-#pragma unroll
+        BNB_UNROLL_WITH_EXIT
         for (int r = 0; r < kRows; ++r) {
             if (r >= rows) break;
             float v[8];

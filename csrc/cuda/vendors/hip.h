@@ -23,6 +23,9 @@
 // other fused kernels instead.
 #define BNB_GPU_HAS_MMA_SYNC 0
 #define BNB_GPU_HAS_CUBLASLT 0
+// clang cannot fully unroll a loop that may leave early, which nvcc does (and an
+// unmet unroll request is an error under -Werror): a plain loop here.
+#define BNB_UNROLL_WITH_EXIT
 
 // ---- runtime API -------------------------------------------------------------------------
 using cudaStream_t = hipStream_t;
