@@ -27,7 +27,20 @@ from .cuda_specs import CUDASpecs, get_cuda_version_tuple, get_rocm_gpu_arch
 
 logger = logging.getLogger(__name__)
 
-NATIVE_LIBRARY_PATH = PACKAGE_DIR / f"libbitsandbytes{DYNAMIC_LIBRARY_SUFFIX}"
+
+
+def native_library_in(directory: Path) -> Path:
+    """The native library of a package directory: libbitsandbytes.so as the wheel installs
+    it, else the versioned file (libbitsandbytes.so.X.Y.Z) that a build tree's staged
+    package holds; the plain name when neither exists (the load then reports it missing)."""
+    plain = directory / f"libbitsandbytes{DYNAMIC_LIBRARY_SUFFIX}"
+    if plain.exists():
+        return plain
+    versioned = sorted(directory.glob(f"libbitsandbytes{DYNAMIC_LIBRARY_SUFFIX}.*"))
+    return versioned[0] if versioned else plain
+
+
+NATIVE_LIBRARY_PATH = native_library_in(PACKAGE_DIR)
 
 # bnb_device_type of the C ABI.
 _BNB_DEVICE_CUDA = 1

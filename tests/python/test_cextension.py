@@ -196,3 +196,14 @@ def test_third_party_backends_are_loaded_and_failures_name_the_backend(monkeypat
     monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [_fake_entry_point("broken", lambda: broken)])
     with pytest.raises(RuntimeError, match="bitsandbytes: failed to load backend broken: boom"):
         bitsandbytes._import_backends()
+
+
+def test_native_library_is_found_in_a_wheel_and_in_a_staged_build(tmp_path):
+    suffix = cextension.DYNAMIC_LIBRARY_SUFFIX
+    assert cextension.native_library_in(tmp_path) == tmp_path / f"libbitsandbytes{suffix}"  # missing: the plain name
+    versioned = tmp_path / f"libbitsandbytes{suffix}.0.50.2"
+    versioned.write_bytes(b"")
+    assert cextension.native_library_in(tmp_path) == versioned
+    plain = tmp_path / f"libbitsandbytes{suffix}"
+    plain.write_bytes(b"")
+    assert cextension.native_library_in(tmp_path) == plain
