@@ -50,7 +50,9 @@ class Int8Params(torch.nn.Parameter):
         if self.has_fp16_weights:
             self.data = self.data.to(device)
             return self
-        weight = self.data.contiguous().to(device=device, dtype=torch.float16)
+        # Moved first, cast there: torch casts a CPU -> GPU copy of another dtype on the
+        # CPU, single-threaded per tensor (most of load_in_8bit's load time on the H200).
+        weight = self.data.contiguous().to(device=device).to(torch.float16)
         _check_finite_weight(weight)
         CB, SCB, _ = F.int8_vectorwise_quant(weight)
         self.data = CB
