@@ -82,22 +82,28 @@ inline Ints fix_code_sign(Ints code, Vec value, const uint32_t* negative_code_bi
     return code;
 }
 
-// Dequantization looks every element up in the code itself.
-inline constexpr int64_t kCodeStep = 1;
+// Dequantization looks every element up in the code itself, four a step: the
+// compiler packs four independent lookups' arithmetic into SSE, which it did not
+// for a one-element step (fp32 dequantize_blockwise 1.4x slower).
+inline constexpr int64_t kCodeStep = 4;
 
 struct CodeLookup {
     const float* code;
 };
 
 struct CodeValues {
-    Vec part[1];
+    Vec part[kCodeStep];
 };
 
 inline CodeLookup load_code_lookup(const float* code) { return {code}; }
 
 template <typename Lanes>
-inline CodeValues lookup_codes(const CodeLookup& lookup, const uint8_t* codes, Lanes) {
-    return {{flush_denormal(lookup.code[*codes])}};
+inline CodeValues lookup_codes(const CodeLookup& lookup, const uint8_t* codes, Lanes lanes) {
+    CodeValues values;
+    for (int64_t j = 0; j < kCodeStep; ++j) {
+        values.part[j] = has_lane(lanes, j) ? flush_denormal(lookup.code[codes[j]]) : 0.0f;
+    }
+    return values;
 }
 
 // No table of a block's 256 results: the reference computes every element.
