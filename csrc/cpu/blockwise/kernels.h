@@ -76,14 +76,15 @@ BNB_CPU_KERNEL void dequantize_blockwise_blocks(const DequantizeBlockwiseArgs& a
     }
     T* out = static_cast<T*>(args.out);
     const CodeLookup code = load_code_lookup(args.code);
+    constexpr int64_t kStep = kCodeStepFor<T>;
     for (int64_t block = first_block; block < last_block; ++block) {
         const int64_t begin = block * args.blocksize;
         const Vec scale = broadcast(flush_denormal(args.absmax[block]));
         const uint8_t* const codes = args.A + begin;
         T* const block_out = out + begin;
-        for_each_step(std::min(args.blocksize, args.n - begin), kCodeStep, [&](int64_t i, auto lanes) BNB_CPU_KERNEL {
-            const CodeValues values = lookup_codes(code, codes + i, lanes);
-            for (int64_t part = 0; part < kCodeStep / kLanes; ++part) {
+        for_each_step(std::min(args.blocksize, args.n - begin), kStep, [&](int64_t i, auto lanes) BNB_CPU_KERNEL {
+            const CodeValues values = lookup_codes<kStep>(code, codes + i, lanes);
+            for (int64_t part = 0; part < kStep / kLanes; ++part) {
                 if (!has_lane(lanes, part * kLanes)) break;
                 store(block_out + i + part * kLanes, flush(mul(values.part[part], scale)), lanes.skip(part * kLanes));
             }

@@ -240,6 +240,8 @@ BNB_CPU_KERNEL inline Ints fix_code_sign(Ints codes, Vec values, const uint32_t*
 
 // Dequantization gathers 8 codes per step from the code, flushed once.
 inline constexpr int64_t kCodeStep = 8;
+template <typename T>
+inline constexpr int64_t kCodeStepFor = kCodeStep;
 
 struct CodeLookup {
     alignas(32) float code[256];
@@ -255,12 +257,16 @@ BNB_CPU_KERNEL inline CodeLookup load_code_lookup(const float* code) {
     return lookup;
 }
 
+template <int64_t Step = kCodeStep>
 BNB_CPU_KERNEL inline CodeValues lookup_codes(const CodeLookup& lookup, const uint8_t* codes, Full) {
+    static_assert(Step == kCodeStep);
     const __m256i index = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes)));
     return {{_mm256_i32gather_ps(lookup.code, index, 4)}};
 }
 
+template <int64_t Step = kCodeStep>
 BNB_CPU_KERNEL inline CodeValues lookup_codes(const CodeLookup& lookup, const uint8_t* codes, Partial lanes) {
+    static_assert(Step == kCodeStep);
     alignas(16) uint8_t padded[16] = {};
     std::memcpy(padded, codes, partial_count(lanes, kLanes));
     return lookup_codes(lookup, padded, Full{});

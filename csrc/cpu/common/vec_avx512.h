@@ -227,6 +227,8 @@ BNB_CPU_KERNEL inline Ints fix_code_sign(Ints codes, Vec values, const uint32_t*
 // twice the lanes of a float32 permute over half the entries, so 32 values cost
 // 2 x (4 permutes + 3 blends) instead of 2 x (8 permutes + 7 blends).
 inline constexpr int64_t kCodeStep = 32;
+template <typename T>
+inline constexpr int64_t kCodeStepFor = kCodeStep;
 
 struct CodeLookup {
     __m512i upper[8];
@@ -266,8 +268,9 @@ alignas(64) inline constexpr uint16_t kInterleaveOrder[32] = {0,  1,  2,  3,  16
                                                                7,  20, 21, 22, 23, 8,  9,  10, 11, 24, 25,
                                                                26, 27, 12, 13, 14, 15, 28, 29, 30, 31};
 
-template <typename Lanes>
+template <int64_t Step = kCodeStep, typename Lanes>
 BNB_CPU_KERNEL inline CodeValues lookup_codes(const CodeLookup& code, const uint8_t* codes, Lanes lanes) {
+    static_assert(Step == kCodeStep);
     const __m512i index_words = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(mask32(lanes), codes));
     const __m512i index = _mm512_permutexvar_epi16(_mm512_load_si512(kInterleaveOrder), index_words);
     const __mmask32 bit6 = _mm512_test_epi16_mask(index, _mm512_set1_epi16(64));
