@@ -30,7 +30,8 @@ grep -E "tests passed|tests failed|FAILED|error:" "$OUT/build.log" | head -20
   timeout 100 env PYTHONPATH=$PWD/build-dev/python:$SITE python3 -m pytest -q -p no:cacheprovider -n 16 -rf \
     tests/python/test_optim.py tests/python/test_golden_optim.py tests/python/test_int8.py tests/python/test_nn_int8.py \
     tests/python/test_cextension.py tests/python/test_package.py tests/python/test_drop_in_inputs.py \
-    tests/python/integration/test_peft_qlora.py -k "cuda or cextension or package or drop_in" 2>&1 | tail -6
+    tests/python/integration/test_peft_qlora.py -k "cuda or cextension or package or drop_in" 2>&1 \
+    | grep -E "^(FAILED|ERROR)| passed| failed|no tests ran" | tail -15  # logged tracebacks hid the summary once
   stamp done
 } 2>&1 | tee "$OUT/checks.log"
 {
