@@ -131,11 +131,17 @@ def profile_table(fn, sort_by, rows=30):
     return prof.key_averages().table(sort_by=sort_by, row_limit=rows, max_name_column_width=70)
 
 
+def paged_adamw_8bit(params):
+    import bitsandbytes as bnb  # whichever bitsandbytes this process measures
+
+    return bnb.optim.PagedAdamW8bit(params, lr=1e-4)
+
+
 # The QLoRA step's optimizers over the LoRA parameters, by name (lr 1e-4 each).
 OPTIMIZERS = {
     "torch": lambda params: torch.optim.AdamW(params, lr=1e-4),
     "torch_fused": lambda params: torch.optim.AdamW(params, lr=1e-4, fused=True),
-    "paged_adamw_8bit": lambda params: __import__("bitsandbytes").optim.PagedAdamW8bit(params, lr=1e-4),
+    "paged_adamw_8bit": paged_adamw_8bit,
 }
 
 
@@ -221,9 +227,7 @@ def run(args):
     if profile_to is not None:
         profile_to.close()
     if args.qlora_only:
-        with open(args.out, "w") as f:
-            json.dump(results, f, indent=1)
-        return
+        return save_results(args.out, results)
     if args.compile:
         model = load(args.dir, device, "nf4")
         attempt(results, "decode_compiled_tok_s",
@@ -251,7 +255,11 @@ def run(args):
             model = load(args.dir, device, None)
             attempt(results, "decode_bf16_compiled_tok_s",
                     lambda: decode_tokens_per_second(model, device, new_tokens, True, runs, args.compile_mode))
-    with open(args.out, "w") as f:
+    save_results(args.out, results)
+
+
+def save_results(path, results):
+    with open(path, "w") as f:
         json.dump(results, f, indent=1)
 
 

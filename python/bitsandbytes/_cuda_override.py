@@ -16,18 +16,14 @@ import torch
 logger = logging.getLogger("bitsandbytes.cextension")
 
 
-def override_variable() -> Optional[str]:
-    """The variable a GPU torch build consults (None for a CPU-only torch)."""
-    if torch.version.hip:
-        return "BNB_ROCM_VERSION"
-    if torch.version.cuda:
-        return "BNB_CUDA_VERSION"
-    return None
-
-
 def library_variable() -> str:
     """The variable upstream's library lookup reads, whatever torch was built for."""
     return "BNB_ROCM_VERSION" if torch.version.hip else "BNB_CUDA_VERSION"
+
+
+def override_variable() -> Optional[str]:
+    """The variable a GPU torch build consults at import (None for a CPU-only torch)."""
+    return library_variable() if torch.version.hip or torch.version.cuda else None
 
 
 def read_override(variable: Optional[str] = None) -> Optional[tuple[str, str]]:
