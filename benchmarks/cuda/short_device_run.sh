@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The whole check of a change in one short call on the GPU machine (about 7 minutes), from
-# the repository root with .golden/ and .upstream/ present (7 files come back):
+# the repository root with .golden/ and .upstream/ present (8 files come back):
 #   build for sm_90 + every C++ test (device_run.sh build), compute-sanitizer memcheck and
 #   racecheck over the LLM.int8() C++ tests, the CUDA pytest files of the optimizers, int8
 #   and the package/diagnostics, the int8 linear table (ours with its kernel split, torch,
 #   upstream 0.50.2), the optimizer step on the LoRA set (ours, torch), and the QLoRA step
-#   of the 1.1B Llama with torch AdamW, fused AdamW and PagedAdamW8bit (ours).
+#   of the 1.1B Llama with torch AdamW, fused AdamW and PagedAdamW8bit (ours), its load_in_8bit
+#   load and decode (with a profile), and `python -m bitsandbytes`.
 # Logs go to $OUT.
 set -u
 OUT=${OUT:-/tmp/bnb-short-out}
@@ -32,6 +33,8 @@ grep -E "tests passed|tests failed|FAILED|error:" "$OUT/build.log" | head -20
     tests/python/test_cextension.py tests/python/test_package.py tests/python/test_drop_in_inputs.py \
     tests/python/integration/test_peft_qlora.py -k "cuda or cextension or package or drop_in" 2>&1 \
     | grep -E "^(FAILED|ERROR)| passed| failed|no tests ran" | tail -15  # logged tracebacks hid the summary once
+  stamp "python -m bitsandbytes"
+  timeout 30 $PY -m bitsandbytes 2>&1 | head -12
   stamp done
 } 2>&1 | tee "$OUT/checks.log"
 {
@@ -40,6 +43,9 @@ grep -E "tests passed|tests failed|FAILED|error:" "$OUT/build.log" | head -20
   timeout 40 $PY benchmarks/e2e/bench_e2e.py prepare --dir /tmp/bnb-llama-1b 2>&1 | tail -1
   timeout 60 $PY benchmarks/e2e/bench_e2e.py run --dir /tmp/bnb-llama-1b --impl ours --quick --qlora-only \
     --optimizers torch_fused,paged_adamw_8bit --profile "$OUT/e2e_profile.txt" --out /tmp/e2e_ours.json 2>&1 | grep qlora
+  stamp "e2e load_in_8bit rows (ours)"
+  timeout 60 $PY benchmarks/e2e/bench_e2e.py run --dir /tmp/bnb-llama-1b --impl ours --quick --int8-only \
+    --profile "$OUT/e2e_int8_profile.txt" --out /tmp/e2e_int8.json 2>&1 | grep -E "8bit"
   stamp "int8 ours";     timeout 45 python3 benchmarks/cuda/bench_int8.py --impl ours --kernels --out "$OUT/int8_ours.json" >/dev/null
   stamp "int8 torch";    timeout 25 python3 benchmarks/cuda/bench_int8.py --impl torch --out "$OUT/int8_torch.json" >/dev/null
   stamp "optimizer lora"

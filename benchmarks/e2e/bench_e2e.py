@@ -202,6 +202,9 @@ def run(args):
     results["method"] = {"new_tokens": new_tokens, "decode_runs": 1 if args.quick else 3, "lora_steps": steps,
                          "lora_warmup": warmup, "load_repeats": repeats}
 
+    if args.int8_only:
+        int8_rows(args, results, new_tokens, results["method"]["decode_runs"], repeats)
+        return save_results(args.out, results)
     if not args.decode_only and not args.qlora_only:
         attempt(results, "load_4bit_s", lambda: load_seconds(args.dir, device, "nf4", repeats))
     model = load(args.dir, device, "nf4")
@@ -234,13 +237,7 @@ def run(args):
                 lambda: decode_tokens_per_second(model, device, new_tokens, True, runs, args.compile_mode))
         del model
     if args.int8:
-        if not args.decode_only:
-            attempt(results, "load_8bit_s", lambda: load_seconds(args.dir, device, "int8", repeats))
-        model = load(args.dir, device, "int8")
-        results["footprint_8bit_gb"] = model.get_memory_footprint() / 1e9
-        attempt(results, "decode_8bit_eager_tok_s",
-                lambda: decode_tokens_per_second(model, device, new_tokens, False, runs))
-        del model
+        int8_rows(args, results, new_tokens, runs, repeats)
     if args.baselines:
         if not args.decode_only:
             attempt(results, "load_bf16_s", lambda: load_seconds(args.dir, device, None, repeats))
@@ -256,6 +253,23 @@ def run(args):
             attempt(results, "decode_bf16_compiled_tok_s",
                     lambda: decode_tokens_per_second(model, device, new_tokens, True, runs, args.compile_mode))
     save_results(args.out, results)
+
+
+def int8_rows(args, results, new_tokens, runs, repeats):
+    """load_in_8bit: load time, footprint, eager decode (and its profile, with --profile and --int8-only)."""
+    device = args.device
+    if not args.decode_only:
+        attempt(results, "load_8bit_s", lambda: load_seconds(args.dir, device, "int8", repeats))
+    model = load(args.dir, device, "int8")
+    results["footprint_8bit_gb"] = model.get_memory_footprint() / 1e9
+    attempt(results, "decode_8bit_eager_tok_s",
+            lambda: decode_tokens_per_second(model, device, new_tokens, False, runs))
+    if args.profile and args.int8_only:
+        prompt = torch.randint(3, model.config.vocab_size, (1, 16), device=device)
+        with open(args.profile, "w") as profile_to:
+            profile_to.write("== load_in_8bit greedy decode of 16 tokens, by CPU time\n" + profile_table(
+                lambda: model.generate(prompt, max_new_tokens=16, min_new_tokens=16, do_sample=False, pad_token_id=0),
+                "self_cpu_time_total") + "\n")
 
 
 def save_results(path, results):
@@ -333,6 +347,7 @@ def main():
     run_parser.add_argument("--decode-only", action="store_true", help="only the decode rows (and footprint)")
     run_parser.add_argument("--qlora-only", action="store_true",
                             help="only the QLoRA step rows (torch AdamW and each --optimizers entry)")
+    run_parser.add_argument("--int8-only", action="store_true", help="only the load_in_8bit rows")
     run_parser.add_argument("--profile", help="write torch.profiler tables of one decode and one QLoRA step here")
     run_parser.add_argument("--quick", action="store_true",
                             help="one timed decode and load, 4 LoRA steps after 2 warm-ups (a short device lease)")
