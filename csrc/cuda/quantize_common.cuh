@@ -126,6 +126,97 @@ __device__ __forceinline__ uint32_t search_code(const float* tree, const float* 
     return static_cast<uint32_t>(s < (code[p - 1] + value) * 0.5f ? p - 1 : p);
 }
 
+// ---- the same search through buckets of the value's float bits -----------------------------
+//
+// For a code whose 255 decision thresholds t_i = (upper_i + code[i]) / 2 (computed
+// as above) satisfy code[i] < t_i < code[i + 1], the descent's result is the number
+// of thresholds s passes: s > t_i for even i, s >= t_i for odd i (the descent's
+// ties go to the even leaf). The thresholds are then increasing, so the ones below
+// the bucket of s are all passed, the ones above it none, and only those inside the
+// bucket are compared: one table read plus, for the dynamic maps, about one
+// comparison, where the descent reads 9 dependent entries. Every comparison is the
+// descent's (flushed to zero under fast math), so zero and subnormals share one
+// bucket; NaN gives code 0, as the descent. A code breaking the condition (unsorted,
+// repeated entries, NaN) keeps the descent: the tables record which applies.
+//
+// Buckets: 32 per octave of |s| in [2^-24, 1), one below (normal magnitudes), one
+// for [1, inf], per sign, and the zero/subnormal bucket between the two signs, so
+// that the bucket index grows with s.
+constexpr int kBucketMantissaBits = 5;
+constexpr int kBucketOctaves = 24;
+constexpr int kBucketsPerSign = (kBucketOctaves << kBucketMantissaBits) + 2;
+constexpr int kCodeBuckets = 2 * kBucketsPerSign + 1;
+constexpr int kThresholds = kCodeSize - 1;
+
+__device__ __forceinline__ int code_bucket(float s) {
+    const uint32_t bits = __float_as_uint(s);
+    const uint32_t magnitude = bits & 0x7fffffffu;
+    if (magnitude < 0x00800000u) return kBucketsPerSign;  // zero, subnormal
+    const int octave_step = static_cast<int>(magnitude >> (23 - kBucketMantissaBits)) -
+                            ((127 - kBucketOctaves) << kBucketMantissaBits) + 1;
+    const int step = min(max(octave_step, 0), kBucketsPerSign - 1);
+    return bits >> 31 ? kBucketsPerSign - 1 - step : kBucketsPerSign + 1 + step;
+}
+
+struct CodeBuckets {
+    float threshold[kThresholds];
+    uint8_t first[kCodeBuckets + 1];  // thresholds in buckets below; [k + 1] ends bucket k
+    int exact;                        // the condition holds: search by buckets
+    int sign_prefix;                  // exact: codes below this one have the sign bit set
+};
+
+// Fills `buckets` for the code in shared memory (visible to the block); every thread
+// of the block calls it, and it ends with the tables visible.
+template <TopBracket kTop>
+__device__ void build_code_buckets(CodeBuckets& buckets, const float* code) {
+    bool holds = true;
+    for (int i = threadIdx.x; i < kThresholds; i += blockDim.x) {
+        const float upper = kTop == TopBracket::kOne && i == kCodeSize - 2 ? 1.0f : code[i + 1];
+        const float threshold = (upper + code[i]) * 0.5f;
+        buckets.threshold[i] = threshold;
+        holds = holds && code[i] < threshold && (i == kCodeSize - 2 || threshold < code[i + 1]);
+    }
+    if (threadIdx.x == 0) buckets.sign_prefix = __float_as_uint(code[0]) >> 31 ? kCodeSize : 0;
+    const int exact = __syncthreads_and(holds);
+    // The sign bits of an increasing code change once, from set to clear.
+    for (int i = threadIdx.x; i < kThresholds; i += blockDim.x) {
+        if ((__float_as_uint(code[i]) >> 31) && !(__float_as_uint(code[i + 1]) >> 31)) buckets.sign_prefix = i + 1;
+    }
+    if (exact) {
+        for (int k = threadIdx.x; k <= kCodeBuckets; k += blockDim.x) {
+            int low = 0;  // the first threshold in bucket k or above
+            int high = kThresholds;
+            while (low < high) {
+                const int middle = (low + high) / 2;
+                if (code_bucket(buckets.threshold[middle]) < k) {
+                    low = middle + 1;
+                } else {
+                    high = middle;
+                }
+            }
+            buckets.first[k] = static_cast<uint8_t>(low);
+        }
+    }
+    if (threadIdx.x == 0) buckets.exact = exact;
+    __syncthreads();
+}
+
+// search_code's result, through the buckets when they apply (tree, code: search_code's tables).
+template <TopBracket kTop>
+__device__ __forceinline__ uint32_t find_code(const CodeBuckets& buckets, const float* tree, const float* code,
+                                              float s) {
+    if (!buckets.exact) return search_code<kTop>(tree, code, s);
+    const int bucket = code_bucket(s);
+    const uint32_t first = buckets.first[bucket];
+    const uint32_t end = buckets.first[bucket + 1];
+    uint32_t passed = first;
+    for (uint32_t i = first; i < end; ++i) {
+        const float threshold = buckets.threshold[i];
+        passed += (i & 1u) ? s >= threshold : s > threshold;
+    }
+    return (__float_as_uint(s) & 0x7fffffffu) > 0x7f800000u ? 0u : passed;
+}
+
 // ---- 4-bit encoders (formats.md section 3.1) -----------------------------------------------
 //
 // The range of the scaled value is cut into equal cells that each hold at most one

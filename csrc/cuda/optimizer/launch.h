@@ -96,11 +96,19 @@ bnb_status dispatch_rule(Rule rule, F&& body) {
     return fail(BNB_STATUS_INTERNAL, "cuda backend: unexpected optimizer rule");
 }
 
-// Launch the kernels of one table on `stream` with `blocks` blocks of tune::kThreads.
+// Blocks of tune::kThreads for one warp per unit of the table, at most max_blocks
+// (the warps of a smaller grid stride over the rest).
+inline int64_t grid_blocks(const UpdateLaunch& launch, int64_t max_blocks) {
+    const int64_t units_per_block = tune::kThreads / kWarpSize;
+    const int64_t blocks = ceil_div(launch.unit_start[launch.count], units_per_block);
+    return blocks < max_blocks ? blocks : max_blocks;
+}
+
+// Launch the kernels of one table on `stream`, on a device of `sm_count` SMs.
 // 32-bit with hparams.clip: clear unorm_vec, the norm pass, then the update.
-bnb_status launch_update_32bit(bnb_dtype dtype, Rule rule, const UpdateLaunch& launch, int64_t blocks,
+bnb_status launch_update_32bit(bnb_dtype dtype, Rule rule, const UpdateLaunch& launch, int sm_count,
                                cudaStream_t stream);
-bnb_status launch_update_8bit(bnb_dtype dtype, Rule rule, const UpdateLaunch& launch, int64_t blocks,
+bnb_status launch_update_8bit(bnb_dtype dtype, Rule rule, const UpdateLaunch& launch, int sm_count,
                               cudaStream_t stream);
 
 }  // namespace bnb::cuda::optimizer

@@ -13,7 +13,6 @@ namespace {
 
 using optimizer::Rule;
 using optimizer::UpdateLaunch;
-namespace tune = optimizer_tuning;
 
 static_assert(optimizer::kUnit == kOptimizerBlocksize, "a kernel unit is one 8-bit quantization block");
 
@@ -60,22 +59,20 @@ bool groups_aligned(const OptimizerUpdateArgs& args, const bnb_optimizer_tensor&
     return aligned;
 }
 
-using Launcher = bnb_status (*)(bnb_dtype, Rule, const UpdateLaunch&, int64_t, cudaStream_t);
+using Launcher = bnb_status (*)(bnb_dtype, Rule, const UpdateLaunch&, int, cudaStream_t);
 
 bnb_status run_update(const OptimizerUpdateArgs& args, Launcher launcher) {
     const DeviceGuard guard(args.device.index);
     const Rule rule = rule_of(args.optimizer);
     const cudaStream_t stream = to_stream(args.stream);
-    const int64_t max_blocks = int64_t{device_info(args.device.index).sm_count} * tune::kBlocksPerSm;
-    const int64_t units_per_block = tune::kThreads / kWarpSize;
+    const int sm_count = device_info(args.device.index).sm_count;
     UpdateLaunch launch{};
     launch.hparams = step_hparams(args, rule);
     launch.qmap1 = args.qmap1;
     launch.qmap2 = args.qmap2;
     const auto flush = [&]() {
         if (launch.count == 0) return BNB_STATUS_SUCCESS;
-        const int64_t blocks = std::min(ceil_div(launch.unit_start[launch.count], units_per_block), max_blocks);
-        const bnb_status status = launcher(args.dtype, rule, launch, blocks, stream);
+        const bnb_status status = launcher(args.dtype, rule, launch, sm_count, stream);
         launch.count = 0;
         return status;
     };

@@ -12,8 +12,9 @@ __global__ void zero_unorm_kernel(const __grid_constant__ UpdateLaunch launch) {
 
 }  // namespace
 
-bnb_status launch_update_32bit(bnb_dtype dtype, Rule rule, const UpdateLaunch& launch, int64_t blocks,
+bnb_status launch_update_32bit(bnb_dtype dtype, Rule rule, const UpdateLaunch& launch, int sm_count,
                                cudaStream_t stream) {
+    const int64_t blocks = grid_blocks(launch, int64_t{sm_count} * tune::kBlocksPerSm);
     return dispatch_float(dtype, [&](auto type_tag) {
         using T = typename decltype(type_tag)::type;
         return dispatch_rule(rule, [&](auto rule_tag) {

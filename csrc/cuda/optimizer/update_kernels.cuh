@@ -299,12 +299,14 @@ __global__ void __launch_bounds__(tune::kThreads) update_norm_32bit_kernel(const
 
 // ---- 8-bit blockwise states (formats.md section 6) ---------------------------------------------
 
-// The dynamic maps and their search trees, per block in shared memory.
+// The dynamic maps with their search trees and buckets, per block in shared memory.
 struct CodeTables {
     float map1[kCodeSize];
     float tree1[kTreeNodes];
     float map2[kCodeSize];
     float tree2[kTreeNodes];
+    CodeBuckets buckets1;
+    CodeBuckets buckets2;
 };
 
 template <bool kTwoMaps>
@@ -318,19 +320,25 @@ __device__ __forceinline__ void fill_code_tables(CodeTables& tables, const float
         if constexpr (kTwoMaps) tables.tree2[i] = qmap2[tree_pivot(i)];
     }
     __syncthreads();
+    build_code_buckets<TopBracket::kOne>(tables.buckets1, tables.map1);
+    if constexpr (kTwoMaps) build_code_buckets<TopBracket::kOne>(tables.buckets2, tables.map2);
 }
 
 // The code of v in the signed map, then upstream's sign fix: a code whose value has
 // the other sign moves one step towards v's side (uint8 arithmetic, so +0.0 in a
 // zero block becomes 255).
 __device__ __forceinline__ uint32_t requantize_signed(const CodeTables& tables, float v, float absmax) {
-    const uint32_t code = search_code<TopBracket::kOne>(tables.tree1, tables.map1, __fdividef(v, absmax));
-    if ((__float_as_uint(tables.map1[code]) >> 31) == (__float_as_uint(v) >> 31)) return code;
+    const CodeBuckets& buckets = tables.buckets1;
+    const uint32_t code = find_code<TopBracket::kOne>(buckets, tables.tree1, tables.map1, __fdividef(v, absmax));
+    // An increasing map holds its sign-bit codes first: no table read for the sign.
+    const uint32_t code_sign = buckets.exact ? code < static_cast<uint32_t>(buckets.sign_prefix)
+                                             : __float_as_uint(tables.map1[code]) >> 31;
+    if (code_sign == (__float_as_uint(v) >> 31)) return code;
     return (v > 0.0f ? code + 1u : code - 1u) & 0xffu;
 }
 
 __device__ __forceinline__ uint32_t requantize_unsigned(const CodeTables& tables, float v, float absmax) {
-    return search_code<TopBracket::kOne>(tables.tree2, tables.map2, __fdividef(v, absmax));
+    return find_code<TopBracket::kOne>(tables.buckets2, tables.tree2, tables.map2, __fdividef(v, absmax));
 }
 
 // Elements past n (the tail block's padding lanes) take part in the absmax as
@@ -339,7 +347,8 @@ constexpr uint32_t kState1PaddingCode = 128;
 constexpr uint32_t kState2PaddingCode = 0;
 
 template <typename T, Rule R>
-__global__ void __launch_bounds__(tune::kThreads) update_8bit_kernel(const __grid_constant__ UpdateLaunch launch) {
+__global__ void __launch_bounds__(tune::kThreads, tune::kBlocksPerSm8bit)
+    update_8bit_kernel(const __grid_constant__ UpdateLaunch launch) {
     __shared__ CodeTables tables;
     fill_code_tables<has_state2(R)>(tables, launch.qmap1, launch.qmap2);
     const StepHparams& h = launch.hparams;
