@@ -41,7 +41,7 @@ grep -E "tests passed|tests failed|FAILED|error:" "$OUT/build.log" | head -20
   # Most wanted first: a call cut by the session's device time keeps what ran.
   stamp "e2e QLoRA rows (ours)"
   timeout 40 $PY benchmarks/e2e/bench_e2e.py prepare --dir /tmp/bnb-llama-1b 2>&1 | tail -1
-  timeout 60 $PY benchmarks/e2e/bench_e2e.py run --dir /tmp/bnb-llama-1b --impl ours --quick --qlora-only \
+  timeout 90 $PY benchmarks/e2e/bench_e2e.py run --dir /tmp/bnb-llama-1b --impl ours --quick --qlora-only \
     --optimizers torch_fused,paged_adamw_8bit --profile "$OUT/e2e_profile.txt" --out /tmp/e2e_ours.json 2>&1 | grep qlora
   stamp "e2e load_in_8bit rows (ours)"
   timeout 60 $PY benchmarks/e2e/bench_e2e.py run --dir /tmp/bnb-llama-1b --impl ours --quick --int8-only \
