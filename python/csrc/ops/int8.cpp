@@ -3,9 +3,10 @@
 // [rows, A.shape[-1]], as the pure-torch kernels (backends/torch/int8.py) view them.
 //
 // Outlier columns come back from the library in device memory, as a capacity-`cols`
-// list and a count; the op returns the used prefix, so the host waits for the count.
-// int8_mixed_scaled_mm is the one fused bnb_int8_scaled_mm call with its outlier
-// correction, the path Linear8bitLt takes with a threshold.
+// list and a count; upstream's quantization ops return the used prefix, so there the
+// host waits for the count. int8_linear (this package's op) hands the list and count
+// straight on to bnb_int8_scaled_mm, the path Linear8bitLt's inference forward takes,
+// and so never waits. int8_mixed_scaled_mm is the same fused call for a given list.
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
@@ -312,6 +313,32 @@ std::tuple<at::Tensor, std::optional<at::Tensor>> int8_mixed_scaled_mm(
     return {out, A.index_select(1, *outlier_cols)};
 }
 
+// int8_linear (schemas.cpp): A @ dequant(CB, SCB).T + bias in A's dtype. A's rows are
+// quantized from its float16 rounding, as upstream's Linear8bitLt casts them (so the
+// codes and statistics equal that path's), and with a threshold the outlier list goes
+// from the quantization straight to the product, its count never read here.
+at::Tensor int8_linear(const at::Tensor& A_in, const at::Tensor& CB_in, const at::Tensor& SCB_in,
+                       const std::optional<at::Tensor>& bias_in, double threshold) {
+    check_float_input(A_in, "int8_linear");
+    check_threshold(threshold);
+    BNB_CHECK_VALUE(CB_in.scalar_type() == at::kChar, "int8_linear: CB must be int8, got ", CB_in.scalar_type());
+    BNB_CHECK_VALUE(CB_in.dim() == 2, "int8_linear: CB must be 2-D [N, K], got shape ", CB_in.sizes());
+    BNB_CHECK_VALUE(CB_in.size(1) == A_in.size(-1), "int8_linear: CB must have K = ", A_in.size(-1),
+                    " columns like A, got shape ", CB_in.sizes());
+    const c10::Device device = A_in.device();
+    check_same_device(CB_in, device, "CB");
+    const int64_t N = CB_in.size(0);
+    const at::Tensor SCB = float32_stats(SCB_in, N, device, "SCB");
+    const std::optional<at::Tensor> bias = checked_bias(bias_in, N, device);
+    const at::Tensor A = A_in.contiguous();
+    const RowQuantization quantized = quantize_rows(A.to(at::kHalf), threshold, "int8_linear");
+    // An empty A reported nothing (no outliers, no count).
+    std::optional<OutlierCorrection> correction;
+    if (quantized.outliers && A.numel() > 0) correction.emplace(OutlierCorrection{A, *quantized.outliers});
+    return checked_scaled_mm(quantized.codes, CB_in.contiguous(), quantized.row_stats, SCB, bias, A.scalar_type(),
+                             correction);
+}
+
 // Only the ops the device's backend implements: the others keep the pure-torch
 // default kernels (backends/torch/int8.py) instead of raising NotImplementedError.
 void register_int8(torch::Library& m, bnb_device_type backend) {
@@ -327,6 +354,7 @@ void register_int8(torch::Library& m, bnb_device_type backend) {
     if (supports("int8_scaled_mm")) {
         m.impl("int8_scaled_mm", &int8_scaled_mm);
         m.impl("int8_mixed_scaled_mm", &int8_mixed_scaled_mm);
+        if (supports("int8_vectorwise_quant")) m.impl("int8_linear", &int8_linear);
     }
 }
 
