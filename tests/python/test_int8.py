@@ -440,3 +440,24 @@ def test_int8_linear_bad_input_names_the_argument(device, implementation):
             ops.int8_linear(A, CB.cpu(), SCB)
         with pytest.raises(ValueError, match="SCB must be on"):
             ops.int8_linear(A, CB, SCB.cpu())
+
+
+@pytest.mark.parametrize("threshold", [0.0, 6.0])
+def test_matmul_inference_and_input_gradient_equal_the_composition(device, threshold):
+    """bnb.matmul without a weight gradient goes through int8_linear: same output, same grad_A."""
+    A = int8_linear_activations((2, 6, 64), torch.float16, device)
+    W = bnb.nn.Int8Params(torch.randn(24, 64) * 0.1, requires_grad=False).to(device)
+    bias = torch.randn(24, dtype=torch.float16, device=device)
+    expected, _ = int8_linear_by_composition(A, W.data, W.SCB, bias, threshold)
+    state = int8_state(False)
+    with torch.no_grad():
+        assert_bitwise_equal(bnb.matmul(A, W, state=state, threshold=threshold, bias=bias), expected)
+    assert state.idx is None  # the outlier columns never left the device
+
+    A_grad = A.clone().requires_grad_(True)
+    out = bnb.matmul(A_grad, W, state=int8_state(False), threshold=threshold, bias=bias)
+    assert_bitwise_equal(out, expected)
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    weight = F.int8_vectorwise_dequant(W.data, W.SCB).to(torch.float16)
+    assert_bitwise_equal(A_grad.grad, torch.matmul(grad, weight))
