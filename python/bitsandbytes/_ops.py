@@ -135,6 +135,29 @@ def _(
     return out, subA
 
 
+@_register_fake("int8_linear")
+def _(
+    A: torch.Tensor,
+    CB: torch.Tensor,
+    SCB: torch.Tensor,
+    bias: Optional[torch.Tensor] = None,
+    threshold: float = 0.0,
+) -> torch.Tensor:
+    # This package's op: the outliers stay inside it, so the output shape is static.
+    torch._check(
+        A.dtype in FLOAT_DTYPES, lambda: f"int8_linear: A must be float16, bfloat16 or float32, got {A.dtype}"
+    )
+    torch._check(A.dim() >= 1, lambda: "int8_linear: A must have at least one dimension, got a 0-dim tensor")
+    torch._check(CB.dtype == torch.int8, lambda: f"int8_linear: CB must be int8, got {CB.dtype}")
+    torch._check(CB.dim() == 2, lambda: f"int8_linear: CB must be 2-D [N, K], got shape {tuple(CB.shape)}")
+    torch._check(
+        CB.shape[-1] == A.shape[-1],
+        lambda: f"int8_linear: CB must have K = {A.shape[-1]} columns like A, got shape {tuple(CB.shape)}",
+    )
+    torch._check(SCB.dtype == torch.float32, lambda: f"SCB must be float32, got {SCB.dtype}")
+    return A.new_empty((*A.shape[:-1], CB.shape[0]))
+
+
 @_register_fake("int8_double_quant")
 def _(A: torch.Tensor, threshold: float = 0.0):
     rows, cols = _rows(A), A.shape[-1]

@@ -25,8 +25,13 @@ constexpr const char* kSchemas[] = {
     "gemm_4bit(Tensor A, Tensor B, int[] shapeB, Tensor absmax, int blocksize, str quant_type, Tensor? bias=None, Tensor? absmax_8bit=None, Tensor? absmax_code=None, Tensor? absmax_offset=None) -> Tensor",
     "optimizer_update_32bit(str optimizer_name, Tensor(a0!) g, Tensor(a1!) p, Tensor(a2!) state1, Tensor(a3!)? state2, Tensor(a4!)? unorm_vec, float max_unorm, float param_norm, float beta1, float beta2, float beta3, float alpha, float eps, float weight_decay, int step, float lr, float gnorm_scale, bool skip_zeros=False) -> ()",
     "optimizer_update_8bit_blockwise(str optimizer_name, Tensor(a0!) g, Tensor(a1!) p, Tensor(a2!) state1, Tensor(a3!)? state2, float beta1, float beta2, float beta3, float alpha, float eps, int step, float lr, Tensor(a4!) qmap1, Tensor(a5!)? qmap2, Tensor(a6!) absmax1, Tensor(a7!)? absmax2, float weight_decay, float gnorm_scale, bool skip_zeros=False) -> ()",
-    // Extensions of this package (not upstream's): one call updates every tensor of a
-    // parameter group, and the managed ("paged") memory of the paged optimizers.
+    // Extensions of this package (not upstream's). int8_linear: the LLM.int8() inference
+    // forward in one call, which keeps the outlier columns and their count on the device
+    // (upstream's int8_vectorwise_quant returns them sized, so the host waits for the
+    // count) and has a static output shape for torch.compile. optimizer_update_multi_tensor:
+    // one call updates every tensor of a parameter group. paged_*: the managed ("paged")
+    // memory of the paged optimizers.
+    "int8_linear(Tensor A, Tensor CB, Tensor SCB, Tensor? bias=None, float threshold=0.0) -> Tensor",
     "optimizer_update_multi_tensor(str optimizer_name, Tensor[] g, Tensor(a1!)[] p, Tensor(a2!)[] state1, Tensor(a3!)[] state2, Tensor(a4!)[] absmax1, Tensor(a5!)[] absmax2, Tensor? qmap1, Tensor? qmap2, float beta1, float beta2, float beta3, float alpha, float eps, float weight_decay, int step, float lr, float gnorm_scale, bool skip_zeros=False) -> ()",
     "paged_empty(int[] size, ScalarType dtype, Device device) -> Tensor",
     "paged_prefetch(Tensor t, Device device, bool to_device) -> ()",

@@ -5,6 +5,7 @@ import functools
 import json
 import os
 import warnings
+from math import prod
 from pathlib import Path
 
 import pytest
@@ -154,6 +155,20 @@ def assert_bitwise_equal(actual: torch.Tensor, expected: torch.Tensor) -> None:
         actual, expected = actual.view(int_type), expected.view(int_type)
     mismatches = (actual != expected).sum().item()
     assert mismatches == 0, f"{mismatches} of {actual.numel()} elements differ"
+
+
+# ---- LLM.int8() -------------------------------------------------------------------------------------
+
+
+def int8_linear_by_composition(A, CB, SCB, bias, threshold):
+    """(output, outlier_cols): the LLM.int8() forward as bnb.matmul composed it before int8_linear."""
+    A_rows = A.reshape(prod(A.shape[:-1]), A.shape[-1])
+    CA, SCA, outlier_cols = torch.ops.bitsandbytes.int8_vectorwise_quant(A_rows.to(torch.float16), threshold)
+    if threshold > 0.0:
+        out, _ = torch.ops.bitsandbytes.int8_mixed_scaled_mm(A_rows, CA, CB, SCA, SCB, outlier_cols, bias)
+    else:
+        out = torch.ops.bitsandbytes.int8_scaled_mm(CA, CB, SCA, SCB, bias=bias, dtype=A.dtype)
+    return out.reshape(*A.shape[:-1], CB.shape[0]), outlier_cols
 
 
 # ---- golden optimizer trajectories (group "optim") -------------------------------------------------

@@ -92,6 +92,8 @@ def _opcheck_cases(device):
         ),
         "int8_mm_dequant": (ops.int8_mm_dequant.default, (product, SCA, SCB), {"bias": bias}),
         "int8_scaled_mm": (ops.int8_scaled_mm.default, (CA, CB, SCA, SCB), {"bias": bias, "dtype": torch.bfloat16}),
+        "int8_linear": (ops.int8_linear.default, (A16.float().reshape(2, 8, 40), CB, SCB), {}),
+        "int8_linear-threshold": (ops.int8_linear.default, (A16, CB, SCB, bias, 6.0), {}),
         "quantize_blockwise": (ops.quantize_blockwise.default, (A, code, 64), {}),
         "dequantize_blockwise": (ops.dequantize_blockwise.default, (codes, absmax, code, 64, half), {}),
         "dequantize_blockwise.out": (
@@ -125,6 +127,8 @@ def _opcheck_cases(device):
         "int8_linear_matmul.out",
         "int8_mm_dequant",
         "int8_scaled_mm",
+        "int8_linear",
+        "int8_linear-threshold",
         "quantize_blockwise",
         "dequantize_blockwise",
         "dequantize_blockwise.out",
@@ -212,6 +216,19 @@ def test_fake_kernels_of_other_ops():
     with pytest.raises(RuntimeError, match="Expected all tensors to have the same dtype"):
         ops.optimizer_update_multi_tensor("lion", [g], [g.half()], [g], [], [], [], None, None, 0.9, 0.99, 0.0, 0.0,
                                           0.0, 0.0, 1, 1e-4, 1.0)
+
+
+def test_fake_kernel_of_int8_linear_gives_a_static_shape():
+    """This package's int8_linear keeps the outliers inside: its output shape is known with a threshold too."""
+    A = torch.empty(2, 5, 16, dtype=torch.bfloat16, device="meta")
+    CB = torch.empty(7, 16, dtype=torch.int8, device="meta")
+    SCB = torch.empty(7, device="meta")
+    out = ops.int8_linear(A, CB, SCB, None, 6.0)
+    assert out.shape == (2, 5, 7) and out.dtype == torch.bfloat16 and out.device.type == "meta"
+    with pytest.raises(RuntimeError, match="CB must have K = 16 columns like A"):
+        ops.int8_linear(A, CB[:, :8], SCB)
+    with pytest.raises(RuntimeError, match="CB must be int8"):
+        ops.int8_linear(A, CB.half(), SCB)
 
 
 def test_fake_kernels_of_paged_memory():

@@ -4,9 +4,11 @@ The per-op kernel agreement (native vs pure torch, golden bytes per op) is in
 test_backend_ops.py; this file checks what users call.
 """
 
+from math import prod
+
 import pytest
 import torch
-from conftest import assert_bitwise_equal, golden_case_params
+from conftest import assert_bitwise_equal, golden_case_params, int8_linear_by_composition
 
 import bitsandbytes as bnb
 import bitsandbytes.functional as F
@@ -343,3 +345,119 @@ def test_matmul_lt_state_fields():
         assert state.CxB is None
     with pytest.raises(AttributeError):
         state.not_a_field
+
+
+# ---- int8_linear (this package's op: the inference forward in one call) -------------------------
+
+# threshold -> what it marks in int8_linear_activations: 0 no outlier handling, 6 the
+# columns scaled by 25, 0.005 every column (no |a| below 0.01), 1e4 none.
+INT8_LINEAR_THRESHOLDS = {"off": 0.0, "some": 6.0, "all": 0.005, "none": 1e4}
+# (A's shape, N): 1-D, batch 1, 3-D, and tall enough for the multi-block quantizer and,
+# on CUDA, the cuBLASLt product with its epilogue; K 128 (aligned kernels) and 72.
+INT8_LINEAR_SHAPES = (((128,), 40), ((1, 128), 40), ((2, 3, 128), 24), ((300, 128), 48), ((5, 72), 33))
+
+
+def int8_linear_activations(shape, dtype, device, seed=0):
+    A = activations_with_outliers(prod(shape[:-1]), shape[-1], torch.float32, "cpu", seed)
+    A = torch.where(A >= 0, A + 0.01, A - 0.01)
+    return A.reshape(shape).to(dtype=dtype, device=device)
+
+
+def int8_weight(N, K, device, seed=0):
+    generator = torch.Generator().manual_seed(seed + 1)
+    CB, SCB, _ = ops.int8_vectorwise_quant(torch.randn(N, K, generator=generator).half().to(device), 0.0)
+    return CB, SCB
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("marked", INT8_LINEAR_THRESHOLDS)
+@pytest.mark.parametrize("with_bias", [False, True], ids=["nobias", "bias"])
+def test_int8_linear_equals_the_composition(device, implementation, dtype, marked, with_bias):
+    threshold = INT8_LINEAR_THRESHOLDS[marked]
+    for seed, (shape, N) in enumerate(INT8_LINEAR_SHAPES):
+        K = shape[-1]
+        A = int8_linear_activations(shape, dtype, device, seed)
+        CB, SCB = int8_weight(N, K, device, seed)
+        bias = torch.randn(N, dtype=dtype).to(device) if with_bias else None
+        expected, outlier_cols = int8_linear_by_composition(A, CB, SCB, bias, threshold)
+        expected_columns = {"off": None, "some": [3, 17], "all": list(range(K)), "none": []}[marked]
+        assert (outlier_cols if outlier_cols is None else outlier_cols.tolist()) == expected_columns
+        out = ops.int8_linear(A, CB, SCB, bias, threshold)
+        assert out.shape == (*shape[:-1], N) and out.device == A.device
+        assert_bitwise_equal(out, expected)
+
+
+def test_int8_linear_bias_of_another_dtype_and_non_contiguous_input(device, implementation):
+    A = int8_linear_activations((64, 40), torch.bfloat16, device)[::2, :]
+    CB, SCB = int8_weight(24, 40, device)
+    bias = torch.randn(24).to(device)
+    for threshold in (0.0, 6.0):
+        expected, _ = int8_linear_by_composition(A, CB, SCB, bias, threshold)
+        assert_bitwise_equal(ops.int8_linear(A, CB, SCB, bias, threshold), expected)
+
+
+def test_int8_linear_empty_input(device, implementation):
+    CB, SCB = int8_weight(8, 32, device)
+    bias = torch.randn(8, device=device)
+    for threshold in (0.0, 6.0):
+        for shape in ((0, 32), (2, 0, 32)):
+            A = torch.empty(shape, dtype=torch.float16, device=device)
+            out = ops.int8_linear(A, CB, SCB, bias, threshold)
+            assert out.shape == (*shape[:-1], 8) and out.dtype == torch.float16
+        # K == 0: a product of nothing, only the bias.
+        A = torch.empty(3, 0, dtype=torch.float32, device=device)
+        CB0, SCB0 = CB[:, :0], torch.ones(8, device=device)
+        expected, _ = int8_linear_by_composition(A, CB0, SCB0, bias, threshold)
+        assert_bitwise_equal(ops.int8_linear(A, CB0, SCB0, bias, threshold), expected)
+        assert_bitwise_equal(expected, bias.expand(3, 8))
+
+
+def test_int8_linear_bad_input_names_the_argument(device, implementation):
+    A = torch.randn(4, 16, dtype=torch.float16, device=device)
+    CB, SCB = int8_weight(6, 16, device)
+    with pytest.raises(ValueError, match="int8_linear: A must be float16, bfloat16 or float32, got"):
+        ops.int8_linear(CB, CB, SCB)
+    with pytest.raises(ValueError, match="int8_linear: A must have at least one dimension"):
+        ops.int8_linear(A[0, 0], CB, SCB)
+    with pytest.raises(ValueError, match="int8_linear: CB must be int8, got"):
+        ops.int8_linear(A, CB.half(), SCB)
+    with pytest.raises(ValueError, match=r"int8_linear: CB must be 2-D \[N, K\]"):
+        ops.int8_linear(A, CB.reshape(2, 3, 16), SCB)
+    with pytest.raises(ValueError, match="int8_linear: CB must have K = 16 columns like A"):
+        ops.int8_linear(A, CB[:, :8], SCB)
+    with pytest.raises(ValueError, match="SCB must be float32, got"):
+        ops.int8_linear(A, CB, SCB.half())
+    with pytest.raises(ValueError, match="SCB must have 6 entries, got 5"):
+        ops.int8_linear(A, CB, SCB[:5])
+    with pytest.raises(ValueError, match="bias must have 6 entries, got 5"):
+        ops.int8_linear(A, CB, SCB, torch.ones(5, device=device))
+    with pytest.raises(ValueError, match="bias must be float16, bfloat16 or float32"):
+        ops.int8_linear(A, CB, SCB, torch.ones(6, dtype=torch.int32, device=device))
+    with pytest.raises(ValueError, match="threshold must be non-negative"):
+        ops.int8_linear(A, CB, SCB, None, -1.0)
+    if device != "cpu":
+        with pytest.raises(ValueError, match="CB must be on"):
+            ops.int8_linear(A, CB.cpu(), SCB)
+        with pytest.raises(ValueError, match="SCB must be on"):
+            ops.int8_linear(A, CB, SCB.cpu())
+
+
+@pytest.mark.parametrize("threshold", [0.0, 6.0])
+def test_matmul_inference_and_input_gradient_equal_the_composition(device, threshold):
+    """bnb.matmul without a weight gradient goes through int8_linear: same output, same grad_A."""
+    A = int8_linear_activations((2, 6, 64), torch.float16, device)
+    W = bnb.nn.Int8Params(torch.randn(24, 64) * 0.1, requires_grad=False).to(device)
+    bias = torch.randn(24, dtype=torch.float16, device=device)
+    expected, _ = int8_linear_by_composition(A, W.data, W.SCB, bias, threshold)
+    state = int8_state(False)
+    with torch.no_grad():
+        assert_bitwise_equal(bnb.matmul(A, W, state=state, threshold=threshold, bias=bias), expected)
+    assert state.idx is None  # the outlier columns never left the device
+
+    A_grad = A.clone().requires_grad_(True)
+    out = bnb.matmul(A_grad, W, state=int8_state(False), threshold=threshold, bias=bias)
+    assert_bitwise_equal(out, expected)
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    weight = F.int8_vectorwise_dequant(W.data, W.SCB).to(torch.float16)
+    assert_bitwise_equal(A_grad.grad, torch.matmul(grad, weight))

@@ -4,6 +4,7 @@ import copy
 
 import pytest
 import torch
+from conftest import assert_bitwise_equal, int8_linear_by_composition
 
 import bitsandbytes as bnb
 import bitsandbytes.functional as F
@@ -159,6 +160,29 @@ def test_linear8bitlt_input_gradient_through_frozen_int8_weight(device):
     weight = F.int8_vectorwise_dequant(layer.state.CB, layer.state.SCB)
     assert relative_error(x.grad.float(), weight.sum(0).expand(4, 96)) < 1e-3
     assert layer.weight.grad is None
+
+
+@pytest.mark.parametrize("threshold", [0.0, 6.0])
+def test_linear8bitlt_forward_unchanged_by_the_fused_op(device, threshold):
+    """Without a weight gradient the forward is one int8_linear call: the composition's bytes, same grad_A."""
+    layer = quantized_linear(device, threshold=threshold).eval()
+    x = torch.randn(2, 5, 96, dtype=torch.float16, device=device)
+    x[..., 7] *= 30  # an outlier feature
+    with torch.no_grad():
+        out = layer(x)
+    # The first forward moved the weight's statistics into the state.
+    expected, _ = int8_linear_by_composition(x, layer.state.CB, layer.state.SCB, layer.bias, threshold)
+    assert_bitwise_equal(out, expected)
+    # Training mode takes the int8 product off the CPU only (MatMul8bitFp serves the CPU).
+    for training in (False, True) if device != "cpu" else (False,):
+        x_grad = x.clone().requires_grad_(True)
+        out = layer.train(training)(x_grad)
+        assert_bitwise_equal(out, expected)
+        grad = torch.randn_like(out)
+        out.backward(grad)
+        weight = F.int8_vectorwise_dequant(layer.state.CB, layer.state.SCB).to(torch.float16)
+        assert_bitwise_equal(x_grad.grad, torch.matmul(grad, weight))
+        assert layer.weight.grad is None
 
 
 def test_linear8bitlt_class_and_attributes_other_libraries_read():

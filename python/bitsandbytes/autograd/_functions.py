@@ -125,20 +125,22 @@ def _int8_linear(A: torch.Tensor, B: torch.Tensor, bias: Optional[torch.Tensor],
                  keep_column_quantization: bool):
     """The LLM.int8() forward (formats.md 5.4): (output, CAt, SCAt, outlier_cols).
 
-    The activations are quantized once; the product is one op call, int8_scaled_mm,
-    or with a threshold int8_mixed_scaled_mm, which adds the outlier columns in A's
-    dtype. Neither path branches on the (data-dependent) number of outliers here, so
-    torch.compile traces it in one graph, and one native call can serve each op.
-    keep_column_quantization: also quantize A per column, for the weight gradient.
+    Without keep_column_quantization (inference, or a weight that needs no gradient)
+    it is one call of this package's int8_linear op: the activations' quantization and
+    the product with the outlier columns, whose list and count stay on the device, so
+    the host never waits for them (CAt, SCAt and outlier_cols are None). With it (the
+    weight gradient needs A per column and the outlier columns) the activations are
+    double-quantized and the product is int8_scaled_mm, or with a threshold
+    int8_mixed_scaled_mm, which adds the outlier columns in A's dtype. Neither path
+    branches on the (data-dependent) number of outliers here, so torch.compile traces
+    it in one graph.
     """
-    A_rows = A.reshape(-1, A.shape[-1])
-    A_half = A_rows.to(torch.float16)
-    CAt = SCAt = None
-    if keep_column_quantization:
-        CA, CAt, SCA, SCAt, outlier_cols = F.int8_double_quant(A_half, threshold=state.threshold)
-    else:
-        CA, SCA, outlier_cols = F.int8_vectorwise_quant(A_half, threshold=state.threshold)
     CB, SCB = _weight_int8(B, state)
+    if not keep_column_quantization:
+        output = torch.ops.bitsandbytes.int8_linear.default(A, CB, SCB, bias, state.threshold)
+        return output, None, None, None
+    A_rows = A.reshape(-1, A.shape[-1])
+    CA, CAt, SCA, SCAt, outlier_cols = F.int8_double_quant(A_rows.to(torch.float16), threshold=state.threshold)
     if state.threshold > 0.0:
         output, _ = torch.ops.bitsandbytes.int8_mixed_scaled_mm.default(A_rows, CA, CB, SCA, SCB, outlier_cols, bias)
     else:
@@ -170,7 +172,8 @@ class MatMul8bitLt(torch.autograd.Function):
         _warn_cast_to_float16(A)
         needs_weight_grad = ctx.needs_input_grad[1]
         output, CAt, SCAt, outlier_cols = _int8_linear(A, B, bias, state, keep_column_quantization=needs_weight_grad)
-        if state.threshold > 0.0:
+        # Only the weight gradient's path materializes the outlier columns.
+        if outlier_cols is not None:
             state.idx = outlier_cols
         ctx.save_for_backward(A if needs_weight_grad else None, CAt, SCAt, outlier_cols)
         return output

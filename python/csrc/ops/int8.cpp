@@ -3,9 +3,10 @@
 // [rows, A.shape[-1]], as the pure-torch kernels (backends/torch/int8.py) view them.
 //
 // Outlier columns come back from the library in device memory, as a capacity-`cols`
-// buffer and a count; the op returns the used prefix, so the host waits for the count.
-// int8_mixed_scaled_mm is the one fused bnb_int8_scaled_mm call with its outlier
-// correction, the path Linear8bitLt takes with a threshold.
+// list and a count; upstream's quantization ops return the used prefix, so there the
+// host waits for the count. int8_linear (this package's op) hands the list and count
+// straight on to bnb_int8_scaled_mm, the path Linear8bitLt's inference forward takes,
+// and so never waits. int8_mixed_scaled_mm is the same fused call for a given list.
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
@@ -75,15 +76,32 @@ void check_int8_operands(const at::Tensor& A, const at::Tensor& B) {
     check_same_device(B, A.device(), "B");
 }
 
-// Outlier reporting of a quantization: capacity `cols`, and the count (0 until written).
-struct OutlierBuffers {
-    at::Tensor cols;
-    at::Tensor count;
+// The outlier columns of an LLM.int8() product in one int64 buffer on the device: a
+// list of capacity K (A's columns), then its count, as bnb_int8_vectorwise_quant writes
+// them and bnb_int8_scaled_mm reads them. Nothing is zeroed: both backends write the
+// count whenever A has an element, and an empty A writes nothing and has no outliers.
+class OutlierList {
+  public:
+    OutlierList(int64_t capacity, const at::TensorOptions& options)
+        : storage_(at::empty({capacity + 1}, options.dtype(at::kLong))), capacity_(capacity) {}
 
-    OutlierBuffers(int64_t capacity, const at::TensorOptions& options)
-        : cols(at::empty({capacity}, options.dtype(at::kLong))), count(at::zeros({1}, options.dtype(at::kLong))) {}
+    int64_t* cols() const { return storage_.mutable_data_ptr<int64_t>(); }
+    int64_t* count() const { return cols() + capacity_; }
 
-    at::Tensor used() const { return cols.narrow(0, 0, count.item<int64_t>()); }
+    // The columns a quantization of A reported, sized: the host waits for the count.
+    at::Tensor reported_for(const at::Tensor& A) const {
+        return storage_.narrow(0, 0, A.numel() == 0 ? 0 : storage_.select(0, capacity_).item<int64_t>());
+    }
+
+    // Lists the columns `outlier_cols` (1-D int64 on the device, at most capacity).
+    void assign(const at::Tensor& outlier_cols) {
+        storage_.narrow(0, 0, outlier_cols.numel()).copy_(outlier_cols);
+        storage_.narrow(0, capacity_, 1).fill_(outlier_cols.numel());
+    }
+
+  private:
+    at::Tensor storage_;
+    int64_t capacity_;
 };
 
 using QuantizeResult = std::tuple<at::Tensor, at::Tensor, std::optional<at::Tensor>>;
@@ -95,25 +113,37 @@ at::Tensor stats_of(const at::Tensor& A, int64_t count) {
     return A.numel() == 0 ? at::zeros({count}, options) : at::empty({count}, options);
 }
 
+// bnb_int8_vectorwise_quant of a checked, contiguous A: the codes, the row statistics
+// and, with a threshold, the outlier list as the device wrote it.
+struct RowQuantization {
+    at::Tensor codes;
+    at::Tensor row_stats;
+    std::optional<OutlierList> outliers;
+};
+
+RowQuantization quantize_rows(const at::Tensor& A, double threshold, const char* op) {
+    const int64_t rows = rows_of(A);
+    const int64_t cols = A.size(-1);
+    RowQuantization result{at::empty(A.sizes(), A.options().dtype(at::kChar)), stats_of(A, rows), std::nullopt};
+    if (threshold > 0.0) result.outliers.emplace(cols, A.options());
+    const std::optional<OutlierList>& outliers = result.outliers;
+    check_status(bnb_int8_vectorwise_quant(to_bnb_device(A.device()), current_stream(A.device()),
+                                           to_bnb_dtype(A.scalar_type()), A.const_data_ptr(), rows, cols,
+                                           static_cast<float>(threshold), result.codes.mutable_data_ptr<int8_t>(),
+                                           result.row_stats.mutable_data_ptr<float>(),
+                                           outliers ? outliers->cols() : nullptr,
+                                           outliers ? outliers->count() : nullptr),
+                 op);
+    return result;
+}
+
 QuantizeResult int8_vectorwise_quant(const at::Tensor& A_in, double threshold) {
     check_float_input(A_in, "int8_vectorwise_quant");
     check_threshold(threshold);
     const at::Tensor A = A_in.contiguous();
-    const int64_t rows = rows_of(A);
-    const int64_t cols = A.size(-1);
-    at::Tensor out = at::empty(A.sizes(), A.options().dtype(at::kChar));
-    at::Tensor row_stats = stats_of(A, rows);
-    std::optional<OutlierBuffers> outliers;
-    if (threshold > 0.0) outliers.emplace(cols, A.options());
-    check_status(bnb_int8_vectorwise_quant(to_bnb_device(A.device()), current_stream(A.device()),
-                                           to_bnb_dtype(A.scalar_type()), A.const_data_ptr(), rows, cols,
-                                           static_cast<float>(threshold), out.mutable_data_ptr<int8_t>(),
-                                           row_stats.mutable_data_ptr<float>(),
-                                           outliers ? outliers->cols.mutable_data_ptr<int64_t>() : nullptr,
-                                           outliers ? outliers->count.mutable_data_ptr<int64_t>() : nullptr),
-                 "int8_vectorwise_quant");
-    if (!outliers) return {out, row_stats, std::nullopt};
-    return {out, row_stats, outliers->used()};
+    RowQuantization quantized = quantize_rows(A, threshold, "int8_vectorwise_quant");
+    if (!quantized.outliers) return {quantized.codes, quantized.row_stats, std::nullopt};
+    return {quantized.codes, quantized.row_stats, quantized.outliers->reported_for(A)};
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, std::optional<at::Tensor>> int8_double_quant(
@@ -127,18 +157,17 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, std::optional<at::Ten
     at::Tensor out_col = at::empty(A.sizes(), A.options().dtype(at::kChar));
     at::Tensor row_stats = stats_of(A, rows);
     at::Tensor col_stats = stats_of(A, cols);
-    std::optional<OutlierBuffers> outliers;
+    std::optional<OutlierList> outliers;
     if (threshold > 0.0) outliers.emplace(cols, A.options());
     check_status(bnb_int8_double_quant(to_bnb_device(A.device()), current_stream(A.device()),
                                        to_bnb_dtype(A.scalar_type()), A.const_data_ptr(), rows, cols,
                                        static_cast<float>(threshold), out_row.mutable_data_ptr<int8_t>(),
                                        out_col.mutable_data_ptr<int8_t>(), row_stats.mutable_data_ptr<float>(),
                                        col_stats.mutable_data_ptr<float>(),
-                                       outliers ? outliers->cols.mutable_data_ptr<int64_t>() : nullptr,
-                                       outliers ? outliers->count.mutable_data_ptr<int64_t>() : nullptr),
+                                       outliers ? outliers->cols() : nullptr, outliers ? outliers->count() : nullptr),
                  "int8_double_quant");
     if (!outliers) return {out_row, out_col, row_stats, col_stats, std::nullopt};
-    return {out_row, out_col, row_stats, col_stats, outliers->used()};
+    return {out_row, out_col, row_stats, col_stats, outliers->reported_for(A)};
 }
 
 at::Tensor int8_vectorwise_dequant(const at::Tensor& A_in, const at::Tensor& stats_in) {
@@ -206,27 +235,22 @@ at::Tensor int8_mm_dequant(const at::Tensor& A_in, const at::Tensor& row_stats_i
     return out;
 }
 
-// The outlier correction of one bnb_int8_scaled_mm call: the activations and the
-// columns, copied into the capacity-K buffer the C ABI describes.
+// The outlier correction of one bnb_int8_scaled_mm call: the activations (contiguous,
+// in the output dtype) and an outlier list.
 struct OutlierCorrection {
     at::Tensor activations;
-    at::Tensor cols;
-    at::Tensor count;
+    const OutlierList& outliers;
 };
 
-at::Tensor scaled_mm(const at::Tensor& A_in, const at::Tensor& B_in, const at::Tensor& row_stats_in,
-                     const at::Tensor& col_stats_in, const std::optional<at::Tensor>& bias_in, at::ScalarType dtype,
-                     const std::optional<OutlierCorrection>& correction) {
-    check_int8_operands(A_in, B_in);
-    const at::Tensor A = A_in.contiguous();
-    const at::Tensor B = B_in.contiguous();
+// bnb_int8_scaled_mm of checked operands: A int8 [..., K] and B int8 [N, K] contiguous,
+// the statistics float32 [rows of A] and [N], the bias [N] or none.
+at::Tensor checked_scaled_mm(const at::Tensor& A, const at::Tensor& B, const at::Tensor& row_stats,
+                             const at::Tensor& col_stats, const std::optional<at::Tensor>& bias, at::ScalarType dtype,
+                             const std::optional<OutlierCorrection>& correction) {
     const int64_t M = rows_of(A);
     const int64_t K = A.size(-1);
     const int64_t N = B.size(0);
     const c10::Device device = A.device();
-    const at::Tensor row_stats = float32_stats(row_stats_in, M, device, "row_stats");
-    const at::Tensor col_stats = float32_stats(col_stats_in, N, device, "col_stats");
-    const std::optional<at::Tensor> bias = checked_bias(bias_in, N, device);
     at::Tensor out = at::empty(product_shape(A, N), A.options().dtype(dtype));
     if (out.numel() == 0) return out;
     const bnb_device where = to_bnb_device(device);
@@ -241,11 +265,23 @@ at::Tensor scaled_mm(const at::Tensor& A_in, const at::Tensor& B_in, const at::T
                                     bias ? to_bnb_dtype(bias->scalar_type()) : BNB_DTYPE_FLOAT32,
                                     bias ? bias->const_data_ptr() : nullptr,
                                     correction ? correction->activations.const_data_ptr() : nullptr,
-                                    correction ? correction->cols.const_data_ptr<int64_t>() : nullptr,
-                                    correction ? correction->count.const_data_ptr<int64_t>() : nullptr,
-                                    workspace.start, workspace.bytes, out.mutable_data_ptr()),
+                                    correction ? correction->outliers.cols() : nullptr,
+                                    correction ? correction->outliers.count() : nullptr, workspace.start,
+                                    workspace.bytes, out.mutable_data_ptr()),
                  "int8_scaled_mm");
     return out;
+}
+
+at::Tensor scaled_mm(const at::Tensor& A_in, const at::Tensor& B_in, const at::Tensor& row_stats_in,
+                     const at::Tensor& col_stats_in, const std::optional<at::Tensor>& bias_in, at::ScalarType dtype,
+                     const std::optional<OutlierCorrection>& correction) {
+    check_int8_operands(A_in, B_in);
+    const at::Tensor A = A_in.contiguous();
+    const c10::Device device = A.device();
+    const int64_t N = B_in.size(0);
+    return checked_scaled_mm(A, B_in.contiguous(), float32_stats(row_stats_in, rows_of(A), device, "row_stats"),
+                             float32_stats(col_stats_in, N, device, "col_stats"), checked_bias(bias_in, N, device),
+                             dtype, correction);
 }
 
 at::Tensor int8_scaled_mm(const at::Tensor& A, const at::Tensor& B, const at::Tensor& row_stats,
@@ -271,11 +307,36 @@ std::tuple<at::Tensor, std::optional<at::Tensor>> int8_mixed_scaled_mm(
     const int64_t K = A.size(1);
     const int64_t count = outlier_cols->numel();
     BNB_CHECK_VALUE(count <= K, "outlier_cols holds ", count, " indices, more than A's ", K, " columns");
-    OutlierCorrection correction{A.contiguous(), at::empty({K}, outlier_cols->options()),
-                                 at::full({1}, count, outlier_cols->options())};
-    correction.cols.narrow(0, 0, count).copy_(*outlier_cols);
-    at::Tensor out = scaled_mm(CA, CB, SCA, SCB, bias, A.scalar_type(), correction);
+    OutlierList outliers(K, outlier_cols->options());
+    outliers.assign(*outlier_cols);
+    at::Tensor out = scaled_mm(CA, CB, SCA, SCB, bias, A.scalar_type(), OutlierCorrection{A.contiguous(), outliers});
     return {out, A.index_select(1, *outlier_cols)};
+}
+
+// int8_linear (schemas.cpp): A @ dequant(CB, SCB).T + bias in A's dtype. A's rows are
+// quantized from its float16 rounding, as upstream's Linear8bitLt casts them (so the
+// codes and statistics equal that path's), and with a threshold the outlier list goes
+// from the quantization straight to the product, its count never read here.
+at::Tensor int8_linear(const at::Tensor& A_in, const at::Tensor& CB_in, const at::Tensor& SCB_in,
+                       const std::optional<at::Tensor>& bias_in, double threshold) {
+    check_float_input(A_in, "int8_linear");
+    check_threshold(threshold);
+    BNB_CHECK_VALUE(CB_in.scalar_type() == at::kChar, "int8_linear: CB must be int8, got ", CB_in.scalar_type());
+    BNB_CHECK_VALUE(CB_in.dim() == 2, "int8_linear: CB must be 2-D [N, K], got shape ", CB_in.sizes());
+    BNB_CHECK_VALUE(CB_in.size(1) == A_in.size(-1), "int8_linear: CB must have K = ", A_in.size(-1),
+                    " columns like A, got shape ", CB_in.sizes());
+    const c10::Device device = A_in.device();
+    check_same_device(CB_in, device, "CB");
+    const int64_t N = CB_in.size(0);
+    const at::Tensor SCB = float32_stats(SCB_in, N, device, "SCB");
+    const std::optional<at::Tensor> bias = checked_bias(bias_in, N, device);
+    const at::Tensor A = A_in.contiguous();
+    const RowQuantization quantized = quantize_rows(A.to(at::kHalf), threshold, "int8_linear");
+    // An empty A reported nothing (no outliers, no count).
+    std::optional<OutlierCorrection> correction;
+    if (quantized.outliers && A.numel() > 0) correction.emplace(OutlierCorrection{A, *quantized.outliers});
+    return checked_scaled_mm(quantized.codes, CB_in.contiguous(), quantized.row_stats, SCB, bias, A.scalar_type(),
+                             correction);
 }
 
 // Only the ops the device's backend implements: the others keep the pure-torch
@@ -293,6 +354,7 @@ void register_int8(torch::Library& m, bnb_device_type backend) {
     if (supports("int8_scaled_mm")) {
         m.impl("int8_scaled_mm", &int8_scaled_mm);
         m.impl("int8_mixed_scaled_mm", &int8_mixed_scaled_mm);
+        if (supports("int8_vectorwise_quant")) m.impl("int8_linear", &int8_linear);
     }
 }
 

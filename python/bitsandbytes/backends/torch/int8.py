@@ -265,6 +265,27 @@ def int8_mixed_scaled_mm(A: torch.Tensor, CA: torch.Tensor, CB: torch.Tensor, SC
     return out.addmm(subA, outlier_weight.to(A.dtype).t()), subA
 
 
+def int8_linear(A: torch.Tensor, CB: torch.Tensor, SCB: torch.Tensor, bias: Optional[torch.Tensor] = None,
+                threshold: float = 0.0) -> torch.Tensor:
+    """This package's LLM.int8() inference forward: ``A @ dequant(CB, SCB).T + bias`` in A's dtype.
+
+    A's rows are quantized from its float16 rounding, as upstream's Linear8bitLt casts
+    them, then multiplied by int8_mixed_scaled_mm (int8_scaled_mm without outliers):
+    the composition the native kernel fuses, from this module's kernels.
+    """
+    _check_float_input(A, "int8_linear")
+    require(CB.dtype == torch.int8, f"int8_linear: CB must be int8, got {CB.dtype}")
+    require(CB.dim() == 2, f"int8_linear: CB must be 2-D [N, K], got shape {tuple(CB.shape)}")
+    require(CB.shape[1] == A.shape[-1],
+            f"int8_linear: CB must have K = {A.shape[-1]} columns like A, got shape {tuple(CB.shape)}")
+    check_same_device(CB, "CB", A.device)
+    _check_stats(SCB, "SCB", CB.shape[0], A.device)
+    A_rows = _as_matrix(A)
+    CA, SCA, outlier_cols = int8_vectorwise_quant(A_rows.to(torch.float16), threshold)
+    out, _ = int8_mixed_scaled_mm(A_rows, CA, CB, SCA, SCB, outlier_cols, bias)
+    return out.reshape(*A.shape[:-1], CB.shape[0])
+
+
 KERNELS = {
     "int8_vectorwise_quant": int8_vectorwise_quant,
     "int8_vectorwise_dequant": int8_vectorwise_dequant,
@@ -274,4 +295,5 @@ KERNELS = {
     "int8_mm_dequant": int8_mm_dequant,
     "int8_scaled_mm": int8_scaled_mm,
     "int8_mixed_scaled_mm": int8_mixed_scaled_mm,
+    "int8_linear": int8_linear,
 }
