@@ -216,7 +216,7 @@ __global__ void __launch_bounds__(int8_tuning::kEpilogueThreads)
                                 float* __restrict__ x_dense, float* __restrict__ w_dense) {
     constexpr int kChunk = int8_tuning::kOutlierChunk;
     const int64_t count = outlier_count(epilogue, K);
-    if (count > kChunk) return;
+    if (count == 0 || count > kChunk) return;  // the epilogue reads the copies for 1 to kChunk outliers
     const T* X = static_cast<const T*>(epilogue.X);
     const int64_t step = int64_t{gridDim.x} * blockDim.x;
     for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < (M + N) * kChunk; i += step) {
@@ -297,7 +297,8 @@ __global__ void __launch_bounds__(int8_tuning::kEpilogueThreads)
                 values[r][c] = n < N ? rescale(product[c], row_stat, epilogue.col_stats[n], bias_of(epilogue, n)) : 0.0f;
             }
         }
-        if (kOutliers && dense) {
+        // No outliers (a threshold that marked none) add nothing, not even +0.0 to a -0.0.
+        if (kOutliers && dense && count > 0) {
             float sums[kRowsPerThread][4] = {};
             for (int j = 0; j < count; ++j) {
                 float w[4];
