@@ -179,14 +179,21 @@ def test_matmul_4bit_transposed_weight_warns_with_upstreams_words():
     assert torch.equal(out, expected)
 
 
-def test_int8_cast_notice_is_a_log_record_not_a_warning(caplog):
-    from bitsandbytes.autograd._functions import _warn_cast_to_float16
+def test_int8_cast_notice_is_a_log_record_not_a_warning_once_per_dtype(caplog, monkeypatch):
+    from bitsandbytes.autograd import _functions
 
+    monkeypatch.setattr(_functions, "_logged_casts", set())
+    notice = "MatMul8bitLt: inputs will be cast from torch.float32 to float16 during quantization"
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a warning here would fail suites run with -W error
         with caplog.at_level(logging.WARNING):
-            _warn_cast_to_float16(torch.randn(2, 64))
-    assert "MatMul8bitLt: inputs will be cast from torch.float32 to float16 during quantization" in caplog.text
+            for _ in range(3):
+                _functions._warn_cast_to_float16(torch.randn(2, 64))
+            _functions._warn_cast_to_float16(torch.randn(2, 64, dtype=torch.bfloat16))
+            _functions._warn_cast_to_float16(torch.randn(2, 64, dtype=torch.float16))
+    assert caplog.text.count(notice) == 1
+    assert caplog.text.count("will be cast from torch.bfloat16") == 1
+    assert "torch.float16 to" not in caplog.text
 
 
 def test_matmul_lt_state_deprecated_fields_warn_with_upstreams_words():

@@ -115,9 +115,19 @@ def _dequantized_weight(state: MatmulLtState, dtype: torch.dtype) -> torch.Tenso
     return F.int8_vectorwise_dequant(state.CB, state.SCB).to(dtype)
 
 
+# The input dtypes whose cast has been logged in this process.
+_logged_casts: set = set()
+
+
 def _warn_cast_to_float16(A: torch.Tensor) -> None:
-    if A.dtype != torch.float16 and not torch.compiler.is_compiling():
-        # A log record, as upstream: a warning would fail test suites run with -W error.
+    """Logs that A will be cast to float16, once per input dtype.
+
+    A log record, as upstream's: a warning would fail test suites run with -W error.
+    Upstream logs it at every call, which in a bfloat16 model's generation is a line on
+    stderr per layer and token, and host time spent formatting it.
+    """
+    if A.dtype != torch.float16 and A.dtype not in _logged_casts and not torch.compiler.is_compiling():
+        _logged_casts.add(A.dtype)
         logger.warning("MatMul8bitLt: inputs will be cast from %s to float16 during quantization", A.dtype)
 
 
