@@ -290,7 +290,8 @@ def run(args):
 
 
 def int8_rows(args, results, new_tokens, runs, repeats):
-    """load_in_8bit: load time, footprint, eager decode (and its profile, with --profile and --int8-only)."""
+    """load_in_8bit: load time, footprint, eager decode, with --compile compiled decode (and the eager
+    decode's profile, with --profile and --int8-only)."""
     device = args.device
     if not args.decode_only:
         attempt(results, "load_8bit_s", lambda: load_seconds(args.dir, device, "int8", repeats))
@@ -298,6 +299,11 @@ def int8_rows(args, results, new_tokens, runs, repeats):
     results["footprint_8bit_gb"] = model.get_memory_footprint() / 1e9
     attempt(results, "decode_8bit_eager_tok_s",
             lambda: decode_tokens_per_second(model, device, new_tokens, False, runs))
+    if args.compile:
+        compiled_model = load(args.dir, device, "int8")
+        attempt(results, "decode_8bit_compiled_tok_s",
+                lambda: decode_tokens_per_second(compiled_model, device, new_tokens, True, runs, args.compile_mode))
+        del compiled_model
     if args.profile and args.int8_only:
         prompt = torch.randint(3, model.config.vocab_size, (1, 16), device=device)
         with open(args.profile, "w") as profile_to:
@@ -360,6 +366,10 @@ def report(args):
         print(f"| load_in_8bit greedy decode batch 1, eager, tokens/s | {cell(ours, 'decode_8bit_eager_tok_s')} | "
               f"{cell(upstream, 'decode_8bit_eager_tok_s')} | {ratio('decode_8bit_eager_tok_s', higher_is_better=True)} | "
               f"{cell(ours, 'decode_bf16_eager_tok_s')} |")
+        print(f"| load_in_8bit greedy decode batch 1, torch.compile, tokens/s | "
+              f"{cell(ours, 'decode_8bit_compiled_tok_s')} | {cell(upstream, 'decode_8bit_compiled_tok_s')} | "
+              f"{ratio('decode_8bit_compiled_tok_s', higher_is_better=True)} | "
+              f"{cell(ours, 'decode_bf16_compiled_tok_s')} |")
         print(f"| from_pretrained load_in_8bit, s | {cell(ours, 'load_8bit_s', fmt='{:.2f}')} | "
               f"{cell(upstream, 'load_8bit_s', fmt='{:.2f}')} | {ratio('load_8bit_s')} faster | "
               f"{cell(ours, 'load_bf16_s', fmt='{:.2f}')} (bf16 load) |")
