@@ -27,6 +27,7 @@ Same-run baselines with --baselines: the bf16 model with the same LoRA, bf16 dec
 """
 
 import argparse
+import gc
 import json
 import statistics
 import sys
@@ -80,6 +81,11 @@ def quantization_config(quantization):
 def load(path, device, quantization):
     from transformers import AutoModelForCausalLM
 
+    # A previous model (PEFT's modules hold reference cycles) is only freed by the
+    # collector: left alive, its memory counts in the next row's peak.
+    gc.collect()
+    if device == "cuda":
+        torch.cuda.empty_cache()
     kwargs = dict(dtype=torch.bfloat16, device_map=device)
     if quantization is not None:
         kwargs["quantization_config"] = quantization_config(quantization)
