@@ -266,6 +266,12 @@ def test_bad_weights_raise_when_quantized(device):
     W[2, 3] = 1e6  # beyond float16's range
     with pytest.raises(ValueError, match=r"rows \[2\]"):
         bnb.nn.Int8Params(W, requires_grad=False).to(device)
+    W[2, 3] = 0.5
+    W[[0, 7], 5] = float("nan")
+    with pytest.raises(ValueError, match=r"rows \[0, 7\]"):
+        bnb.nn.Int8Params(W, requires_grad=False).to(device)
+    W[[0, 7], 5] = 0.5
+    assert bnb.nn.Int8Params(W, requires_grad=False).to(device).dtype == torch.int8
 
 
 # ---- bnb.matmul and its gradients ---------------------------------------------------------------

@@ -21,11 +21,16 @@ from bitsandbytes.utils import INVERSE_LINEAR_8BIT_WEIGHTS_FORMAT_MAPPING, Outli
 ROW_WEIGHT_FORMAT = 0
 
 
-def _check_finite_weight(weight: torch.Tensor) -> None:
-    # A NaN or Inf (or a value beyond float16's range) turns its row's absmax, and so
-    # the whole quantized row, into garbage without any error downstream.
-    if not torch.isfinite(weight).all():
-        bad_rows = (~torch.isfinite(weight)).reshape(weight.shape[0], -1).any(dim=1).nonzero().view(-1)
+def _check_finite_rows(row_stats: torch.Tensor) -> None:
+    """Refuses a weight with a NaN or Inf (or a value beyond float16's range) in a row.
+
+    Such a value turns its row's absmax, and so the whole quantized row, into garbage
+    without any error downstream. The quantizers make that row's statistic NaN or Inf,
+    so the [rows] statistics are checked instead of the whole weight (which cost more
+    than the quantization itself when loading a model).
+    """
+    if not torch.isfinite(row_stats).all():
+        bad_rows = (~torch.isfinite(row_stats)).nonzero().view(-1)
         raise ValueError(
             f"Int8Params: cannot quantize a weight holding NaN or Inf after the cast to float16 (rows "
             f"{bad_rows[:8].tolist()}{' ...' if bad_rows.numel() > 8 else ''}); LLM.int8() quantizes each row by "
@@ -53,8 +58,8 @@ class Int8Params(torch.nn.Parameter):
         # Moved first, cast there: torch casts a CPU -> GPU copy of another dtype on the
         # CPU, single-threaded per tensor (most of load_in_8bit's load time on the H200).
         weight = self.data.contiguous().to(device=device).to(torch.float16)
-        _check_finite_weight(weight)
         CB, SCB, _ = F.int8_vectorwise_quant(weight)
+        _check_finite_rows(SCB)
         self.data = CB
         self.CB = CB
         self.SCB = SCB
