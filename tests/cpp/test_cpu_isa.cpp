@@ -132,8 +132,9 @@ std::vector<float> codebook(bnb_codebook which) {
 }
 
 // Codes the 8-bit search must handle: the two dynamic maps, a random sorted
-// code, an unsorted one, one with runs of equal entries, and one with NaN, ±inf
-// and subnormal entries.
+// code, an unsorted one, one with runs of equal entries, one with NaN, ±inf
+// and subnormal entries, and for the bucket search (code_search.h) a linear
+// code (a threshold at 0) and one of powers of two far below 2^-24.
 std::vector<std::pair<std::string, std::vector<float>>> search_codes() {
     std::mt19937_64 rng(7);
     std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
@@ -156,6 +157,15 @@ std::vector<std::pair<std::string, std::vector<float>>> search_codes() {
     special[254] = 3e38f;
     special[255] = 3.4e38f;
     codes.emplace_back("special", special);
+    std::vector<float> linear(256);
+    for (size_t i = 0; i < linear.size(); ++i) linear[i] = -1.0f + 2.0f * static_cast<float>(i) / 255.0f;
+    codes.emplace_back("linear", linear);
+    std::vector<float> octaves;  // -1 .. -2^-124, 0, 2^-124 .. 1, then 2 .. 32
+    for (int e = 0; e <= 124; ++e) octaves.push_back(-std::ldexp(1.0f, -e));
+    octaves.push_back(0.0f);
+    for (int e = 124; e >= 0; --e) octaves.push_back(std::ldexp(1.0f, -e));
+    for (int e = 1; e <= 5; ++e) octaves.push_back(std::ldexp(1.0f, e));
+    codes.emplace_back("octaves", octaves);
     return codes;
 }
 
@@ -589,13 +599,15 @@ TEST_F(CpuIsa, QuantizeEvery16BitInput) {
 }
 
 // Every float32 in [-1, 1] (2^31 values less the larger magnitudes), 63 per
-// block after a 1.0 that fixes the scale at 1.
+// block after a 1.0 that fixes the scale at 1; the 8-bit codes with both dynamic
+// maps (the signed one with a sign on each side of every threshold).
 TEST_F(CpuIsa, ExhaustiveFloat32InUnitRange) {
     const char* enabled = std::getenv("BNB_TEST_EXHAUSTIVE");
     if (enabled == nullptr || std::string(enabled) != "1") {
         GTEST_SKIP() << "takes minutes; set BNB_TEST_EXHAUSTIVE=1 to run it";
     }
     const std::vector<float> code = codebook(BNB_CODEBOOK_DYNAMIC_SIGNED);
+    const std::vector<float> unsigned_code = codebook(BNB_CODEBOOK_DYNAMIC_UNSIGNED);
     const int64_t blocksize = 64;
     const int64_t chunk_values = int64_t{1} << 24;  // per call, so memory stays bounded
     const uint64_t one_bits = 0x3f800000u;
@@ -611,10 +623,11 @@ TEST_F(CpuIsa, ExhaustiveFloat32InUnitRange) {
         const int64_t n = static_cast<int64_t>(input.size());
         std::vector<uint8_t> bytes(input.size() * 4);
         std::memcpy(bytes.data(), input.data(), bytes.size());
-        Quantized expected_8bit, expected_nf4, expected_fp4;
+        Quantized expected_8bit, expected_unsigned, expected_nf4, expected_fp4;
         {
             IsaScope scalar("scalar");
             expected_8bit = quantize_blockwise(bytes, BNB_DTYPE_FLOAT32, code, n, blocksize);
+            expected_unsigned = quantize_blockwise(bytes, BNB_DTYPE_FLOAT32, unsigned_code, n, blocksize);
             expected_nf4 = quantize_4bit(bytes, BNB_DTYPE_FLOAT32, BNB_QUANT_NF4, n, blocksize);
             expected_fp4 = quantize_4bit(bytes, BNB_DTYPE_FLOAT32, BNB_QUANT_FP4, n, blocksize);
         }
@@ -623,6 +636,9 @@ TEST_F(CpuIsa, ExhaustiveFloat32InUnitRange) {
             ASSERT_TRUE(bits_equal(quantize_blockwise(bytes, BNB_DTYPE_FLOAT32, code, n, blocksize).codes.data(),
                                    expected_8bit.codes.data(), n, 1))
                 << path << " 8-bit, chunk at " << first;
+            ASSERT_TRUE(bits_equal(quantize_blockwise(bytes, BNB_DTYPE_FLOAT32, unsigned_code, n, blocksize).codes.data(),
+                                   expected_unsigned.codes.data(), n, 1))
+                << path << " 8-bit unsigned code, chunk at " << first;
             ASSERT_TRUE(bits_equal(quantize_4bit(bytes, BNB_DTYPE_FLOAT32, BNB_QUANT_NF4, n, blocksize).codes.data(),
                                    expected_nf4.codes.data(), (n + 1) / 2, 1))
                 << path << " nf4, chunk at " << first;

@@ -1,5 +1,8 @@
 #include "common/code_search.h"
 
+#include <algorithm>
+#include <cstring>
+#include <iterator>
 #include <limits>
 
 namespace bnb::cpu {
@@ -44,6 +47,25 @@ void build_code_search_tables(const float* code, CodeSearchTables* tables) {
         tables->final_value[b] = value;
         tables->mid_above[b] = (code[2 * b + 1] + value) * 0.5f;
         tables->mid_below[b] = b == 0 ? -std::numeric_limits<float>::infinity() : (code[2 * b - 1] + value) * 0.5f;
+    }
+    bool holds = true;
+    for (int i = 0; i < 255; ++i) {
+        tables->threshold[i] = (code[i + 1] + code[i]) * 0.5f;
+        holds = holds && code[i] < tables->threshold[i] && (i == 254 || tables->threshold[i] < code[i + 1]);
+    }
+    tables->threshold[255] = 0.0f;
+    tables->buckets_apply = holds;
+    std::fill(std::begin(tables->first), std::end(tables->first), uint8_t{255});
+    if (!holds) return;
+    int threshold_index = 0;  // the thresholds increase, so their buckets do
+    for (int bucket = 0; bucket <= kCodeBuckets; ++bucket) {
+        while (threshold_index < 255) {
+            uint32_t bits;
+            std::memcpy(&bits, &tables->threshold[threshold_index], sizeof(bits));
+            if (code_bucket(bits) >= bucket) break;
+            ++threshold_index;
+        }
+        tables->first[bucket] = static_cast<uint8_t>(threshold_index);
     }
 }
 

@@ -188,8 +188,45 @@ BNB_CPU_KERNEL inline CodeSearch load_code_search(const float*, const CodeSearch
             &tables};
 }
 
+// search_code for 8 values through the buckets of code_search.h (where they
+// apply): one gather of each lane's bucket range, then one masked gather per
+// threshold of the fullest bucket among the lanes (one or two for the dynamic
+// maps), where the descent takes a gather per level past the registers.
+BNB_CPU_KERNEL inline Ints search_codes_by_bucket(const CodeSearchTables& tables, Vec s) {
+    const __m256i bits = _mm256_castps_si256(s);
+    const __m256i magnitude = _mm256_and_si256(bits, _mm256_set1_epi32(0x7fffffff));
+    __m256i step = _mm256_sub_epi32(_mm256_srli_epi32(magnitude, 23 - kBucketMantissaBits),
+                                    _mm256_set1_epi32(((127 - kBucketOctaves) << kBucketMantissaBits) - 1));
+    step = _mm256_min_epi32(_mm256_max_epi32(step, _mm256_setzero_si256()), _mm256_set1_epi32(kBucketsPerSign - 1));
+    __m256i bucket = _mm256_blendv_epi8(_mm256_add_epi32(_mm256_set1_epi32(kBucketsPerSign + 1), step),
+                                        _mm256_sub_epi32(_mm256_set1_epi32(kBucketsPerSign - 1), step),
+                                        _mm256_srai_epi32(bits, 31));
+    const __m256i zero_or_subnormal = _mm256_cmpgt_epi32(_mm256_set1_epi32(0x00800000), magnitude);
+    bucket = _mm256_blendv_epi8(bucket, _mm256_set1_epi32(kBucketsPerSign), zero_or_subnormal);
+    const __m256i range = _mm256_i32gather_epi32(reinterpret_cast<const int*>(tables.first), bucket, 1);
+    const __m256i first = _mm256_and_si256(range, _mm256_set1_epi32(0xff));
+    const __m256i count = _mm256_sub_epi32(_mm256_and_si256(_mm256_srli_epi32(range, 8), _mm256_set1_epi32(0xff)), first);
+    __m128i widest = _mm_max_epi32(_mm256_castsi256_si128(count), _mm256_extracti128_si256(count, 1));
+    widest = _mm_max_epi32(widest, _mm_shuffle_epi32(widest, _MM_SHUFFLE(1, 0, 3, 2)));
+    widest = _mm_max_epi32(widest, _mm_shuffle_epi32(widest, _MM_SHUFFLE(2, 3, 0, 1)));
+    __m256i passed = first;
+    for (int j = 0, rounds = _mm_cvtsi128_si32(widest); j < rounds; ++j) {
+        const __m256i index = _mm256_add_epi32(first, _mm256_set1_epi32(j));
+        const __m256 in_bucket = _mm256_castsi256_ps(_mm256_cmpgt_epi32(count, _mm256_set1_epi32(j)));
+        const __m256 threshold =
+            _mm256_mask_i32gather_ps(_mm256_setzero_ps(), tables.threshold, index, in_bucket, 4);
+        const __m256 odd = _mm256_castsi256_ps(_mm256_slli_epi32(index, 31));
+        const __m256 beyond = _mm256_blendv_ps(_mm256_cmp_ps(s, threshold, _CMP_GT_OQ),
+                                               _mm256_cmp_ps(s, threshold, _CMP_GE_OQ), odd);
+        passed = _mm256_sub_epi32(passed, _mm256_castps_si256(_mm256_and_ps(beyond, in_bucket)));
+    }
+    // NaN compares false everywhere and ends at index 0, as in the reference.
+    return _mm256_andnot_si256(_mm256_cmpgt_epi32(magnitude, _mm256_set1_epi32(0x7f800000)), passed);
+}
+
 // search_code for 8 values (NaN ends at index 0, as in the reference).
 BNB_CPU_KERNEL inline Ints search_codes(const CodeSearch& search, Vec s) {
+    if (search.tables->buckets_apply) return search_codes_by_bucket(*search.tables, s);
     __m256i node = _mm256_set1_epi32(1);
     for (int depth = 0; depth < 3; ++depth) node = descend(node, s, _mm256_permutevar8x32_ps(search.depth0to2, node));
     node = descend(node, s, _mm256_permutevar8x32_ps(search.depth3, node));
