@@ -193,6 +193,33 @@ def test_linear8bitlt_class_and_attributes_other_libraries_read():
     assert bnb.nn.modules.Linear8bitLt is Linear8bitLt and bnb.nn.modules.Int8Params is Int8Params
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("rows", [1, 16, 256])
+def test_linear8bitlt_with_outliers_replays_from_a_cuda_graph(rows):
+    """The inference forward never waits for the outlier count on the host, so it captures;
+    replays with another number of outlier columns (none, one, many) equal the eager forward.
+    256 rows take the cuBLASLt product with its workspace."""
+    layer = quantized_linear("cuda", threshold=6.0).eval()
+    static_x = torch.randn(rows, 96, dtype=torch.float16, device="cuda")
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side), torch.no_grad():
+        layer(static_x)  # warm-up outside the capture
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph), torch.no_grad():
+        static_out = layer(static_x)
+    for outlier_columns in ([], [7], list(range(0, 96, 3))):
+        x = torch.randn(rows, 96, dtype=torch.float16, device="cuda")
+        x[:, outlier_columns] *= 20.0
+        static_x.copy_(x)
+        graph.replay()
+        with torch.no_grad():
+            expected = layer(x)
+        torch.cuda.synchronize()
+        assert_bitwise_equal(static_out, expected)
+
+
 # ---- Embedding8bit, OutlierAwareLinear ---------------------------------------------------------
 
 
