@@ -4,7 +4,7 @@
 #   build for sm_90 + every C++ test (device_run.sh build), compute-sanitizer memcheck and
 #   racecheck over the LLM.int8() C++ tests, the CUDA pytest files of the optimizers, int8
 #   and the package/diagnostics, the int8 linear table (ours with its kernel split, torch,
-#   upstream 0.50.2), the optimizer step on the LoRA set (ours, torch), and the QLoRA step
+#   upstream 0.50.2), the optimizer step on the LoRA set (ours, upstream, torch), and the QLoRA step
 #   of the 1.1B Llama with torch AdamW, fused AdamW and PagedAdamW8bit (ours), its load_in_8bit
 #   load and decode (with a profile), and `python -m bitsandbytes`.
 # Logs go to $OUT.
@@ -51,7 +51,10 @@ grep -E "tests passed|tests failed|FAILED|error:" "$OUT/build.log" | head -20
   stamp "optimizer lora"
   timeout 30 $PY benchmarks/cuda/bench_optimizer.py --impl ours --sets lora --out /tmp/optim_ours.json >/dev/null
   timeout 20 python3 benchmarks/cuda/bench_optimizer.py --impl torch --sets lora --out /tmp/optim_torch.json >/dev/null
-  python3 benchmarks/cuda/bench_optimizer.py --report /tmp/optim_ours.json /tmp/optim_torch.json 2>&1 | tail -8
+  timeout 40 env PYTHONPATH=$PWD/.upstream python3 benchmarks/cuda/bench_optimizer.py --impl upstream --sets lora \
+    --out /tmp/optim_upstream.json >/dev/null
+  python3 benchmarks/cuda/bench_optimizer.py --report /tmp/optim_ours.json /tmp/optim_upstream.json /tmp/optim_torch.json \
+    2>&1 | tail -8
   stamp "int8 upstream"; timeout 50 env PYTHONPATH=$PWD/.upstream python3 benchmarks/cuda/bench_int8.py --impl upstream --out "$OUT/int8_upstream.json" >/dev/null
   stamp done
 } 2>&1 | tee "$OUT/bench.log"
