@@ -286,14 +286,7 @@ def test_multi_tensor_equals_per_tensor(name, dtype, monkeypatch):
         reference.step()
     clipped_32bit = name == "LARS32bit"
     assert (batched_calls == []) if clipped_32bit else (batched_calls and max(batched_calls) >= 2)
-    for p, q in zip(params, copies):
-        assert torch.equal(p.view(torch.uint8), q.view(torch.uint8))
-        for key, value in optimizer.state[p].items():
-            expected = reference.state[q][key]
-            if isinstance(value, torch.Tensor):
-                assert torch.equal(value.view(torch.uint8), expected.view(torch.uint8)), key
-            else:
-                assert value == expected, key
+    assert_same_run(optimizer, params, reference, copies)
 
 
 def test_multi_tensor_groups_by_state_bits(monkeypatch):

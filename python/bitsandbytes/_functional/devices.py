@@ -5,6 +5,7 @@ from typing import Iterable, Optional
 
 import torch
 
+from .._singleton import singleton_instance
 from ..cextension import lib
 
 
@@ -63,12 +64,7 @@ class CUBLAS_Context:
     def initialize(self):
         self.context = {}
 
-    @classmethod
-    def get_instance(cls):
-        if cls._instance is None:
-            cls._instance = cls.__new__(cls)
-            cls._instance.initialize()
-        return cls._instance
+    get_instance = classmethod(singleton_instance)
 
     def get_context(self, device):
         device = torch.device(device)

@@ -9,6 +9,8 @@ memory where no managed memory exists).
 
 import torch
 
+from .._singleton import singleton_instance
+
 FIRST_CUDA_DEVICE = torch.device("cuda", index=0)
 
 
@@ -23,12 +25,7 @@ class GlobalPageManager:
     def initialize(self):
         self.paged_tensors = []
 
-    @classmethod
-    def get_instance(cls):
-        if cls._instance is None:
-            cls._instance = cls.__new__(cls)
-            cls._instance.initialize()
-        return cls._instance
+    get_instance = classmethod(singleton_instance)
 
     def prefetch_all(self, to_cpu=False):
         # The first tensors are used first, so they are fetched last and are the

@@ -9,6 +9,7 @@ import torch
 
 import bitsandbytes.functional as F
 from bitsandbytes._formats import NESTED_BLOCKSIZE
+from bitsandbytes._singleton import singleton_instance
 
 logger = logging.getLogger(__name__)
 
@@ -25,12 +26,7 @@ class GlobalOutlierPooler:
         self.outliers = set()
         self.model_dim = None
 
-    @classmethod
-    def get_instance(cls):
-        if cls._instance is None:
-            cls._instance = cls.__new__(cls)
-            cls._instance.initialize()
-        return cls._instance
+    get_instance = classmethod(singleton_instance)
 
     def add_outliers(self, outlier_idx, feature_dim):
         if self.model_dim is None:

@@ -25,6 +25,7 @@ from typing import Callable, Optional
 import torch
 
 import bitsandbytes.functional as F
+from bitsandbytes._singleton import singleton_instance
 from bitsandbytes.utils import sync_gpu
 
 BLOCKSIZE = 256
@@ -62,12 +63,7 @@ class GlobalOptimManager:
         self.uses_config_override = False
         self.module_weight_config_triple = []
 
-    @classmethod
-    def get_instance(cls):
-        if cls._instance is None:
-            cls._instance = cls.__new__(cls)
-            cls._instance.initialize()
-        return cls._instance
+    get_instance = classmethod(singleton_instance)
 
     def register_parameters(self, params):
         param_groups = list(params)
