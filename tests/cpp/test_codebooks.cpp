@@ -15,12 +15,6 @@ using namespace bnb_test;
 
 namespace {
 
-std::vector<float> copy_codebook(bnb_codebook which) {
-    std::vector<float> values(static_cast<size_t>(bnb_codebook_size(which)));
-    EXPECT_TRUE(succeeded(bnb_codebook_copy(which, values.data(), static_cast<int64_t>(values.size()))));
-    return values;
-}
-
 // Golden case name of each codebook in the "quant" group.
 const struct {
     bnb_codebook which;
@@ -45,14 +39,14 @@ TEST(Codebooks, Sizes) {
 
 TEST(Codebooks, ThresholdsLieBetweenNeighbouringCodes) {
     // The NF4 code of s counts the thresholds s exceeds, so threshold k separates codes k and k + 1.
-    const std::vector<float> values = copy_codebook(BNB_CODEBOOK_NF4);
-    const std::vector<float> thresholds = copy_codebook(BNB_CODEBOOK_NF4_THRESHOLDS);
+    const std::vector<float> values = codebook(BNB_CODEBOOK_NF4);
+    const std::vector<float> thresholds = codebook(BNB_CODEBOOK_NF4_THRESHOLDS);
     ASSERT_EQ(thresholds.size(), 15u);
     for (size_t k = 0; k < thresholds.size(); ++k) {
         EXPECT_GT(thresholds[k], values[k]) << k;
         EXPECT_LT(thresholds[k], values[k + 1]) << k;
     }
-    const std::vector<float> fp4 = copy_codebook(BNB_CODEBOOK_FP4_THRESHOLDS);
+    const std::vector<float> fp4 = codebook(BNB_CODEBOOK_FP4_THRESHOLDS);
     ASSERT_EQ(fp4.size(), 7u);
     EXPECT_TRUE(std::is_sorted(fp4.begin(), fp4.end()));
     EXPECT_GT(fp4.front(), 0.0f);
@@ -68,20 +62,20 @@ TEST(Codebooks, MapsThatQuantizeBySearchAreSortedWithinUnitRange) {
     // quantize_blockwise's binary search and NF4's threshold count both need an
     // ascending table; every map is normalised to a maximum magnitude of 1.
     for (bnb_codebook which : {BNB_CODEBOOK_DYNAMIC_SIGNED, BNB_CODEBOOK_DYNAMIC_UNSIGNED, BNB_CODEBOOK_NF4}) {
-        const std::vector<float> values = copy_codebook(which);
+        const std::vector<float> values = codebook(which);
         EXPECT_TRUE(std::is_sorted(values.begin(), values.end())) << "codebook " << which;
         EXPECT_EQ(values.back(), 1.0f) << "codebook " << which;
         for (float value : values) EXPECT_LE(std::fabs(value), 1.0f) << "codebook " << which;
     }
-    EXPECT_EQ(copy_codebook(BNB_CODEBOOK_DYNAMIC_UNSIGNED).front(), 0.0f);
-    EXPECT_EQ(copy_codebook(BNB_CODEBOOK_NF4).front(), -1.0f);
+    EXPECT_EQ(codebook(BNB_CODEBOOK_DYNAMIC_UNSIGNED).front(), 0.0f);
+    EXPECT_EQ(codebook(BNB_CODEBOOK_NF4).front(), -1.0f);
 }
 
-TEST(Codebooks, Nf4HasAnExactZeroAtCode7) { EXPECT_EQ(copy_codebook(BNB_CODEBOOK_NF4)[7], 0.0f); }
+TEST(Codebooks, Nf4HasAnExactZeroAtCode7) { EXPECT_EQ(codebook(BNB_CODEBOOK_NF4)[7], 0.0f); }
 
 TEST(Codebooks, Fp4NegativeHalfMirrorsThePositiveHalf) {
     // The sign is bit 3 of the code; the table as upstream returns it has +0 at code 8.
-    const std::vector<float> values = copy_codebook(BNB_CODEBOOK_FP4);
+    const std::vector<float> values = codebook(BNB_CODEBOOK_FP4);
     for (int code = 1; code < 8; ++code) EXPECT_EQ(values[static_cast<size_t>(code + 8)], -values[static_cast<size_t>(code)]);
     EXPECT_FALSE(std::signbit(values[8]));
     EXPECT_EQ(*std::max_element(values.begin(), values.end()), 1.0f);
@@ -90,15 +84,15 @@ TEST(Codebooks, Fp4NegativeHalfMirrorsThePositiveHalf) {
 TEST(Codebooks, BitsEqualUpstreams) {
     if (!golden_dir()) GTEST_SKIP() << golden_missing_reason();
     const std::vector<GoldenCase> cases = golden_cases("quant");
-    for (const auto& codebook : kCodebooks) {
+    for (const auto& book : kCodebooks) {
         const auto found = std::find_if(cases.begin(), cases.end(),
-                                        [&](const GoldenCase& c) { return c.name == codebook.golden_case; });
-        ASSERT_NE(found, cases.end()) << "manifest lacks case " << codebook.golden_case;
+                                        [&](const GoldenCase& c) { return c.name == book.golden_case; });
+        ASSERT_NE(found, cases.end()) << "manifest lacks case " << book.golden_case;
         const TensorView& golden = found->tensor("code");
         ASSERT_EQ(golden.dtype, "F32");
-        ASSERT_EQ(golden.numel(), bnb_codebook_size(codebook.which)) << codebook.golden_case;
-        const std::vector<float> values = copy_codebook(codebook.which);
-        EXPECT_TRUE(bits_equal(values.data(), golden.data, golden.numel(), 4)) << codebook.golden_case;
+        ASSERT_EQ(golden.numel(), bnb_codebook_size(book.which)) << book.golden_case;
+        const std::vector<float> values = codebook(book.which);
+        EXPECT_TRUE(bits_equal(values.data(), golden.data, golden.numel(), 4)) << book.golden_case;
     }
 }
 

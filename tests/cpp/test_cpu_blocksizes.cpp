@@ -16,12 +16,6 @@ using namespace bnb_test;
 
 namespace {
 
-std::vector<float> dynamic_signed_code() {
-    std::vector<float> code(static_cast<size_t>(bnb_codebook_size(BNB_CODEBOOK_DYNAMIC_SIGNED)));
-    EXPECT_TRUE(succeeded(bnb_codebook_copy(BNB_CODEBOOK_DYNAMIC_SIGNED, code.data(), static_cast<int64_t>(code.size()))));
-    return code;
-}
-
 std::vector<float> normal_values(int64_t n, unsigned seed) {
     std::mt19937 generator(seed);
     std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -56,7 +50,7 @@ TEST(Blocksizes, CpuTakesAnyPositiveBlocksizeWhereTheFormatHolds) {
 }
 
 TEST(Blocksizes, NonPositiveBlocksizeIsRejectedByName) {
-    const std::vector<float> code = dynamic_signed_code();
+    const std::vector<float> code = codebook(BNB_CODEBOOK_DYNAMIC_SIGNED);
     std::vector<float> a(16, 1.0f), absmax(16), out(16);
     std::vector<uint8_t> codes(16);
     for (int64_t blocksize : {int64_t{0}, int64_t{-1}, int64_t{-4096}}) {
@@ -75,7 +69,7 @@ TEST_P(AnyBlocksize, AbsmaxPerBlockAndDequantizationByCodeTimesAbsmax) {
     const int64_t blocksize = GetParam();
     const int64_t n = 40001;
     const int64_t blocks = blocks_of(n, blocksize);
-    const std::vector<float> code = dynamic_signed_code();
+    const std::vector<float> code = codebook(BNB_CODEBOOK_DYNAMIC_SIGNED);
     const std::vector<float> a = normal_values(n, 7);
     std::vector<uint8_t> codes(static_cast<size_t>(n));
     std::vector<float> absmax(static_cast<size_t>(blocks));
@@ -104,7 +98,7 @@ TEST_P(AnyBlocksize, CodesEqualThoseOfBlocksOf64WhenEveryBlockHasTheSameScale) {
     const int64_t blocksize = GetParam();
     if (blocksize < 64) GTEST_SKIP() << "blocks shorter than 64 have their own scales";
     const int64_t n = 40001;
-    const std::vector<float> code = dynamic_signed_code();
+    const std::vector<float> code = codebook(BNB_CODEBOOK_DYNAMIC_SIGNED);
     std::vector<float> a = normal_values(n, 11);
     for (float& value : a) value = std::clamp(value, -2.9f, 2.9f);
     for (int64_t i = 0; i < n; i += 64) a[i] = (i / 64) % 2 == 0 ? 3.0f : -3.0f;

@@ -30,6 +30,7 @@
 namespace {
 
 using bnb_test::bits_equal;
+using bnb_test::codebook;
 using bnb_test::kCpu;
 using bnb_test::succeeded;
 
@@ -123,12 +124,6 @@ std::vector<uint8_t> make_input(bnb_dtype dtype, int64_t n, int64_t blocksize, u
         }
     }
     return bytes;
-}
-
-std::vector<float> codebook(bnb_codebook which) {
-    std::vector<float> values(static_cast<size_t>(bnb_codebook_size(which)));
-    EXPECT_TRUE(succeeded(bnb_codebook_copy(which, values.data(), static_cast<int64_t>(values.size()))));
-    return values;
 }
 
 // Codes the 8-bit search must handle: the two dynamic maps, a random sorted

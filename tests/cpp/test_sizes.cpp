@@ -83,12 +83,6 @@ std::vector<int64_t> counts_around(int64_t blocksize) {
     return {counts.begin(), counts.end()};
 }
 
-std::vector<float> codebook(bnb_codebook which) {
-    std::vector<float> values(static_cast<size_t>(bnb_codebook_size(which)));
-    EXPECT_TRUE(succeeded(bnb_codebook_copy(which, values.data(), static_cast<int64_t>(values.size()))));
-    return values;
-}
-
 float widest_gap(const std::vector<float>& sorted_values) {
     float gap = 0.0f;
     for (size_t k = 1; k < sorted_values.size(); ++k) gap = std::max(gap, sorted_values[k] - sorted_values[k - 1]);

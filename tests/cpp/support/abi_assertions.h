@@ -1,6 +1,6 @@
 // GoogleTest helpers for C ABI calls: a status check that prints bnb_last_error(),
-// a failure check that the message names the argument, and a bitwise buffer
-// comparison that reports where buffers differ.
+// a failure check that the message names the argument, a bitwise buffer
+// comparison that reports where buffers differ, and the library's codebooks.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -80,5 +80,12 @@ private:
     struct alignas(256) Chunk { uint8_t bytes[256]; };
     std::vector<Chunk> storage_;
 };
+
+// The library's codebook `which` (bnb_codebook_copy).
+inline std::vector<float> codebook(bnb_codebook which) {
+    std::vector<float> values(static_cast<size_t>(bnb_codebook_size(which)));
+    EXPECT_TRUE(succeeded(bnb_codebook_copy(which, values.data(), static_cast<int64_t>(values.size()))));
+    return values;
+}
 
 }  // namespace bnb_test

@@ -345,12 +345,6 @@ inline std::vector<V> values_of_bytes(const std::vector<uint8_t>& bytes) {
     return values;
 }
 
-inline std::vector<float> codebook(bnb_codebook which) {
-    std::vector<float> values(static_cast<size_t>(bnb_codebook_size(which)));
-    EXPECT_TRUE(succeeded(bnb_codebook_copy(which, values.data(), static_cast<int64_t>(values.size()))));
-    return values;
-}
-
 // The case's map of `role` (upstream's qmap), else the library's.
 inline std::vector<float> qmap_or_default(const GoldenCase& golden, const std::string& role, bnb_codebook fallback) {
     if (!golden.has(role)) return codebook(fallback);
