@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# A kernel change checked and timed in one device call, from the repository root with
+# .golden/, .upstream/ and .before/ (`git archive <commit> | tar -x -C .before`) carried:
+#   this tree built with its C++ tests (device_run.sh build: ctest, golden included), the
+#   tree in .before/ built beside it, the quick benchmark of after / before / upstream 0.50.2
+#   alternated in one process order, compare.py's table, the CUDA pytest files of the 4-bit
+#   and quantization kernels, compute-sanitizer memcheck and racecheck of their C++ tests, and
+#   the NaN payloads every backend writes (benchmarks/cuda/nan_payloads.py).
+#
+#   bash benchmarks/cuda/check_run.sh [batches]        (default 1,4,16,64)
+set -u
+OUT=${OUT:-/tmp/bnb-device-out}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 BNB_GOLDEN_DIR=$PWD/.golden HF_HUB_OFFLINE=1
+BATCHES=${1:-1,4,16,64}
+TESTS=build-dev/tests/cpp/bitsandbytes_tests
+stamp() { echo "=== $(date +%T) $*"; }
+bench() {  # side, PYTHONPATH
+  timeout 150 env PYTHONPATH="$2" python3 benchmarks/cuda/bench_cuda.py --impl "${3:-ours}" --quick \
+    --batches "$BATCHES" --out "$OUT/bench_$1.json" 2>&1 | tail -1
+}
+
+{
+  stamp "build .before (library only) beside this tree"
+  if [ -d .before ]; then
+    (cmake -S .before -B build-before -G Ninja -DPython_EXECUTABLE="$(which python3)" -DBNB_CUDA_ARCHS=90 \
+      -DBNB_BUILD_TESTS=OFF -DBNB_BUILD_BENCHMARKS=OFF > /dev/null &&
+     timeout 400 ninja -C build-before -j 6 bitsandbytes_stage 2>&1 | grep -E "error|FAILED" | head -10) &
+  fi
+  bash benchmarks/cuda/device_run.sh build > /dev/null 2>&1
+  grep -E "tests passed|tests failed|FAILED|Failed|error:" "$OUT/build.log" | head -20
+  wait
+  stamp "benchmark: after, before, upstream"
+  bench after "$PWD/build-dev/python"
+  [ -d build-before/python ] && bench before "$PWD/build-before/python"
+  bench upstream "$PWD/.upstream" upstream
+  python3 benchmarks/cuda/compare.py --before "$OUT/bench_before.json" --after "$OUT/bench_after.json" \
+    > "$OUT/compare.md" 2>&1
+  python3 benchmarks/cuda/report.py "$OUT/bench_after.json" "$OUT/bench_upstream.json" > "$OUT/results.md" 2>&1
+  stamp "pytest: 4-bit and quantization kernels on cuda"
+  timeout 150 env PYTHONPATH=$PWD/build-dev/python python3 -m pytest -q -p no:cacheprovider -n 16 -rf \
+    tests/python/test_matmul_4bit_kernels.py tests/python/test_cuda_kernels.py tests/python/test_nn_4bit.py \
+    tests/python/test_golden.py tests/python/test_backend_ops.py -k "cuda or test_cuda_kernels or test_matmul_4bit_kernels" \
+    2>&1 | grep -E "^(FAILED|ERROR)| passed| failed|no tests ran" | tail -15
+  stamp "memcheck: 4-bit matmul and golden quantizers (C++)"
+  timeout 120 compute-sanitizer --tool memcheck --print-limit 10 $TESTS \
+    --gtest_filter='CudaGemm4bit.*:*CudaGoldenBlockwise*:*CudaGoldenFourBit*' 2>&1 | tail -3
+  stamp "racecheck: the same"
+  timeout 90 compute-sanitizer --tool racecheck --print-limit 10 $TESTS \
+    --gtest_filter='CudaGemm4bit.*:*CudaGoldenBlockwise*' 2>&1 | tail -2
+  stamp "NaN payloads: ours, upstream"
+  timeout 30 env PYTHONPATH=$PWD/build-dev/python python3 benchmarks/cuda/nan_payloads.py 2>&1 | tail -12
+  timeout 30 env PYTHONPATH=$PWD/.upstream python3 benchmarks/cuda/nan_payloads.py 2>&1 | tail -12
+  stamp done
+} 2>&1 | tee "$OUT/check.log"
+tail -40 "$OUT/compare.md"
+tail -30 "$OUT/results.md"
