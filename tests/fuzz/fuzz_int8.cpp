@@ -217,6 +217,10 @@ void run(FuzzedDataProvider& in) {
     }
     const std::string fault = b.apply_fault(in);
     if (error.empty() && !empty) error = fault;
+    // An argument rule, so also for an empty product: both of the outlier list or neither.
+    if (error.empty() && c.op == Op::kScaledMm && c.outliers && (b.data(ix[6]) == nullptr) != (b.data(ix[7]) == nullptr)) {
+        error = fault;
+    }
     if (error.empty() && c.op == Op::kScaledMm && !empty && c.workspace_bytes > 0 && b.data(ix[8]) == nullptr) {
         error = "workspace_bytes > 0 with a NULL workspace";
     }
