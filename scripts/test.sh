@@ -35,10 +35,10 @@ if command -v clang++ >/dev/null 2>&1 && [ -e "$(clang -print-file-name=libclang
   cmake --build build/sanitize
   # install.*: the consumers are built without the fuzzer's coverage runtime.
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    ctest --test-dir build/sanitize --output-on-failure -E '^install[.]'
+    ctest --test-dir build/sanitize --output-on-failure -j2 -E '^install[.]'
 
-  echo "== fuzzers (${BNB_FUZZ_SECONDS:-40} s each)"
-  bash tests/fuzz/run.sh "${BNB_FUZZ_SECONDS:-40}"
+  echo "== fuzzers (${BNB_FUZZ_SECONDS:-30} s each)"
+  bash tests/fuzz/run.sh "${BNB_FUZZ_SECONDS:-30}"
 else
   echo "== sanitizer runs skipped: clang with libclang-rt-dev not found"
 fi

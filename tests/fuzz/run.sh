@@ -2,14 +2,14 @@
 # Builds the libFuzzer harnesses (clang, ASan + UBSan) in build/sanitize and runs
 # each for a bounded time on a copy of its seed corpus, printing the executions.
 #
-#   tests/fuzz/run.sh [seconds per fuzzer]     (default: BNB_FUZZ_SECONDS or 40)
+#   tests/fuzz/run.sh [seconds per fuzzer]     (default: BNB_FUZZ_SECONDS or 30)
 #
 # A finding stops that fuzzer: its input is left in build/sanitize/fuzz-findings/
 # and the script exits non-zero. BNB_FUZZ_KEEP_CORPUS=1 merges what a run found
 # back into build/sanitize/fuzz-corpus/<family> for the next run (not the repo's seeds).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-seconds="${1:-${BNB_FUZZ_SECONDS:-40}}"
+seconds="${1:-${BNB_FUZZ_SECONDS:-30}}"
 build="$root/build/sanitize"
 
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
