@@ -238,6 +238,8 @@ def _dequantized(codes: torch.Tensor, qmap: torch.Tensor, absmax: torch.Tensor, 
 
 def _requantized(values: torch.Tensor, qmap: torch.Tensor, signed: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """New codes and block absmax of the [blocks, 256] float32 state values (formats.md 6.0)."""
+    # A NaN state is CUDA's positive NaN: the sign fix below reads its sign bit.
+    values = canonical_nan(values)
     magnitudes = values.abs()
     absmax = torch.where(torch.isnan(magnitudes), 0.0, magnitudes).amax(dim=1)  # fmaxf ignores NaN
     scaled = fast_div(values, absmax.unsqueeze(1))
