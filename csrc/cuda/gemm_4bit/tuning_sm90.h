@@ -49,13 +49,17 @@ inline int mma_staged_a_warps(int64_t M, int64_t N, int sm_count) {
 }
 
 // Fused kernels vs dequantize + dense GEMM: the largest M that stays fused.
-// Measured (benchmarks/RESULTS.md, "Heuristic"): the tensor-core kernel is several
-// times faster than dequantize + cuBLAS up to 16 rows and about as fast at 64 rows,
-// so 64 is the crossover. Without tensor cores the SIMT kernel's work grows with
-// every row of A; 4 is an estimate, not a measurement.
-inline int64_t fused_max_rows(bool tensor_cores, int64_t K) {
+// Measured on the H200 (benchmarks/RESULTS.md, "Heuristic", 2026-12-04): up to 32
+// rows the tensor-core kernel is faster than dequantize + cuBLASLt on every shape
+// (4096x4096: 18.4 against 29.6 us at 32 rows); at 48-64 rows it stays faster only
+// where A is staged in shared memory (28672x8192: 200 against 290 us at 64 rows),
+// while the K-split kernel that small grids take loses (4096x4096: 37.7 against
+// 28.4 us at 64 rows). Without tensor cores the SIMT kernel's work grows with every
+// row of A; 4 is an estimate, not a measurement.
+inline int64_t fused_max_rows(bool tensor_cores, int64_t N, int64_t K, int sm_count) {
     if (K % 32 != 0) return 0;  // the fused kernels read 32-element chunks
-    return tensor_cores ? kMmaMaxRows : 4;
+    if (!tensor_cores) return 4;
+    return mma_staged_a_warps(kMmaMaxRows, N, sm_count) != 0 ? kMmaMaxRows : 32;
 }
 
 // AUTO: the SIMT kernel serves M rows only without tensor cores. Measured
