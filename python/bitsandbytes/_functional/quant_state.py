@@ -7,7 +7,7 @@ from typing import Optional
 
 import torch
 
-from .._formats import CODE_SIZE, FLOAT_DTYPES, FOURBIT_QUANT_TYPES, blocks_of, blocksize_error
+from .._formats import CODE_SIZE, FLOAT_DTYPES, FOURBIT_QUANT_TYPES, NESTED_BLOCKSIZE, blocks_of, blocksize_error
 from ..utils import pack_dict_to_tensor, unpack_tensor_to_dict
 from .codebooks import _NATIVE_CODEBOOKS
 
@@ -34,6 +34,7 @@ class _StateEntries:
         self.values: dict[str, Any] = {}
         self.source: dict[str, str] = {}
         self.packed_key = packed_key
+        self.key_prefix = _key_prefix(qs_dict)
         for key, value in qs_dict.items():
             if key != packed_key:
                 self._add(key.split(".")[-1], value, key)
@@ -51,6 +52,15 @@ class _StateEntries:
 
     def fail(self, name: str, problem: str) -> ValueError:
         return ValueError(f"QuantState.from_dict: {self.source.get(name, name)}: {problem}")
+
+
+def _key_prefix(qs_dict: dict[str, Any]) -> str:
+    """What the state's keys have before their last component ("layer.weight."; "" unprefixed)."""
+    for key in qs_dict:
+        if "quant_state" in key:
+            return key[: key.index("quant_state")]
+    key = next(iter(qs_dict), "")
+    return key[: key.rfind(".") + 1]
 
 
 def _unpack_fields(key: str, packed: torch.Tensor) -> dict[str, Any]:
@@ -143,6 +153,9 @@ def _checked_fields(entries: _StateEntries, nested: bool, device) -> dict[str, A
         return fields
 
     fields["nested_blocksize"] = blocksize("nested_blocksize", "dequantize_blockwise")
+    if fourbit and fields["nested_blocksize"] != NESTED_BLOCKSIZE:
+        raise entries.fail("nested_blocksize", f"4-bit statistics are nested with blocksize {NESTED_BLOCKSIZE}, got "
+                                               f"{fields['nested_blocksize']}")
     fields["nested_dtype"] = float_dtype("nested_dtype")
     fields["nested_quant_map"] = tensor("nested_quant_map", (torch.float32,), CODE_SIZE)
     fields["nested_absmax"] = tensor("nested_absmax", (torch.float32,),
@@ -233,7 +246,9 @@ class QuantState:
         unpacked = any(k.split(".")[-1] == "quant_type" for k in qs_dict)
         if not unpacked:
             if not packed_keys:
-                raise ValueError("Expected packed or unpacked quant_state items, found neither")
+                prefix = _key_prefix(qs_dict)
+                expected = " or ".join(f"{prefix}quant_state.{key}" for key in cls.valid_qs_type_keys)
+                raise ValueError(f"Expected packed or unpacked quant_state items, found neither ({expected} is missing)")
             if len(packed_keys) != 1 or packed_keys[0].split(".")[-1] not in cls.valid_qs_type_keys:
                 raise ValueError(
                     f"There should be exactly one `quant_state` item with ending from {cls.valid_qs_type_keys}.\n"
@@ -250,6 +265,7 @@ class QuantState:
             required += nested_keys
         missing = [key for key in required if key not in entries.values]
         if missing:
+            missing = [entries.key_prefix + key for key in missing]
             raise ValueError(f"QuantState.from_dict: missing keys {missing}{entries.where()}")
         fields = _checked_fields(entries, nested, device)
 

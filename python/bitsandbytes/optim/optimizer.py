@@ -369,8 +369,8 @@ class Optimizer8bit(torch.optim.Optimizer):
         layout = "8-bit" if eight_bit else "32-bit"
         for name in ("state2", "qmap1", "qmap2", "absmax1", "absmax2"):
             if name in state and name not in expected:
-                raise fail(name, f"does not belong to a {layout} state of {type(self).__name__} (whose state1 is "
-                                 f"{getattr(state1, 'dtype', type(state1).__name__)})")
+                raise fail(name, f"does not belong to a {layout} state of {type(self).__name__}, which "
+                                 f"state[{key!r}]['state1'] of {getattr(state1, 'dtype', type(state1).__name__)} is")
         for name, (shape, dtypes) in expected.items():
             if name not in state:
                 raise KeyError(f"loaded state dict: state[{key!r}][{name!r}] is missing from a {layout} state")
