@@ -36,6 +36,18 @@ inline MmaConfig mma_config(int64_t M, int64_t N, int sm_count) {
     return {n_tiles, two ? 2 : 1};
 }
 
+// From 17 rows of A (4+ row groups) the K-split kernel's re-reads of A from L2 (all
+// of A per 16 or 32 weight rows) outweigh the weights: gemm_4bit_mma_shared_a_kernel
+// stages A in shared memory for 16 * warps weight rows, 8 warps where that grid still
+// gives every SM a block, else 4; 0 keeps the K-split kernel (a grid too small to fill
+// the GPU without splitting K).
+inline int mma_staged_a_warps(int64_t M, int64_t N, int sm_count) {
+    if (M <= 16) return 0;
+    if (N / 128 >= sm_count) return 8;
+    if (N / 64 >= sm_count) return 4;
+    return 0;
+}
+
 // Fused kernels vs dequantize + dense GEMM: the largest M that stays fused.
 // Measured (benchmarks/RESULTS.md, "Heuristic"): the tensor-core kernel is several
 // times faster than dequantize + cuBLAS up to 16 rows and about as fast at 64 rows,
