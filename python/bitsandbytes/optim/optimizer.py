@@ -14,6 +14,7 @@ time does not grow with per-parameter bookkeeping. Any other step rebuilds the p
 """
 
 import dataclasses
+import math
 import operator
 import warnings
 from collections import abc as container_abcs
@@ -25,6 +26,7 @@ from typing import Callable, Optional
 import torch
 
 import bitsandbytes.functional as F
+from bitsandbytes._formats import CODE_SIZE
 from bitsandbytes._singleton import singleton_instance
 from bitsandbytes.utils import sync_gpu
 
@@ -281,6 +283,12 @@ class Optimizer8bit(torch.optim.Optimizer):
                 return type(value)(cast(param, v) for v in value)
             return value
 
+        for gindex, (group, saved) in enumerate(zip(groups, saved_groups)):
+            self._check_loaded_group(gindex, group, saved)
+        for k, param in id_map.items():
+            if k in state_dict["state"]:
+                self._check_loaded_state(k, param, state_dict["state"][k])
+
         state = defaultdict(dict)
         for k, v in state_dict["state"].items():
             if k in id_map:
@@ -294,6 +302,87 @@ class Optimizer8bit(torch.optim.Optimizer):
 
         param_groups = [update_group(g, ng) for g, ng in zip(groups, saved_groups)]
         self.__setstate__({"state": state, "param_groups": param_groups})
+
+    def _state1_shape(self, p) -> tuple:
+        """The shape of a parameter's first state (AdEMAMix stacks two)."""
+        return tuple(p.shape)
+
+    def _check_loaded_group(self, gindex: int, group: dict, saved: dict) -> None:
+        """A saved group must hold every hyper-parameter this optimizer reads, each valid."""
+        for name in _READ_HYPERPARAMETERS.intersection(self.defaults):
+            where = f"loaded state dict: param_groups[{gindex}][{name!r}]"
+            if name not in saved:
+                raise KeyError(f"{where} is missing")
+            value = saved[name]
+            if name == "betas":
+                if not (isinstance(value, (list, tuple)) and len(value) == len(group["betas"])
+                        and all(_is_real(b) and 0.0 <= b < 1.0 for b in value)):
+                    raise ValueError(f"{where}: expected {len(group['betas'])} numbers in [0, 1), got {value!r}")
+            elif name in ("lr", "eps", "weight_decay"):
+                if not (_is_real(value) and 0.0 <= value < math.inf):
+                    raise ValueError(f"{where}: expected a finite number >= 0, got {value!r}")
+            elif name == "alpha":
+                if not (_is_real(value) and abs(value) < math.inf):
+                    raise ValueError(f"{where}: expected a finite number, got {value!r}")
+            elif name in ("t_alpha", "t_beta3"):
+                if not (value is None or (_is_real(value) and value >= 0)):
+                    raise ValueError(f"{where}: expected None or a number of steps >= 0, got {value!r}")
+
+    def _check_loaded_state(self, key, p, state) -> None:
+        """A saved parameter state must be one that update_step can read for `p`: the 32-bit or the
+        8-bit layout of this optimizer (either loads, as upstream's do), whole, on a device with data.
+        Raises before anything is loaded, naming the entry."""
+        def fail(name, problem):
+            return ValueError(f"loaded state dict: state[{key!r}][{name!r}] (parameter of shape "
+                              f"{tuple(p.shape)}): {problem}")
+
+        if not isinstance(state, dict):
+            raise ValueError(f"loaded state dict: state[{key!r}]: expected a dict, got {type(state).__name__}")
+        if not state:
+            return
+        for name in ("step", "state1"):
+            if name not in state:
+                raise KeyError(f"loaded state dict: state[{key!r}][{name!r}] is missing")
+        step = state["step"]
+        if isinstance(step, torch.Tensor) and step.numel() == 1 and not step.is_meta:
+            step = step.item()
+        if not (_is_real(step) and step >= 0 and float(step).is_integer()):
+            raise fail("step", f"expected a step count >= 0, got {state['step']!r}")
+
+        two_state = self._has_second_state()
+        state1 = state["state1"]
+        eight_bit = isinstance(state1, torch.Tensor) and state1.dtype == torch.uint8
+        blocks = -(p.numel() // -BLOCKSIZE)
+        state1_shape = self._state1_shape(p)
+        stacked = state1_shape[:1] if len(state1_shape) > p.dim() else ()
+        expected = {"state1": (state1_shape, (torch.uint8,) if eight_bit else (torch.float32,))}
+        if two_state:
+            expected["state2"] = (tuple(p.shape), expected["state1"][1])
+        if eight_bit:
+            expected["qmap1"] = ((CODE_SIZE,), (torch.float32,))
+            expected["absmax1"] = ((*stacked, blocks), (torch.float32,))
+            if two_state:
+                expected["qmap2"] = ((CODE_SIZE,), (torch.float32,))
+                expected["absmax2"] = ((blocks,), (torch.float32,))
+        if "unorm_vec" in state or (not eight_bit and self.args.max_unorm > 0.0):
+            expected["unorm_vec"] = ((1,), (torch.float32,))
+        layout = "8-bit" if eight_bit else "32-bit"
+        for name in ("state2", "qmap1", "qmap2", "absmax1", "absmax2"):
+            if name in state and name not in expected:
+                raise fail(name, f"does not belong to a {layout} state of {type(self).__name__}, which "
+                                 f"state[{key!r}]['state1'] of {getattr(state1, 'dtype', type(state1).__name__)} is")
+        for name, (shape, dtypes) in expected.items():
+            if name not in state:
+                raise KeyError(f"loaded state dict: state[{key!r}][{name!r}] is missing from a {layout} state")
+            value = state[name]
+            if not isinstance(value, torch.Tensor):
+                raise fail(name, f"expected a tensor, got {type(value).__name__}")
+            if value.dtype not in dtypes:
+                raise fail(name, f"expected dtype {dtypes[0]} in a {layout} state, got {value.dtype}")
+            if tuple(value.shape) != tuple(shape):
+                raise fail(name, f"expected shape {tuple(shape)}, got {tuple(value.shape)}")
+            if value.is_meta and not p.is_meta:
+                raise fail(name, "is on the meta device (it holds no data)")
 
     def to_gpu(self):
         """Moves each non-paged state tensor to its parameter's device."""
@@ -692,6 +781,14 @@ class Optimizer8bit(torch.optim.Optimizer):
             state["unorm_vec"] = torch.zeros((1,), device=p.device)
 
 
+# The group entries update_step reads (a group may hold others, e.g. torch's own flags).
+_READ_HYPERPARAMETERS = frozenset({"lr", "betas", "eps", "weight_decay", "alpha", "t_alpha", "t_beta3"})
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _check_hyperparameters(lr, eps, betas, weight_decay) -> None:
     if not 0.0 <= lr:
         raise ValueError(f"Invalid learning rate: {lr}")
@@ -766,7 +863,7 @@ class Optimizer2State(Optimizer8bit):
 
     @torch.no_grad()
     def init_state(self, group, p, gindex, pindex):
-        self._init_state(group, p, gindex, pindex, tuple(p.shape))
+        self._init_state(group, p, gindex, pindex, self._state1_shape(p))
 
     @torch.no_grad()
     def update_step(self, group, p, gindex, pindex):
@@ -805,7 +902,7 @@ class Optimizer1State(Optimizer8bit):
 
     @torch.no_grad()
     def init_state(self, group, p, gindex, pindex):
-        self._init_state(group, p, gindex, pindex, tuple(p.shape))
+        self._init_state(group, p, gindex, pindex, self._state1_shape(p))
 
     @torch.no_grad()
     def update_step(self, group, p, gindex, pindex):
