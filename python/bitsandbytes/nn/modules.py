@@ -258,6 +258,29 @@ def fix_4bit_weight_quant_state_from_module(module: "Linear4bit | Embedding4bit"
     module.weight.quant_state = module.quant_state
 
 
+def _quant_state_of(module: "Linear4bit") -> Optional[QuantState]:
+    """The weight's QuantState, else the module's (FSDP replaces the Params4bit by its own parameter)."""
+    quant_state = getattr(module.weight, "quant_state", None)
+    return module.quant_state if quant_state is None else quant_state
+
+
+def _weight_held_by_fsdp(module: "Linear4bit") -> bool:
+    """Whether FSDP2 holds the packed weight in its own parameter (a DTensor), which must stay the module's."""
+    return not isinstance(module.weight, Params4bit) and hasattr(module.weight, "device_mesh")
+
+
+def _expose_quant_state(weight: torch.Tensor, quant_state: QuantState, entries: dict):
+    """Gives a tensor standing in for a Params4bit the attributes that name its state-dict entries.
+
+    torch.distributed.checkpoint resolves every state-dict key by attribute access from the
+    model (`...weight.absmax`, `...weight.quant_state.bitsandbytes__nf4`); FSDP2's DTensor
+    parameter has none of Params4bit's properties, so a save or load would fail on them.
+    """
+    for key, value in entries.items():
+        name = key.split(".", 1)[0]
+        setattr(weight, name, quant_state if name == "quant_state" else value)
+
+
 class Linear4bit(nn.Linear):
     """nn.Linear with a 4-bit (NF4/FP4) weight, quantized on the first move to a device."""
 
@@ -290,9 +313,12 @@ class Linear4bit(nn.Linear):
         if isinstance(self.weight, Params4bit):
             self.weight._restore_standard_layout()
         super()._save_to_state_dict(destination, prefix, keep_vars)
-        quant_state = getattr(self.weight, "quant_state", None)
+        quant_state = _quant_state_of(self)
         if quant_state is not None:
-            for key, value in quant_state.as_dict(packed=True).items():
+            entries = quant_state.as_dict(packed=True)
+            if not isinstance(self.weight, Params4bit):
+                _expose_quant_state(self.weight, quant_state, entries)
+            for key, value in entries.items():
                 destination[prefix + "weight." + key] = value if keep_vars else value.detach()
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
@@ -301,7 +327,15 @@ class Linear4bit(nn.Linear):
         # a float checkpoint (e.g. an nn.Linear's) loads as usual and quantizes on the next move.
         stats_prefix = prefix + "weight."
         stats = {key[len(stats_prefix):]: value for key, value in state_dict.items() if key.startswith(stats_prefix)}
-        if stats and prefix + "weight" in state_dict:
+        if stats and prefix + "weight" in state_dict and _weight_held_by_fsdp(self):
+            # The packed bytes are copied into FSDP's parameter as they are (same dtype: no conversion).
+            packed = state_dict[prefix + "weight"]
+            quant_state = QuantState.from_dict(qs_dict=stats, device=self.weight.device)
+            _check_prequantized(packed, quant_state)
+            self.quant_state = quant_state
+            _expose_quant_state(self.weight, quant_state, quant_state.as_dict(packed=True))
+            state_dict = {key: value for key, value in state_dict.items() if not key.startswith(stats_prefix)}
+        elif stats and prefix + "weight" in state_dict:
             packed = state_dict[prefix + "weight"]
             device = self.weight.device if self.weight.device.type != "meta" else packed.device
             self.weight = Params4bit.from_prequantized(packed, stats, requires_grad=False, device=device, module=self)
