@@ -254,6 +254,10 @@ def fix_4bit_weight_quant_state_from_module(module: "Linear4bit | Embedding4bit"
         raise RuntimeError("weight: expected the packed 4-bit layout [n, 1], got shape "
                            f"{tuple(module.weight.shape)} (was the layer quantized?)")
     if not isinstance(module.weight, Params4bit):
+        if module.weight.dtype != module.quant_storage:
+            # The bytes were converted as numbers (e.g. FSDP's MixedPrecisionPolicy param_dtype): not 4-bit codes any more.
+            raise RuntimeError(f"weight: the packed 4-bit data is stored as {module.quant_storage} but arrived as "
+                               f"{module.weight.dtype}; keep a mixed-precision param_dtype equal to the quant_storage")
         module.weight = Params4bit(module.weight, quant_storage=module.quant_storage, bnb_quantized=True)
     module.weight.quant_state = module.quant_state
 
