@@ -5,6 +5,10 @@ A 4-bit weight quantizes when it first moves to a real device (`.to()`, `.cuda()
 `.cpu()`); the packed bytes live in the parameter's data, the statistics in its
 QuantState. State dicts use upstream's keys (`weight.absmax`,
 `weight.quant_map`, `weight.nested_*`, `weight.quant_state.bitsandbytes__<type>`).
+
+Under FSDP2 the module's weight is FSDP's own parameter (a DTensor; a plain one over the
+all-gathered bytes during forward): the QuantState stays on the module, the forward re-wraps
+the bytes, and the state dict saves and loads the module's state around FSDP's parameter.
 """
 
 import copy
