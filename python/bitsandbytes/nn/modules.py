@@ -5,6 +5,10 @@ A 4-bit weight quantizes when it first moves to a real device (`.to()`, `.cuda()
 `.cpu()`); the packed bytes live in the parameter's data, the statistics in its
 QuantState. State dicts use upstream's keys (`weight.absmax`,
 `weight.quant_map`, `weight.nested_*`, `weight.quant_state.bitsandbytes__<type>`).
+
+Under FSDP2 the module's weight is FSDP's own parameter (a DTensor; a plain one over the
+all-gathered bytes during forward): the QuantState stays on the module, the forward re-wraps
+the bytes, and the state dict saves and loads the module's state around FSDP's parameter.
 """
 
 import copy
@@ -273,8 +277,35 @@ def fix_4bit_weight_quant_state_from_module(module: "Linear4bit | Embedding4bit"
         raise RuntimeError("weight: expected the packed 4-bit layout [n, 1], got shape "
                            f"{tuple(module.weight.shape)} (was the layer quantized?)")
     if not isinstance(module.weight, Params4bit):
+        if module.weight.dtype != module.quant_storage:
+            # The bytes were converted as numbers (e.g. FSDP's MixedPrecisionPolicy param_dtype): not 4-bit codes any more.
+            raise RuntimeError(f"weight: the packed 4-bit data is stored as {module.quant_storage} but arrived as "
+                               f"{module.weight.dtype}; keep a mixed-precision param_dtype equal to the quant_storage")
         module.weight = Params4bit(module.weight, quant_storage=module.quant_storage, bnb_quantized=True)
     module.weight.quant_state = module.quant_state
+
+
+def _quant_state_of(module: "Linear4bit") -> Optional[QuantState]:
+    """The weight's QuantState, else the module's (FSDP replaces the Params4bit by its own parameter)."""
+    quant_state = getattr(module.weight, "quant_state", None)
+    return module.quant_state if quant_state is None else quant_state
+
+
+def _weight_held_by_fsdp(module: "Linear4bit") -> bool:
+    """Whether FSDP2 holds the packed weight in its own parameter (a DTensor), which must stay the module's."""
+    return not isinstance(module.weight, Params4bit) and hasattr(module.weight, "device_mesh")
+
+
+def _expose_quant_state(weight: torch.Tensor, quant_state: QuantState, entries: dict):
+    """Gives a tensor standing in for a Params4bit the attributes that name its state-dict entries.
+
+    torch.distributed.checkpoint resolves every state-dict key by attribute access from the
+    model (`...weight.absmax`, `...weight.quant_state.bitsandbytes__nf4`); FSDP2's DTensor
+    parameter has none of Params4bit's properties, so a save or load would fail on them.
+    """
+    for key, value in entries.items():
+        name = key.split(".", 1)[0]
+        setattr(weight, name, quant_state if name == "quant_state" else value)
 
 
 class Linear4bit(nn.Linear):
@@ -312,9 +343,12 @@ class Linear4bit(nn.Linear):
         if isinstance(self.weight, Params4bit):
             self.weight._restore_standard_layout()
         super()._save_to_state_dict(destination, prefix, keep_vars)
-        quant_state = getattr(self.weight, "quant_state", None)
+        quant_state = _quant_state_of(self)
         if quant_state is not None:
-            for key, value in quant_state.as_dict(packed=True).items():
+            entries = quant_state.as_dict(packed=True)
+            if not isinstance(self.weight, Params4bit):
+                _expose_quant_state(self.weight, quant_state, entries)
+            for key, value in entries.items():
                 destination[prefix + "weight." + key] = value if keep_vars else value.detach()
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
@@ -330,6 +364,18 @@ class Linear4bit(nn.Linear):
                                  f"({weight_key}.absmax, {weight_key}.quant_state.bitsandbytes__*) for its weight")
             super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                                           error_msgs)
+            return
+        if stats and weight_key in state_dict and _weight_held_by_fsdp(self):
+            # The packed bytes are copied into FSDP's parameter as they are (same dtype: no conversion).
+            packed = state_dict[weight_key]
+            quant_state = QuantState.from_dict(qs_dict={key[len(weight_key) + 1:]: value for key, value in stats.items()},
+                                               device=self.weight.device)
+            check_packed_4bit_data(packed, quant_state, key=weight_key)
+            _check_module_shape(self, quant_state, stats)
+            self.quant_state = quant_state
+            _expose_quant_state(self.weight, quant_state, quant_state.as_dict(packed=True))
+            super()._load_from_state_dict({key: value for key, value in state_dict.items() if key not in stats}, prefix,
+                                          local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
             return
         rest = {key: value for key, value in state_dict.items() if key != weight_key and key not in stats}
         if weight_key not in state_dict:

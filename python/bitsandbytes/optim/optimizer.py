@@ -11,6 +11,11 @@ The batches of a group are kept between steps (``_GroupPlan``): a step whose gro
 gradients present, state dict and overrides are those of the previous one only reads
 the gradients and the group's hyper-parameters, then calls the ops, so that its host
 time does not grow with per-parameter bookkeeping. Any other step rebuilds the plan.
+
+A parameter sharded by FSDP2 (a DTensor) is updated through the shard this rank holds:
+its states have the shard's shape and the ops see the local parameter and gradient. The
+updates are elementwise, so the shards together give the update of the whole tensor;
+update-norm clipping (LAMB, LARS, max_unorm) needs the whole tensor's norm and is refused.
 """
 
 import dataclasses
@@ -174,10 +179,21 @@ class _GroupPlan:
     missing: Optional[list]  # per parameter whether its grad is None; None: all present
     batches: list
     paged: list  # parameters whose states are prefetched before the update
+    sharded: bool  # some parameters are DTensors: the ops take their local shards
 
 
 _grad_of = operator.attrgetter("grad")
 _is_contiguous = torch.Tensor.is_contiguous
+
+
+def _local_shard(tensor: torch.Tensor) -> torch.Tensor:
+    """The part of a DTensor (FSDP2's sharded parameters and their gradients) that this rank
+    holds; any other tensor itself. (`to_local()` is an autograd function: too slow per step.)"""
+    return getattr(tensor, "_local_tensor", tensor)
+
+
+def _is_sharded(tensor: torch.Tensor) -> bool:
+    return _local_shard(tensor) is not tensor
 
 
 def _active_grads_usable(grads) -> bool:
@@ -574,7 +590,7 @@ class Optimizer8bit(torch.optim.Optimizer):
         missing = [g is None for g in grads]
         return _GroupPlan(
             group=group, params=params, count=len(params), missing=missing if any(missing) else None,
-            batches=list(batches.values()), paged=paged,
+            batches=list(batches.values()), paged=paged, sharded=any(map(_is_sharded, params)),
         )
 
     def _run_plan(self, plan: _GroupPlan, group: dict, grads: list) -> bool:
@@ -583,7 +599,10 @@ class Optimizer8bit(torch.optim.Optimizer):
         for p in plan.paged:
             self.prefetch_state(p)
         group_config = self._group_config(group)
+        if plan.sharded:
+            grads = [None if g is None else _local_shard(g) for g in grads]
         for batch in plan.batches:
+            params = list(map(_local_shard, batch.params)) if plan.sharded else batch.params
             config = group_config
             if batch.override_by_index is not None or batch.override_by_id is not None:
                 config = {**group_config, **(batch.override_by_index or {}), **(batch.override_by_id or {})}
@@ -592,12 +611,12 @@ class Optimizer8bit(torch.optim.Optimizer):
                 state["step"] = step
             hp = self._hyperparameters(config, step)
             if batch.per_tensor:
-                self._run_each(batch, hp, [grads[i] for i in batch.positions])
+                self._run_each(batch, params, hp, [grads[i] for i in batch.positions])
                 continue
             batch_grads = grads if batch.pick_grads is None else batch.pick_grads(grads)
             try:
                 F.optimizer_update_multi_tensor(
-                    self.optimizer_name, batch_grads, batch.params, batch.state1, batch.state2, batch.absmax1,
+                    self.optimizer_name, batch_grads, params, batch.state1, batch.state2, batch.absmax1,
                     batch.absmax2, batch.qmap1, batch.qmap2, hp.beta1, hp.beta2, hp.beta3, hp.alpha, hp.eps,
                     hp.weight_decay, hp.step, hp.lr, 1.0, hp.skip_zeros,
                 )
@@ -609,13 +628,14 @@ class Optimizer8bit(torch.optim.Optimizer):
                 for param in batch.params:
                     if not param.is_contiguous():
                         param.data = param.data.contiguous()
-                self._run_each(batch, hp, list(batch_grads))
+                params = list(map(_local_shard, batch.params)) if plan.sharded else batch.params
+                self._run_each(batch, params, hp, list(batch_grads))
         return held
 
-    def _run_each(self, batch: _Batch, hp: _HyperParameters, grads: list) -> None:
+    def _run_each(self, batch: _Batch, params: list, hp: _HyperParameters, grads: list) -> None:
         for i, g in enumerate(grads):
             self._run_update(_Update(
-                g=g, p=batch.params[i], state1=batch.state1[i], state2=batch.state2[i] if batch.state2 else None,
+                g=g, p=params[i], state1=batch.state1[i], state2=batch.state2[i] if batch.state2 else None,
                 qmap1=batch.qmap1, qmap2=batch.qmap2, absmax1=batch.absmax1[i] if batch.absmax1 else None,
                 absmax2=batch.absmax2[i] if batch.absmax2 else None, unorm_vec=batch.unorm_vec[i], hp=hp,
             ))
@@ -702,8 +722,8 @@ class Optimizer8bit(torch.optim.Optimizer):
         two_state = self._has_second_state()
         eight_bit = state["state1"].dtype == torch.uint8
         return _Update(
-            g=p.grad,
-            p=p,
+            g=_local_shard(p.grad),
+            p=_local_shard(p),
             state1=state["state1"],
             state2=state["state2"] if two_state else None,
             qmap1=state.get("qmap1") if eight_bit else None,
@@ -767,9 +787,20 @@ class Optimizer8bit(torch.optim.Optimizer):
         config = self.get_config(gindex, pindex, group)
         if config["optim_bits"] not in (8, 32):
             raise NotImplementedError(f"Amount of optimizer bits not supported: {config['optim_bits']}")
+        # Decided on the whole parameter: a shard keeps the state bits it has without FSDP.
         eight_bit = config["optim_bits"] == 8 and p.numel() >= config["min_8bit_size"]
-        two_state = self._has_second_state()
         state = self.state[p]
+        local = _local_shard(p)
+        if local is not p:
+            if config["max_unorm"] > 0.0:
+                raise NotImplementedError(
+                    f"{type(self).__name__}: update-norm clipping (max_unorm={config['max_unorm']}) needs the norm of "
+                    f"the whole tensor; parameter {pindex} of group {gindex} is sharded (a DTensor, e.g. FSDP2)"
+                )
+            # The subclass's state shape ends with the parameter's shape: the states hold the shard.
+            state1_shape = (*state1_shape[:len(state1_shape) - p.dim()], *local.shape)
+            p = local
+        two_state = self._has_second_state()
         state["step"] = 0
         if eight_bit:
             self._init_quantized_state(p, state, state1_shape, two_state)
