@@ -54,6 +54,8 @@ constexpr int64_t dtype_size(bnb_dtype dtype) {
     return 0;
 }
 
-constexpr int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+// ceil(a / b) for a >= 0 and b > 0 without forming a + b - 1, which overflows
+// for the blocksizes near INT64_MAX that the CPU's any-positive rule admits.
+constexpr int64_t ceil_div(int64_t a, int64_t b) { return a / b + (a % b != 0); }
 
 }  // namespace bnb

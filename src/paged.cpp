@@ -25,6 +25,8 @@ extern "C" BNB_API bnb_status bnb_paged_alloc(bnb_device device, int64_t bytes, 
     if (out == nullptr) return fail(BNB_STATUS_INVALID_ARGUMENT, "out must not be NULL");
     *out = nullptr;
     if (bytes <= 0) return fail(BNB_STATUS_INVALID_ARGUMENT, "bytes must be > 0, got " + std::to_string(bytes));
+    // The backends round the size up (to pages, to alignment) in int64_t.
+    BNB_CHECK(check_count(bytes, "bytes"));
     return ops->paged_alloc(device, bytes, out);
 }
 

@@ -3,6 +3,8 @@
 #include <cstring>
 #include <string>
 
+#include <unistd.h>
+
 #include "blockwise/blockwise.h"
 #include "common/cpu_isa.h"
 #include "fourbit/fourbit.h"
@@ -16,8 +18,23 @@ namespace {
 // The host is one device (torch's CPU tensors are all on device 0).
 int device_count() { return 1; }
 
+// The host's physical memory in bytes (0 if unknown).
+int64_t host_memory_bytes() {
+    const long pages = sysconf(_SC_PHYS_PAGES);
+    const long page_bytes = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page_bytes <= 0) return 0;
+    return static_cast<int64_t>(pages) * page_bytes;
+}
+
 // Paged memory on the host is ordinary memory: nothing to page, nothing to prefetch.
 bnb_status paged_alloc(bnb_device, int64_t bytes, void** out) {
+    // As the CUDA backend refuses more than the device has free: a size beyond the
+    // host's memory can only fail, or succeed lazily and be killed when zero-filled.
+    static const int64_t host_bytes = host_memory_bytes();
+    if (host_bytes > 0 && bytes > host_bytes) {
+        return fail(BNB_STATUS_OUT_OF_MEMORY, "paged_alloc: " + std::to_string(bytes) +
+                                                  " bytes requested but the host has " + std::to_string(host_bytes));
+    }
     constexpr int64_t kAlignment = 64;
     const int64_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
     void* memory = std::aligned_alloc(kAlignment, static_cast<size_t>(rounded));

@@ -20,6 +20,13 @@ bool has_f16c() {
     unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
     return __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & bit_F16C) != 0;
 }
+
+// AVX-VNNI from CPUID leaf 7, sub-leaf 1, EAX bit 4 (clang before 16 has no
+// __builtin_cpu_supports("avxvnni")); the AVX state itself is checked with AVX2.
+bool has_avx_vnni() {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    return __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) != 0 && (eax & (1u << 4)) != 0;
+}
 #endif
 
 bool probe(CpuIsa isa) {
@@ -105,7 +112,7 @@ bool cpu_has_int8_vnni(CpuIsa isa) {
         return setting == nullptr || std::strcmp(setting, "0") != 0;
     }();
     static const bool avx512_vnni = isa_supported(CpuIsa::kAvx512) && __builtin_cpu_supports("avx512vnni");
-    static const bool avx_vnni = isa_supported(CpuIsa::kAvx2) && __builtin_cpu_supports("avxvnni");
+    static const bool avx_vnni = isa_supported(CpuIsa::kAvx2) && has_avx_vnni();
     switch (isa) {
         case CpuIsa::kAvx512: return allowed && avx512_vnni;
         case CpuIsa::kAvx2: return allowed && avx_vnni;

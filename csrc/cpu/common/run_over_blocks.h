@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "bitsandbytes/bitsandbytes.h"
+#include "buffers.h"
 #include "common/float_mode.h"
 #include "common/memory_hints.h"
 #include "common/parallel.h"
@@ -18,7 +19,7 @@ template <typename Args, typename Kernel>
 bnb_status run_over_blocks(const Args& args, void* out, size_t out_bytes, int64_t min_elements_per_thread,
                            const Kernel& kernel) {
     advise_huge_pages(out, out_bytes);
-    const int64_t blocks = (args.n + args.blocksize - 1) / args.blocksize;
+    const int64_t blocks = ceil_div(args.n, args.blocksize);
     for_each_block_range(blocks, args.n, min_elements_per_thread, [&](int64_t first, int64_t last) {
         const DefaultFloatMode float_mode;
         kernel(args, first, last);

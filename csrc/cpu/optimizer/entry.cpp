@@ -118,6 +118,8 @@ bnb_status optimizer_update_32bit(const OptimizerUpdateArgs& args) {
             double sum = 0.0;
             for (size_t i = pieces.first_piece[t]; i < pieces.first_piece[t + 1]; ++i) sum += sums[i];
             const bnb_optimizer_tensor& tensor = args.tensors[t];
+            // An empty tensor's buffers are not the call's (the core checks none of them).
+            if (tensor.n == 0) continue;
             // A NaN sum as CUDA's canonical NaN (kernels.h says why).
             *tensor.unorm_vec = std::isnan(sum) ? bits_float(0x7fffffffu) : static_cast<float>(sum);
             if (!ademamix) scales[t] = update_scale(args, scalars, tensor, *tensor.unorm_vec);
