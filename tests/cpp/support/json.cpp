@@ -83,7 +83,7 @@ private:
             if (peek() != '"') error("expected a member name");
             std::string key = parse_string();
             expect(':');
-            object.members.emplace_back(std::move(key), parse_value());
+            object.members.push_back({std::move(key), parse_value()});
             if (peek() == ',') {
                 ++pos_;
                 continue;

@@ -10,6 +10,8 @@
 
 namespace bnb_test {
 
+struct JsonMember;
+
 struct JsonValue {
     enum class Kind { Null, Bool, Number, String, Array, Object };
 
@@ -19,7 +21,9 @@ struct JsonValue {
     std::string string;
     std::vector<JsonValue> array;
     // Members in file order (the manifest's order is the order tests run in).
-    std::vector<std::pair<std::string, JsonValue>> members;
+    // (A struct rather than std::pair: clang cannot instantiate a pair of this
+    // still-incomplete type.)
+    std::vector<JsonMember> members;
 
     bool is_object() const { return kind == Kind::Object; }
     // The member `key`, or nullptr when this is not an object or lacks it.
@@ -29,6 +33,11 @@ struct JsonValue {
     // The value as a string / integer; throws when it is of another kind.
     const std::string& as_string() const;
     long long as_integer() const;
+};
+
+struct JsonMember {
+    std::string first;
+    JsonValue second;
 };
 
 JsonValue parse_json(std::string_view text);
