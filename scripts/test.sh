@@ -24,29 +24,5 @@ if command -v hipcc >/dev/null 2>&1; then
   bash csrc/hip/compile_check.sh
 fi
 
-# The sanitizer runs need clang's libFuzzer and sanitizer runtimes (Debian's clang
-# and libclang-rt-dev); one clang build in build/sanitize serves all three.
-sanitize=0
-if command -v clang++ >/dev/null 2>&1 && [ -e "$(clang -print-file-name=libclang_rt.asan-x86_64.so)" ]; then
-  sanitize=1
-  echo "== C/C++ tests under ASan + UBSan (clang, build/sanitize)"
-  cmake -S . -B build/sanitize -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
-    -DBNB_BUILD_FUZZERS=ON -DBNB_BUILD_PYTHON=OFF -DBNB_BUILD_BENCHMARKS=OFF -DBNB_WITH_CUDA=OFF >/dev/null
-  cmake --build build/sanitize
-  # install.*: the consumers are built without the fuzzer's coverage runtime.
-  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    ctest --test-dir build/sanitize --output-on-failure -j2 -E '^install[.]'
-
-  echo "== fuzzers (${BNB_FUZZ_SECONDS:-30} s each)"
-  bash tests/fuzz/run.sh "${BNB_FUZZ_SECONDS:-30}"
-else
-  echo "== sanitizer runs skipped: clang with libclang-rt-dev not found"
-fi
-
 echo "== Python tests"
 HF_HUB_OFFLINE=1 "$BNB_PYTHON" -m pytest -q -ra tests/python "$@"
-
-if [ "$sanitize" = 1 ]; then
-  echo "== Python tests against the ASan + UBSan library (tests/fuzz/python_sanitized.sh)"
-  bash tests/fuzz/python_sanitized.sh
-fi

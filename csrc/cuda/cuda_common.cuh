@@ -203,6 +203,6 @@ inline int log2_exact(int64_t power_of_two) {
     return log;
 }
 
-__host__ __device__ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+__host__ __device__ constexpr int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 }  // namespace bnb::cuda

@@ -57,6 +57,15 @@ def blocks_of(n: int, blocksize: int) -> int:
     return -(n // -blocksize)
 
 
+def packed_4bit_storage_elements(n: int, quant_storage: torch.dtype) -> int:
+    """Elements of quant_storage holding the (n + 1) // 2 packed bytes, rounded up.
+
+    Upstream allocates (n + 1) // (2 * itemsize) and writes past the end when that
+    rounds down; the rounded-up size never does and equals upstream's otherwise.
+    """
+    return -(((n + 1) // 2) // -quant_storage.itemsize)
+
+
 def takes_any_blocksize(op: str, device_type: Optional[str]) -> bool:
     """Whether `op` takes every positive blocksize on devices of `device_type` (None: on every device)."""
     if device_type is None or op not in ANY_BLOCKSIZE_OPS:

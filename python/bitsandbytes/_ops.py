@@ -7,6 +7,8 @@ metadata alone. ``torch._check`` raises RuntimeError; the messages are upstream'
 (shared/contract/ops.md).
 """
 
+import functools
+import inspect
 from math import prod
 from typing import Optional, Sequence
 
@@ -19,12 +21,52 @@ from ._formats import (
     blocks_of,
     blocksize_error,
     float_dtype_error,
+    packed_4bit_storage_elements,
     quant_type_error,
 )
 
 
 def _register_fake(name: str):
-    return torch.library.register_fake(f"bitsandbytes::{name}")
+    """Registers `name`'s fake kernel, behind the check that no meta tensor is mixed with real ones."""
+    register = torch.library.register_fake(f"bitsandbytes::{name}")
+
+    def decorator(fake):
+        @functools.wraps(fake)
+        def checked(*args, **kwargs):
+            _check_meta_not_mixed(name, fake, args, kwargs)
+            return fake(*args, **kwargs)
+
+        return register(checked)
+
+    return decorator
+
+
+def _tensors_in(value):
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _tensors_in(item)
+
+
+def _check_meta_not_mixed(name: str, fake, args, kwargs) -> None:
+    """A call with one meta tensor among real ones dispatches here (Meta outranks CPU and CUDA), and
+    a fake kernel would return uninitialised memory for it: such a call is an error.
+
+    Under torch.compile the fake tensors report their real device, so this never fires there.
+    """
+    values = (*args, *kwargs.values())
+    device_types = {tensor.device.type for value in values for tensor in _tensors_in(value)}
+    if "meta" not in device_types or len(device_types) == 1:
+        return
+    bound = inspect.signature(fake).bind(*args, **kwargs)
+    on_meta = [arg for arg, value in bound.arguments.items() if any(t.is_meta for t in _tensors_in(value))]
+    others = [arg for arg, value in bound.arguments.items()
+              if any(not t.is_meta for t in _tensors_in(value))]
+    raise RuntimeError(
+        f"bitsandbytes::{name}: {', '.join(on_meta)} on the meta device (no data), but {', '.join(others)} "
+        f"on {', '.join(sorted(device_types - {'meta'}))}: move every tensor to one device"
+    )
 
 
 def check_format(error: Optional[str]) -> None:
@@ -47,15 +89,6 @@ def _data_dependent_length() -> int:
 
 def _rows(A: torch.Tensor) -> int:
     return prod(A.shape[:-1])
-
-
-def packed_4bit_storage_elements(n: int, quant_storage: torch.dtype) -> int:
-    """Elements of quant_storage holding the (n + 1) // 2 packed bytes, rounded up.
-
-    Upstream allocates (n + 1) // (2 * itemsize) and writes past the end when that
-    rounds down; the rounded-up size never does and equals upstream's otherwise.
-    """
-    return -(((n + 1) // 2) // -quant_storage.itemsize)
 
 
 # ---- LLM.int8() -------------------------------------------------------------------

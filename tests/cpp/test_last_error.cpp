@@ -2,37 +2,17 @@
 // last failed call on that thread, and is cleared by the next call that succeeds.
 #include <gtest/gtest.h>
 
-#include <condition_variable>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "bitsandbytes/bitsandbytes.h"
 #include "support/abi_assertions.h"
+#include "support/threads.h"
 
 using namespace bnb_test;
 
 namespace {
-
-// Lets threads wait until every one of them has reached the same point.
-class Rendezvous {
-public:
-    explicit Rendezvous(int parties) : waiting_(parties) {}
-    void arrive_and_wait() {
-        std::unique_lock<std::mutex> lock(mutex_);
-        if (--waiting_ == 0) {
-            all_arrived_.notify_all();
-            return;
-        }
-        all_arrived_.wait(lock, [this] { return waiting_ == 0; });
-    }
-
-private:
-    std::mutex mutex_;
-    std::condition_variable all_arrived_;
-    int waiting_;
-};
 
 bnb_status fail_with_negative_count() {
     return bnb_quantize_4bit(kCpu, nullptr, BNB_QUANT_NF4, BNB_DTYPE_FLOAT32, nullptr, -7, 64, nullptr, nullptr);

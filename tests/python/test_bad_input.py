@@ -162,3 +162,39 @@ def test_unsupported_device_type_is_a_clear_error():
     meta = torch.empty(8, device="meta")
     codes, absmax = ops.quantize_blockwise(meta, torch.empty(256, device="meta"), 64)
     assert codes.device.type == "meta" and absmax.shape == (1,)
+
+
+def test_meta_tensor_mixed_with_real_ones_is_an_error():
+    """Meta outranks CPU in dispatch: the fake kernel would return uninitialised memory (issue 14)."""
+    A = torch.randn(256)
+    codes, state = F.quantize_blockwise(A)
+    packed, state4 = F.quantize_4bit(torch.randn(64, 32), quant_type="nf4")
+    meta = torch.device("meta")
+    calls = {
+        "code": lambda: ops.dequantize_blockwise(codes, state.absmax, state.code.to(meta), 256, torch.float32),
+        "absmax": lambda: ops.dequantize_blockwise(codes, state.absmax.to(meta), state.code, 256, torch.float32),
+        "B": lambda: ops.gemv_4bit(torch.randn(1, 32), packed.to(meta), [64, 32], state4.absmax, state4.code, 64),
+        "A": lambda: ops.quantize_blockwise(A.to(meta), state.code, 256),
+    }
+    for argument, call in calls.items():
+        with pytest.raises(RuntimeError, match=f"{argument} on the meta device"):
+            call()
+    # All on the meta device is shape inference, as before.
+    out = ops.gemv_4bit(torch.randn(1, 32, device=meta), packed.to(meta), [64, 32], state4.absmax.to(meta),
+                        state4.code.to(meta), 64)
+    assert out.shape == (1, 64) and out.is_meta
+
+
+def test_meta_quantize_blockwise_does_not_cache_a_meta_map():
+    from bitsandbytes._functional.codebooks import name2qmap
+
+    cached = name2qmap.pop("dynamic", None)
+    try:
+        F.quantize_blockwise(torch.randn(256, device="meta"))
+        assert "dynamic" not in name2qmap
+        codes, state = F.quantize_blockwise(torch.randn(256))
+        assert state.code.device.type == "cpu" and name2qmap["dynamic"].device.type == "cpu"
+    finally:
+        name2qmap.pop("dynamic", None)
+        if cached is not None:
+            name2qmap["dynamic"] = cached

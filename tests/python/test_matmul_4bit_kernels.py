@@ -82,11 +82,17 @@ def test_simt_kernel(dtype, M, quant_type, nested):
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=DTYPE_IDS.get)
 @pytest.mark.parametrize("M", [1, 5, 8, 9, 16, 17, 31, 32, 33, 64])
 @pytest.mark.parametrize("nested", [False, True])
-@pytest.mark.parametrize("shape", [(256, 4096), (200, 160), (1040, 352), (4096, 32)], ids="{0[0]}x{0[1]}".format)
+@pytest.mark.parametrize("shape", [(256, 4096), (200, 160), (1040, 352), (4096, 32), ("sm*64+16", 4128),
+                                   ("sm*128+32", 160)], ids="{0[0]}x{0[1]}".format)
 def test_tensor_core_kernel(dtype, M, nested, shape):
     if torch.cuda.get_device_capability() < (8, 0):
         pytest.skip("mma.m16n8k16 needs compute capability 8.0")
     N, K = shape
+    if isinstance(N, str):
+        # Grids of 64 and 128 weight rows per block that fill every SM: from 17 rows of A these take
+        # the kernel that stages A in shared memory with 4 and 8 warps (tuning_sm90.h), with a
+        # partial last block and a partial last chunk of K.
+        N = eval(N, {"sm": torch.cuda.get_device_properties(0).multi_processor_count})  # noqa: S307
     packed, state = make_weight(N, K, "nf4", nested, "cuda", seed=N + M)
     A = torch.randn(M, K, device="cuda").to(dtype)
     bias = torch.randn(N, device="cuda").to(dtype)

@@ -207,3 +207,54 @@ def test_compiled_linear4bit_has_no_graph_break(device):
     compiled = torch.compile(layer, fullgraph=True, backend="aot_eager")
     with torch.no_grad():
         assert torch.allclose(compiled(x), layer(x))
+
+
+# ---- issue 14: what used to give silently wrong results -------------------------------------------
+
+
+def test_checkpoint_of_the_transposed_layer_is_refused():
+    source = Linear4bit(32, 64, bias=False, quant_type="nf4").to("cpu")
+    target = Linear4bit(64, 32, bias=False, quant_type="nf4").to("cpu")
+    weight_before = target.weight
+    with pytest.raises(ValueError, match=r"weight\.quant_state\.bitsandbytes__nf4: .*shape \[64, 32\], but "
+                                         r"Linear4bit expects \[32, 64\]"):
+        target.load_state_dict(source.state_dict())
+    assert target.weight is weight_before and target.weight.quant_state.shape == (32, 64)
+    stats = {key: value for key, value in source.state_dict().items() if key.startswith("weight.")}
+    with pytest.raises(ValueError, match="expects"):
+        Params4bit.from_prequantized(source.weight.data, stats, device="cpu", module=target)
+
+
+@pytest.mark.parametrize("replacement", ["float_weight", "cast_to_float32"])
+def test_weight_that_is_not_the_packed_storage_is_refused(replacement):
+    state = quantized_linear("cpu").state_dict()
+    state["weight"] = torch.randn(40, 96) if replacement == "float_weight" else state["weight"].float()
+    with pytest.raises(ValueError, match=r"weight: expected the packed .* storage of shape"):
+        Linear4bit(96, 40, quant_type="nf4").load_state_dict(state)
+
+
+@pytest.mark.parametrize("storage", [torch.bfloat16, torch.float16, torch.float32])
+@pytest.mark.parametrize("conversion", ["half", "float", "bfloat16", "to_dtype"])
+def test_dtype_conversion_of_the_module_keeps_the_packed_bytes(storage, conversion):
+    model = torch.nn.Sequential(quantized_linear("cpu", quant_storage=storage))
+    layer = model[0]
+    packed = layer.weight.data.clone()
+    expected = F.dequantize_4bit(layer.weight.data, layer.weight.quant_state)
+    model = model.to(torch.float16) if conversion == "to_dtype" else getattr(model, conversion)()
+    assert layer.weight.dtype == storage and torch.equal(layer.weight.data.view(torch.uint8), packed.view(torch.uint8))
+    assert isinstance(layer.weight, Params4bit) and layer.weight.bnb_quantized
+    assert torch.equal(F.dequantize_4bit(layer.weight.data, layer.weight.quant_state), expected)
+    assert layer.bias.dtype != torch.float32 or conversion == "float"  # the bias does convert
+
+
+@pytest.mark.parametrize("quantized", [False, True])
+def test_deepcopy_of_a_layer_owns_its_weight(quantized):
+    original = Linear4bit(96, 40, quant_type="nf4")
+    if quantized:
+        original = original.to("cpu")
+    duplicate = copy.deepcopy(original)
+    assert duplicate.weight.module is duplicate and original.weight.module is original
+    duplicate.to("cpu")
+    assert duplicate.quant_state is duplicate.weight.quant_state is not None
+    assert (original.quant_state is not None) == quantized and original.weight.bnb_quantized == quantized
+    assert copy.deepcopy(original.weight).module is None  # a parameter copied alone belongs to no module

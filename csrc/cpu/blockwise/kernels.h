@@ -86,7 +86,8 @@ BNB_CPU_KERNEL void dequantize_blockwise_blocks(const DequantizeBlockwiseArgs& a
             const CodeValues values = lookup_codes<kStep>(code, codes + i, lanes);
             for (int64_t part = 0; part < kStep / kLanes; ++part) {
                 if (!has_lane(lanes, part * kLanes)) break;
-                store(block_out + i + part * kLanes, flush(mul(values.part[part], scale)), lanes.skip(part * kLanes));
+                store(block_out + i + part * kLanes, canonical_nan(flush(mul(values.part[part], scale))),
+                      lanes.skip(part * kLanes));
             }
         });
     }

@@ -50,7 +50,19 @@ T from_float(float value);
 template <>
 inline float from_float<float>(float value) { return value; }
 
-// Round to nearest even, NaN kept quiet (as __float2bfloat16_rn).
+// The NaN of CUDA's float32 arithmetic: whatever NaN an operation meets or makes,
+// its result is this one (measured on the H200, docs/numerics.md). x86 passes an
+// operand's NaN on, or makes 0xffc00000, so the kernels store computed values
+// through canonical_nan.
+inline constexpr uint32_t kCanonicalNanBits = 0x7fffffffu;
+
+inline float canonical_nan(float value) { return value != value ? bits_float(kCanonicalNanBits) : value; }
+
+// Conversions to 16 bits keep a NaN's upper payload bits, made quiet: a 16-bit
+// NaN widened and narrowed again is unchanged (a parameter a step skips keeps its
+// bits, as upstream's kernels leave it), and canonical_nan narrows to CUDA's 0x7fff.
+
+// Round to nearest even (as __float2bfloat16_rn).
 template <>
 inline BFloat16 from_float<BFloat16>(float value) {
     const uint32_t bits = float_bits(value);
@@ -65,7 +77,7 @@ inline Half from_float<Half>(float value) {
     const uint32_t bits = float_bits(value);
     const uint16_t sign = static_cast<uint16_t>((bits >> 16) & 0x8000u);
     const uint32_t magnitude = bits & 0x7fffffffu;
-    if (magnitude > 0x7f800000u) return Half{static_cast<uint16_t>(sign | 0x7e00u)};
+    if (magnitude > 0x7f800000u) return Half{static_cast<uint16_t>(sign | 0x7e00u | ((magnitude & 0x7fffffu) >> 13))};
     if (magnitude >= 0x477ff000u) return Half{static_cast<uint16_t>(sign | 0x7c00u)};  // rounds to inf
     if (magnitude < 0x38800000u) {
         // Result is subnormal or zero: align the 24-bit significand to 2^-24 units.

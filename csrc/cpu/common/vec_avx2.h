@@ -54,21 +54,10 @@ BNB_CPU_KERNEL inline Vec load(const T* p, Partial lanes) {
     return load(padded, Full{});
 }
 
-// from_float<Half>: round to nearest even in hardware; a NaN keeps only its sign.
+// from_float<Half>: round to nearest even in hardware, which keeps a NaN's upper
+// payload bits and makes it quiet, as from_float does.
 BNB_CPU_KERNEL inline __m128i half_bits(Vec x) {
-    __m128i bits = _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const int nan = _mm256_movemask_ps(_mm256_cmp_ps(x, x, _CMP_UNORD_Q));
-    if (nan != 0) {
-        alignas(16) uint16_t lanes[8];
-        alignas(32) uint32_t source[8];
-        _mm_store_si128(reinterpret_cast<__m128i*>(lanes), bits);
-        _mm256_store_si256(reinterpret_cast<__m256i*>(source), _mm256_castps_si256(x));
-        for (int j = 0; j < 8; ++j) {
-            if (nan & (1 << j)) lanes[j] = static_cast<uint16_t>(((source[j] >> 16) & 0x8000u) | 0x7e00u);
-        }
-        bits = _mm_load_si128(reinterpret_cast<const __m128i*>(lanes));
-    }
-    return bits;
+    return _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 }
 
 // from_float<BFloat16>: round to nearest even on the bits; a NaN keeps its upper
@@ -132,6 +121,12 @@ BNB_CPU_KERNEL inline Vec flush(Vec x) {
         _mm256_cmpeq_epi32(_mm256_and_si256(bits, _mm256_set1_epi32(0x7f800000)), _mm256_setzero_si256());
     const __m256i signed_zero = _mm256_and_si256(bits, _mm256_set1_epi32(static_cast<int>(0x80000000u)));
     return _mm256_castsi256_ps(_mm256_blendv_epi8(bits, signed_zero, exponent_zero));
+}
+
+// Every NaN lane becomes kCanonicalNanBits (float_types.h).
+BNB_CPU_KERNEL inline Vec canonical_nan(Vec x) {
+    return _mm256_blendv_ps(x, _mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int>(kCanonicalNanBits))),
+                            _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
 }
 
 BNB_CPU_KERNEL inline Vec flushed_magnitude(Vec x) {
@@ -326,7 +321,7 @@ struct ResultTable {
     BNB_CPU_KERNEL static ResultTable scaled(const Source& code, Vec flushed_scale) {
         ResultTable results;
         for (int j = 0; j < 256; j += 8) {
-            store(results.value + j, flush(_mm256_mul_ps(_mm256_load_ps(code.code + j), flushed_scale)), Full{});
+            store(results.value + j, canonical_nan(flush(_mm256_mul_ps(_mm256_load_ps(code.code + j), flushed_scale))), Full{});
         }
         return results;
     }
@@ -411,8 +406,8 @@ struct NibbleTable<float, Q> {
 template <typename T, bnb_quant_type Q>
 BNB_CPU_KERNEL inline NibbleTable<T, Q> nibble_table(float flushed_scale) {
     const __m256 scale = _mm256_set1_ps(flushed_scale);
-    const __m256 low_codes = flush(_mm256_mul_ps(load_opaque(decode_values<Q>()), scale));
-    const __m256 high_codes = flush(_mm256_mul_ps(load_opaque(decode_values<Q>() + 8), scale));
+    const __m256 low_codes = canonical_nan(flush(_mm256_mul_ps(load_opaque(decode_values<Q>()), scale)));
+    const __m256 high_codes = canonical_nan(flush(_mm256_mul_ps(load_opaque(decode_values<Q>() + 8), scale)));
     if constexpr (std::is_same_v<T, float>) {
         return {low_codes, high_codes};
     } else {
@@ -673,7 +668,6 @@ using Mask = __m256;
 BNB_CPU_KERNEL inline Mask is_finite(Vec x) {
     return _mm256_cmp_ps(magnitude(x), _mm256_set1_ps(std::numeric_limits<float>::infinity()), _CMP_LT_OQ);
 }
-BNB_CPU_KERNEL inline Mask is_nan(Vec x) { return _mm256_cmp_ps(x, x, _CMP_UNORD_Q); }
 BNB_CPU_KERNEL inline Mask is_zero(Vec x) { return _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_EQ_OQ); }
 BNB_CPU_KERNEL inline Mask is_greater(Vec a, Vec b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
 BNB_CPU_KERNEL inline Vec select(Mask m, Vec if_true, Vec if_false) { return _mm256_blendv_ps(if_false, if_true, m); }

@@ -66,17 +66,10 @@ BNB_CPU_KERNEL inline Vec load(const BFloat16* p, Lanes lanes) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(widened, 16));
 }
 
-// from_float<Half>: round to nearest even in hardware; a NaN keeps only its sign
-// (sign | 0x7e00), where the hardware would keep payload bits.
+// from_float<Half>: round to nearest even in hardware, which keeps a NaN's upper
+// payload bits and makes it quiet, as from_float does.
 BNB_CPU_KERNEL inline __m256i half_bits(Vec x) {
-    __m256i bits = _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
-    if (nan != 0) {
-        const __m512i sign = _mm512_and_si512(_mm512_srli_epi32(_mm512_castps_si512(x), 16), _mm512_set1_epi32(0x8000));
-        const __m256i quiet = _mm512_cvtepi32_epi16(_mm512_or_si512(sign, _mm512_set1_epi32(0x7e00)));
-        bits = _mm256_mask_blend_epi16(nan, bits, quiet);
-    }
-    return bits;
+    return _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 }
 
 // from_float<BFloat16>: round to nearest even on the bits; a NaN keeps its upper
@@ -122,6 +115,12 @@ BNB_CPU_KERNEL inline Vec flush(Vec x) {
     const __mmask16 keep = _mm512_test_epi32_mask(bits, _mm512_set1_epi32(0x7f800000));
     const __m512i signed_zero = _mm512_and_si512(bits, _mm512_set1_epi32(static_cast<int>(0x80000000u)));
     return _mm512_castsi512_ps(_mm512_mask_mov_epi32(signed_zero, keep, bits));
+}
+
+// Every NaN lane becomes kCanonicalNanBits (float_types.h).
+BNB_CPU_KERNEL inline Vec canonical_nan(Vec x) {
+    return _mm512_mask_mov_ps(x, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q),
+                              _mm512_castsi512_ps(_mm512_set1_epi32(static_cast<int>(kCanonicalNanBits))));
 }
 
 BNB_CPU_KERNEL inline Vec flushed_magnitude(Vec x) {
@@ -304,8 +303,8 @@ struct WordResults {
         WordResults results;
         for (int j = 0; j < 8; ++j) {
             results.words[j] = _mm512_inserti64x4(
-                _mm512_castsi256_si512(bits16<T>(flush(_mm512_mul_ps(code.part[2 * j], flushed_scale)))),
-                bits16<T>(flush(_mm512_mul_ps(code.part[2 * j + 1], flushed_scale))), 1);
+                _mm512_castsi256_si512(bits16<T>(canonical_nan(flush(_mm512_mul_ps(code.part[2 * j], flushed_scale))))),
+                bits16<T>(canonical_nan(flush(_mm512_mul_ps(code.part[2 * j + 1], flushed_scale)))), 1);
         }
         return results;
     }
@@ -381,7 +380,7 @@ template <bnb_quant_type Q>
 BNB_CPU_KERNEL inline Vec scaled_decode_values(float flushed_scale) {
     __m512 values = _mm512_loadu_ps(decode_values<Q>());
     __asm__("" : "+v"(values));
-    return flush(_mm512_mul_ps(values, _mm512_set1_ps(flushed_scale)));
+    return canonical_nan(flush(_mm512_mul_ps(values, _mm512_set1_ps(flushed_scale))));
 }
 
 template <typename T, bnb_quant_type Q>
@@ -634,7 +633,6 @@ using Mask = __mmask16;
 BNB_CPU_KERNEL inline Mask is_finite(Vec x) {
     return _mm512_cmp_ps_mask(magnitude(x), _mm512_set1_ps(std::numeric_limits<float>::infinity()), _CMP_LT_OQ);
 }
-BNB_CPU_KERNEL inline Mask is_nan(Vec x) { return _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q); }
 BNB_CPU_KERNEL inline Mask is_zero(Vec x) { return _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_EQ_OQ); }
 BNB_CPU_KERNEL inline Mask is_greater(Vec a, Vec b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
 BNB_CPU_KERNEL inline Vec select(Mask m, Vec if_true, Vec if_false) { return _mm512_mask_blend_ps(m, if_false, if_true); }

@@ -54,6 +54,9 @@ inline Vec keep_lanes(Vec x, Partial lanes) { return has_lane(lanes, 0) ? x : 0.
 inline Vec broadcast(float x) { return x; }
 inline Vec zero() { return 0.0f; }
 inline Vec flush(Vec x) { return flush_denormal(x); }
+// One lane is a float: the reference canonical_nan itself (visible beside the
+// overloads kernels add, such as the optimizers' States).
+using bnb::cpu::canonical_nan;
 inline Vec mul(Vec a, Vec b) { return a * b; }
 inline Vec add(Vec a, Vec b) { return a + b; }
 // a * b + acc in two roundings: no FMA instruction to rely on (the x86 layers fuse).
@@ -139,7 +142,7 @@ inline NibbleTable<T, Q> nibble_table(float flushed_scale) { return {flushed_sca
 
 template <typename T, bnb_quant_type Q>
 inline T decode(const NibbleTable<T, Q>& table, uint8_t code) {
-    return from_float<T>(ftz_mul(Q == BNB_QUANT_NF4 ? kNf4Values[code] : fp4_value(code), table.flushed_scale));
+    return from_float<T>(canonical_nan(ftz_mul(Q == BNB_QUANT_NF4 ? kNf4Values[code] : fp4_value(code), table.flushed_scale)));
 }
 
 // The 2 elements of one byte (the first only, for the odd last element of n).
@@ -257,7 +260,6 @@ struct Int8Dot {
 using Mask = bool;
 
 inline Mask is_finite(Vec x) { return std::isfinite(x); }
-inline Mask is_nan(Vec x) { return std::isnan(x); }
 inline Mask is_zero(Vec x) { return x == 0.0f; }
 inline Mask is_greater(Vec a, Vec b) { return a > b; }  // false where either is NaN
 inline Vec select(Mask m, Vec if_true, Vec if_false) { return m ? if_true : if_false; }

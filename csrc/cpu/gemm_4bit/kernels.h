@@ -173,7 +173,7 @@ BNB_CPU_KERNEL void run_item(const Gemm4bitProblem& p, int64_t n_tile, int64_t m
             // A whole vector of sums: the partial's rows are tile_rows, a multiple of kLanes, long.
             Vec value = load(sums + r, Full{});
             if (bias != nullptr) value = add(value, load(bias + r, lanes));
-            store(out_row + r, value, lanes);
+            store(out_row + r, canonical_nan(value), lanes);
         });
     }
 }

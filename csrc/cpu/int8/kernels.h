@@ -136,7 +136,7 @@ BNB_CPU_KERNEL void dequantize_rows_of(const Int8DequantizeArgs& args, int64_t f
         const int8_t* const codes = args.A + r * cols;
         T* const row = out + r * cols;
         for_each_step(cols, kLanes, [&](int64_t i, auto lanes) BNB_CPU_KERNEL {
-            store(row + i, mul(mul(load_as_float(codes + i, lanes), stat), inverse), lanes);
+            store(row + i, canonical_nan(mul(mul(load_as_float(codes + i, lanes), stat), inverse)), lanes);
         });
     }
 }
@@ -161,8 +161,9 @@ BNB_CPU_KERNEL void mm_dequant_rows_of(const Int8MmDequantArgs& args, const Bias
         const int32_t* const products = args.A + r * cols;
         T* const row = out + r * cols;
         for_each_step(cols, kLanes, [&](int64_t c, auto lanes) BNB_CPU_KERNEL {
-            store(row + c, rescaled_product(products + c, row_stat, args.col_stats + c, bias != nullptr ? bias + c : bias, lanes),
-                  lanes);
+            const Vec value =
+                rescaled_product(products + c, row_stat, args.col_stats + c, bias != nullptr ? bias + c : bias, lanes);
+            store(row + c, canonical_nan(value), lanes);
         });
     }
 }
@@ -312,7 +313,7 @@ BNB_CPU_KERNEL void scaled_mm_tile_of(const Int8ScaledMmArgs& args, const BiasT*
     if (outlier_count == 0) {
         for (int64_t m = 0; m < rows; ++m) {
             for_each_step(columns, kLanes, [&](int64_t n, auto lanes) BNB_CPU_KERNEL {
-                store(out + m * args.N + n, rescaled(m, n, lanes), lanes);
+                store(out + m * args.N + n, canonical_nan(rescaled(m, n, lanes)), lanes);
             });
         }
         return;
@@ -327,7 +328,7 @@ BNB_CPU_KERNEL void scaled_mm_tile_of(const Int8ScaledMmArgs& args, const BiasT*
     add_outlier_columns<T>(args, outlier_count, m0, rows, n0, columns, values);
     for (int64_t m = 0; m < rows; ++m) {
         for_each_step(columns, kLanes, [&](int64_t n, auto lanes) BNB_CPU_KERNEL {
-            store(out + m * args.N + n, load(values + m * kInt8TileColumns + n, Full{}), lanes);
+            store(out + m * args.N + n, canonical_nan(load(values + m * kInt8TileColumns + n, Full{})), lanes);
         });
     }
 }

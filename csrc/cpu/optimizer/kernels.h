@@ -79,10 +79,9 @@ struct States {
     Vec s1, s2, m2;
 };
 
-// NaN results are stored as CUDA's canonical NaN (0x7fffffff): which NaN an x86
-// instruction passes on depends on its operand order, which the compiler may
-// swap in one build and not in another.
-BNB_CPU_KERNEL inline Vec canonical_nan(Vec x) { return select(is_nan(x), broadcast(bits_float(0x7fffffffu)), x); }
+// NaN results are stored as CUDA's canonical NaN (canonical_nan of the vector
+// layer); besides, which NaN an x86 instruction passes on depends on its operand
+// order, which the compiler may swap in one build and not in another.
 BNB_CPU_KERNEL inline States canonical_nan(const States& s) {
     return {canonical_nan(s.s1), canonical_nan(s.s2), canonical_nan(s.m2)};
 }

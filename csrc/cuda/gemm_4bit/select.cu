@@ -46,12 +46,12 @@ bool tensor_cores_usable(bnb_dtype dtype, int compute_capability) {
 // Whether the call is one for dequantize + cuBLASLt (given enough workspace): an
 // explicit DEQUANTIZE, or AUTO above the fused kernels' row limit. gemv_4bit (a
 // codebook instead of a quant type) has no workspace.
-bool wants_dense_gemm(bnb_gemm_4bit_algo algo, bool has_code, bnb_dtype dtype, int64_t M, int64_t K,
-                      int compute_capability) {
+bool wants_dense_gemm(bnb_gemm_4bit_algo algo, bool has_code, bnb_dtype dtype, int64_t M, int64_t N, int64_t K,
+                      const DeviceInfo& info) {
     if (has_code || K == 0 || !dense_gemm_available()) return false;
     if (algo == BNB_GEMM_4BIT_DEQUANTIZE) return true;
     return algo == BNB_GEMM_4BIT_AUTO &&
-           M > tuning::fused_max_rows(tensor_cores_usable(dtype, compute_capability), K);
+           M > tuning::fused_max_rows(tensor_cores_usable(dtype, info.compute_capability), N, K, info.sm_count);
 }
 
 // The fused kernels: `algo` as given, AUTO resolved by the tuning table.
@@ -115,8 +115,7 @@ bnb_status run_fused(const Gemm4bitArgs& args, const DeviceInfo& info) {
 bnb_status gemm_4bit(const Gemm4bitArgs& args) {
     const DeviceGuard guard(args.device.index);
     const DeviceInfo info = device_info(args.device.index);
-    const bool dense = wants_dense_gemm(args.algo, args.code != nullptr, args.dtype, args.M, args.K,
-                                        info.compute_capability);
+    const bool dense = wants_dense_gemm(args.algo, args.code != nullptr, args.dtype, args.M, args.N, args.K, info);
     if (args.algo == BNB_GEMM_4BIT_DEQUANTIZE && !dense) {
         return fail(BNB_STATUS_UNSUPPORTED,
                     dense_gemm_available()
@@ -148,14 +147,15 @@ bnb_status gemm_4bit(const Gemm4bitArgs& args) {
 
 bnb_status gemm_4bit_fused_max_rows(const Gemm4bitShape& shape, int64_t* max_rows) {
     const DeviceInfo info = device_info(shape.device.index);
-    *max_rows = tuning::fused_max_rows(tensor_cores_usable(shape.dtype, info.compute_capability), shape.K);
+    *max_rows = tuning::fused_max_rows(tensor_cores_usable(shape.dtype, info.compute_capability), shape.N, shape.K,
+                                       info.sm_count);
     return BNB_STATUS_SUCCESS;
 }
 
 bnb_status gemm_4bit_workspace_size(const Gemm4bitShape& shape, int64_t* bytes) {
     const DeviceInfo info = device_info(shape.device.index);
     *bytes = 0;
-    if (wants_dense_gemm(shape.algo, false, shape.dtype, shape.M, shape.K, info.compute_capability)) {
+    if (wants_dense_gemm(shape.algo, false, shape.dtype, shape.M, shape.N, shape.K, info)) {
         *bytes = dense_gemm_workspace(shape.dtype, shape.N, shape.K, shape.blocksize, shape.nested,
                                       info.compute_capability)
                      .total;

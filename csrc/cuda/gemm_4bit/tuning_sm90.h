@@ -36,14 +36,30 @@ inline MmaConfig mma_config(int64_t M, int64_t N, int sm_count) {
     return {n_tiles, two ? 2 : 1};
 }
 
+// From 17 rows of A (4+ row groups) the K-split kernel's re-reads of A from L2 (all
+// of A per 16 or 32 weight rows) outweigh the weights: gemm_4bit_mma_shared_a_kernel
+// stages A in shared memory for 16 * warps weight rows, 8 warps where that grid still
+// gives every SM a block, else 4; 0 keeps the K-split kernel (a grid too small to fill
+// the GPU without splitting K).
+inline int mma_staged_a_warps(int64_t M, int64_t N, int sm_count) {
+    if (M <= 16) return 0;
+    if (N / 128 >= sm_count) return 8;
+    if (N / 64 >= sm_count) return 4;
+    return 0;
+}
+
 // Fused kernels vs dequantize + dense GEMM: the largest M that stays fused.
-// Measured (benchmarks/RESULTS.md, "Heuristic"): the tensor-core kernel is several
-// times faster than dequantize + cuBLAS up to 16 rows and about as fast at 64 rows,
-// so 64 is the crossover. Without tensor cores the SIMT kernel's work grows with
-// every row of A; 4 is an estimate, not a measurement.
-inline int64_t fused_max_rows(bool tensor_cores, int64_t K) {
+// Measured on the H200 (benchmarks/RESULTS.md, "Heuristic", 2026-12-04): up to 32
+// rows the tensor-core kernel is faster than dequantize + cuBLASLt on every shape
+// (4096x4096: 18.4 against 29.6 us at 32 rows); at 48-64 rows it stays faster only
+// where A is staged in shared memory (28672x8192: 200 against 290 us at 64 rows),
+// while the K-split kernel that small grids take loses (4096x4096: 37.7 against
+// 28.4 us at 64 rows). Without tensor cores the SIMT kernel's work grows with every
+// row of A; 4 is an estimate, not a measurement.
+inline int64_t fused_max_rows(bool tensor_cores, int64_t N, int64_t K, int sm_count) {
     if (K % 32 != 0) return 0;  // the fused kernels read 32-element chunks
-    return tensor_cores ? kMmaMaxRows : 4;
+    if (!tensor_cores) return 4;
+    return mma_staged_a_warps(kMmaMaxRows, N, sm_count) != 0 ? kMmaMaxRows : 32;
 }
 
 // AUTO: the SIMT kernel serves M rows only without tensor cores. Measured

@@ -179,6 +179,11 @@ def get_4bit_type(typename, device=None, blocksize=64) -> torch.Tensor:
 
 
 def _dynamic_map_on(device: torch.device) -> torch.Tensor:
-    if "dynamic" not in name2qmap:
-        name2qmap["dynamic"] = create_dynamic_map().to(device)
-    return name2qmap["dynamic"]
+    """The signed dynamic map, cached on the device of its first use (as upstream caches it) unless
+    that is the meta device: a meta map holds no values for any later call to copy."""
+    if "dynamic" in name2qmap:
+        return name2qmap["dynamic"]
+    code = create_dynamic_map().to(device)
+    if code.device.type != "meta":
+        name2qmap["dynamic"] = code
+    return code

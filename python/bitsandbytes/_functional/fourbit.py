@@ -1,10 +1,20 @@
 """4-bit NF4/FP4 quantization and the 4-bit inference matmul (gemv_4bit)."""
 
+from math import prod
 from typing import Optional
 
 import torch
 
-from .._formats import BLOCKSIZES, NESTED_BLOCKSIZE, blocksize_error, float_dtype_error, quant_type_error, require_valid
+from .._formats import (
+    BLOCKSIZES,
+    FOURBIT_STORAGE_DTYPES,
+    NESTED_BLOCKSIZE,
+    blocksize_error,
+    float_dtype_error,
+    packed_4bit_storage_elements,
+    quant_type_error,
+    require_valid,
+)
 from .blockwise import _denested_absmax, _nested_offset, quantize_blockwise
 from .codebooks import get_4bit_type
 from .quant_state import QuantState
@@ -19,6 +29,29 @@ def _check_4bit_arguments(op: str, blocksize, quant_type: str, dtype: torch.dtyp
     require_valid(blocksize_error(op, blocksize))
     require_valid(quant_type_error(quant_type))
     require_valid(float_dtype_error(op, dtype))
+
+
+def check_packed_4bit_data(data, quant_state: QuantState, key: str = "weight", device=None) -> None:
+    """Rejects `data` that is not the packed storage `quant_state` describes (a corrupt or mismatched checkpoint).
+
+    Only the layout quantize_4bit writes, ``[elements, 1]`` of a storage dtype, is
+    accepted: a tensor of any other size is something else (a float weight, packed
+    bytes cast to another dtype) whose bytes would be read as 4-bit codes.
+    """
+    if not isinstance(data, torch.Tensor):
+        raise TypeError(f"{key}: expected a tensor, got {type(data).__name__}")
+    if quant_state.quant_type is None or quant_state.shape is None:
+        raise ValueError(f"{key}: its statistics are not those of a 4-bit tensor (no quant_type or shape)")
+    if data.dtype not in FOURBIT_STORAGE_DTYPES:
+        raise ValueError(f"{key}: 4-bit codes are stored as {', '.join(map(str, FOURBIT_STORAGE_DTYPES))}, "
+                         f"got {data.dtype}")
+    values = prod(quant_state.shape)
+    expected = (packed_4bit_storage_elements(values, data.dtype), 1)
+    if tuple(data.shape) != expected:
+        raise ValueError(f"{key}: expected the packed {data.dtype} storage of shape {expected} for the "
+                         f"{values} 4-bit values of shape {list(quant_state.shape)}, got {tuple(data.shape)}")
+    if data.is_meta and device is not None and torch.device(device).type != "meta":
+        raise ValueError(f"{key}: is on the meta device (it holds no data) and cannot be moved to {device}")
 
 
 def quantize_4bit(

@@ -17,6 +17,8 @@ import bitsandbytes as bnb
 import bitsandbytes.functional as F
 from bitsandbytes.utils import INVERSE_LINEAR_8BIT_WEIGHTS_FORMAT_MAPPING, OutlierTracer
 
+from ._state_dict import record_load_problems
+
 # weight_format of a saved Linear8bitLt: 0 is "row", the only layout of the int8 weight.
 ROW_WEIGHT_FORMAT = 0
 
@@ -121,15 +123,19 @@ def maybe_rearrange_weight(state_dict, prefix, local_metadata, strict, missing_k
     """Load pre-hook: accepts only the row layout of a saved int8 weight, and drops its ``weight_format``."""
     if state_dict.get(f"{prefix}weight") is None:
         return
-    weight_format = state_dict.pop(f"{prefix}weight_format", "row")
+    key = f"{prefix}weight_format"
+    weight_format = state_dict.pop(key, "row")
     if isinstance(weight_format, torch.Tensor):
+        if weight_format.numel() != 1 or weight_format.is_meta or weight_format.is_floating_point():
+            raise ValueError(f"{key}: expected one integer (0 is 'row'), got a {weight_format.dtype} tensor of "
+                             f"shape {tuple(weight_format.shape)} on {weight_format.device}")
         weight_format = weight_format.item()
     if isinstance(weight_format, int):
         if weight_format not in INVERSE_LINEAR_8BIT_WEIGHTS_FORMAT_MAPPING:
-            raise ValueError(f"Expected supported weight format - got {weight_format}")
+            raise ValueError(f"Expected supported weight format - got {weight_format} ({key})")
         weight_format = INVERSE_LINEAR_8BIT_WEIGHTS_FORMAT_MAPPING[weight_format]
     if weight_format != "row":
-        raise ValueError(f"Only 'row' weight format is supported, got {weight_format}")
+        raise ValueError(f"Only 'row' weight format is supported, got {weight_format} ({key})")
 
 
 class Linear8bitLt(nn.Linear):
@@ -162,37 +168,73 @@ class Linear8bitLt(nn.Linear):
         destination[prefix + "SCB"] = SCB if keep_vars else SCB.detach()
         destination[prefix + "weight_format"] = torch.tensor(ROW_WEIGHT_FORMAT, dtype=torch.uint8)
 
+    def _check_checkpoint(self, state_dict, prefix) -> None:
+        """Refuses int8 codes without their row statistics (or the reverse) and a float weight over codes:
+        either pairs codes with scales they were not quantized with. Raises before anything is loaded."""
+        scb_key, weight_key = prefix + "SCB", prefix + "weight"
+        weight, scb = state_dict.get(weight_key), state_dict.get(scb_key)
+        if scb is None:
+            if not isinstance(weight, torch.Tensor):
+                return
+            if weight.dtype == torch.int8:
+                raise ValueError(f"{scb_key}: missing, and {weight_key} holds int8 codes that need it")
+            if self.weight.dtype == torch.int8:
+                raise ValueError(f"{weight_key}: the layer is quantized (int8), the checkpoint's weight is "
+                                 f"{weight.dtype}; load a float checkpoint before the layer is moved to a device")
+            return
+        if weight is None:
+            return
+        if not isinstance(weight, torch.Tensor) or weight.dtype != torch.int8:
+            raise ValueError(f"{weight_key}: a checkpoint with {scb_key} holds int8 codes, got "
+                             f"{getattr(weight, 'dtype', type(weight).__name__)}")
+        rows = self.out_features
+        if not isinstance(scb, torch.Tensor) or not scb.is_floating_point() or tuple(scb.shape) != (rows,):
+            described = f"{scb.dtype} of shape {tuple(scb.shape)}" if isinstance(scb, torch.Tensor) else type(scb)
+            raise ValueError(f"{scb_key}: expected the float32 row statistics of shape ({rows},), got {described}")
+        if self.weight.device.type != "meta" and (scb.is_meta or weight.is_meta):
+            raise ValueError(f"{scb_key if scb.is_meta else weight_key}: the checkpoint's tensor is on the meta "
+                             "device and holds no data to copy")
+        if self.weight.device.type != "meta" and (self.weight.SCB if self.weight.SCB is not None
+                                                  else self.state.SCB) is None:
+            raise RuntimeError("Loading a quantized checkpoint into non-quantized Linear8bitLt is not supported. "
+                               "Please call module.cuda() before module.load_state_dict()")
+
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):
         key, weight_key = prefix + "SCB", prefix + "weight"
-        if key in state_dict and weight_key in state_dict and self.weight.device.type == "meta":
+        self._check_checkpoint(state_dict, prefix)
+        state_dict = dict(state_dict)
+        # The pre-hook checks and drops weight_format; it runs here so that it runs before anything loads.
+        maybe_rearrange_weight(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+        scb = state_dict.pop(key, None)
+        if weight_key not in state_dict:
+            scb = None  # statistics without their codes: the weight is missing (an error if strict)
+        on_meta = scb is not None and self.weight.device.type == "meta"
+        if record_load_problems(self, state_dict, prefix, strict, missing_keys, unexpected_keys, error_msgs,
+                                rebuilt=("weight",) if on_meta else ()):
+            return
+        if on_meta:
             # A layer built on the meta device takes the checkpoint's tensors as they are.
-            state_dict = dict(state_dict)
-            maybe_rearrange_weight(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                                   error_msgs)
             weight = state_dict.pop(weight_key)
-            self.weight = Int8Params(weight, requires_grad=False, has_fp16_weights=False, CB=weight,
-                                     SCB=state_dict.pop(key))
+            errors_before = len(error_msgs)
             super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
                                           unexpected_keys, error_msgs)
             if weight_key in missing_keys:
                 missing_keys.remove(weight_key)
+            if len(error_msgs) == errors_before:
+                self.weight = Int8Params(weight, requires_grad=False, has_fp16_weights=False, CB=weight, SCB=scb)
             return
+        errors_before = len(error_msgs)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                                       error_msgs)
-        if key not in state_dict:
+        if scb is None or len(error_msgs) > errors_before:
             return
         # After the first forward the statistics live in the state (init_8bit_state).
         target = self.weight.SCB if self.weight.SCB is not None else self.state.SCB
-        if target is None:
-            raise RuntimeError("Loading a quantized checkpoint into non-quantized Linear8bitLt is not supported. "
-                               "Please call module.cuda() before module.load_state_dict()")
         with torch.no_grad():
-            target.copy_(state_dict[key])
+            target.copy_(scb)
         if self.state.SCB is not None:
             self.state.SCB = target
-        if key in unexpected_keys:
-            unexpected_keys.remove(key)
 
     def init_8bit_state(self):
         self.state.CB = self.weight.CB

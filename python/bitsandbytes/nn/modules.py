@@ -5,6 +5,10 @@ A 4-bit weight quantizes when it first moves to a real device (`.to()`, `.cuda()
 `.cpu()`); the packed bytes live in the parameter's data, the statistics in its
 QuantState. State dicts use upstream's keys (`weight.absmax`,
 `weight.quant_map`, `weight.nested_*`, `weight.quant_state.bitsandbytes__<type>`).
+
+Under FSDP2 the module's weight is FSDP's own parameter (a DTensor; a plain one over the
+all-gathered bytes during forward): the QuantState stays on the module, the forward re-wraps
+the bytes, and the state dict saves and loads the module's state around FSDP's parameter.
 """
 
 import copy
@@ -17,8 +21,10 @@ from torch import nn
 
 import bitsandbytes as bnb
 import bitsandbytes.functional as F
-from bitsandbytes._formats import CODE_SIZE
+from bitsandbytes._functional.fourbit import check_packed_4bit_data
 from bitsandbytes.functional import QuantState
+
+from ._state_dict import record_load_problems
 
 logger = logging.getLogger(__name__)
 
@@ -73,10 +79,14 @@ class Params4bit(torch.nn.Parameter):
 
     def __deepcopy__(self, memo):
         state = self.__getstate__()
+        # The copy belongs to the module's copy when the module is being copied, and to no module when
+        # only the parameter is: quantizing it must never write into the original module.
         state = {**state, "data": copy.deepcopy(state["data"], memo),
-                 "quant_state": copy.deepcopy(state["quant_state"], memo)}
+                 "quant_state": copy.deepcopy(state["quant_state"], memo),
+                 "module": memo.get(id(state["module"])) if state["module"] is not None else None}
         new = type(self).__new__(type(self))
         new.__setstate__(state)
+        memo[id(self)] = new
         return new
 
     def __copy__(self):
@@ -138,7 +148,9 @@ class Params4bit(torch.nn.Parameter):
     def from_prequantized(cls, data: torch.Tensor, quantized_stats: dict[str, Any], requires_grad: bool = False,
                           device="cuda", module: Optional["Linear4bit"] = None, **kwargs) -> "Params4bit":
         quant_state = QuantState.from_dict(qs_dict=quantized_stats, device=device)
-        _check_prequantized(data, quant_state)
+        weight_key = _weight_key(quantized_stats)
+        check_packed_4bit_data(data, quant_state, weight_key, device)
+        _check_module_shape(module, quant_state, quantized_stats)
         self = cls(data.to(device), requires_grad=requires_grad, quant_state=quant_state,
                    blocksize=quant_state.blocksize, compress_statistics=quant_state.nested,
                    quant_type=quant_state.quant_type, quant_storage=data.dtype, module=module, bnb_quantized=True)
@@ -210,37 +222,48 @@ class Params4bit(torch.nn.Parameter):
         return tuple(wrap(piece) for piece in result) if isinstance(result, tuple) else wrap(result)
 
 
-def _check_prequantized(data: torch.Tensor, quant_state: QuantState):
-    """Rejects statistics that do not describe `data` (a corrupt or mismatched checkpoint)."""
-    if quant_state.shape is None or len(quant_state.shape) == 0:
-        raise ValueError("quant_state.bitsandbytes__*: 'shape' is missing")
-    numel = 1
-    for size in quant_state.shape:
-        numel *= size
-    needed_bytes = (numel + 1) // 2
-    if data.numel() * data.element_size() < needed_bytes:
-        raise ValueError(f"weight: {data.numel() * data.element_size()} bytes cannot hold {numel} 4-bit values of "
-                         f"shape {tuple(quant_state.shape)} ({needed_bytes} bytes needed)")
-    blocks = -(numel // -quant_state.blocksize)
-    if quant_state.absmax.numel() != blocks:
-        raise ValueError(f"weight.absmax: expected {blocks} entries for shape {tuple(quant_state.shape)} and blocksize "
-                         f"{quant_state.blocksize}, got {quant_state.absmax.numel()}")
-    if quant_state.code is None or quant_state.code.numel() != 16:
-        raise ValueError("weight.quant_map: expected the 16-entry 4-bit codebook")
-    if quant_state.nested:
-        expected = torch.uint8
-        nested_blocks = -(blocks // -quant_state.state2.blocksize)
-        if quant_state.state2.absmax.numel() != nested_blocks:
-            raise ValueError(f"weight.nested_absmax: expected {nested_blocks} entries, got "
-                             f"{quant_state.state2.absmax.numel()}")
-        if quant_state.state2.code is None or quant_state.state2.code.numel() != CODE_SIZE:
-            raise ValueError(f"weight.nested_quant_map: expected the {CODE_SIZE}-entry dynamic map")
-    elif quant_state.absmax.dtype == torch.uint8:
-        raise ValueError("weight.nested_absmax: missing, but weight.absmax holds nested (uint8) statistics")
-    else:
-        expected = torch.float32
-    if quant_state.absmax.dtype != expected:
-        raise ValueError(f"weight.absmax: expected dtype {expected}, got {quant_state.absmax.dtype}")
+def _weight_key(quantized_stats: dict[str, Any]) -> str:
+    """The state-dict key of the packed data whose statistics these are ("layer.weight"; "weight" unprefixed)."""
+    for key in quantized_stats:
+        if key.split(".")[-1] == "absmax" and "." in key:
+            return key[: -len(".absmax")]
+    return "weight"
+
+
+def _logical_weight_shape(module) -> Optional[torch.Size]:
+    """The [rows, columns] a 4-bit module's weight stands for; None for other modules."""
+    if isinstance(module, nn.Linear):
+        return torch.Size((module.out_features, module.in_features))
+    if isinstance(module, nn.Embedding):
+        return torch.Size((module.num_embeddings, module.embedding_dim))
+    return None
+
+
+def _check_module_shape(module, quant_state: QuantState, quantized_stats: dict[str, Any]) -> None:
+    """A checkpoint of another layer size (or a transposed `shape`) must not load: its codes would be read
+    in the wrong order, silently."""
+    expected = _logical_weight_shape(module)
+    if expected is not None and quant_state.shape != expected:
+        packed_key = next((key for key in quantized_stats if "quant_state" in key), "quant_state")
+        raise ValueError(f"{packed_key}: the checkpoint's weight has shape {list(quant_state.shape)}, but "
+                         f"{type(module).__name__} expects {list(expected)}")
+
+
+def _apply_keeping_packed_storage(module, fn, apply):
+    """Module._apply for a 4-bit layer: the packed weight follows device moves but never a dtype
+    conversion (``model.half()``, ``.to(torch.float16)``), which would convert its code bytes as
+    numbers; its dtype is the storage of the codes, not a precision."""
+    weight = module.weight
+    if not (isinstance(weight, Params4bit) and weight.bnb_quantized):
+        return apply(fn)
+
+    def keep_packed_storage(tensor):
+        applied = fn(tensor)
+        if tensor is weight and isinstance(applied, torch.Tensor) and applied.dtype != tensor.dtype:
+            return tensor.to(applied.device)
+        return applied
+
+    return apply(keep_packed_storage)
 
 
 def fix_4bit_weight_quant_state_from_module(module: "Linear4bit | Embedding4bit"):
@@ -254,8 +277,35 @@ def fix_4bit_weight_quant_state_from_module(module: "Linear4bit | Embedding4bit"
         raise RuntimeError("weight: expected the packed 4-bit layout [n, 1], got shape "
                            f"{tuple(module.weight.shape)} (was the layer quantized?)")
     if not isinstance(module.weight, Params4bit):
+        if module.weight.dtype != module.quant_storage:
+            # The bytes were converted as numbers (e.g. FSDP's MixedPrecisionPolicy param_dtype): not 4-bit codes any more.
+            raise RuntimeError(f"weight: the packed 4-bit data is stored as {module.quant_storage} but arrived as "
+                               f"{module.weight.dtype}; keep a mixed-precision param_dtype equal to the quant_storage")
         module.weight = Params4bit(module.weight, quant_storage=module.quant_storage, bnb_quantized=True)
     module.weight.quant_state = module.quant_state
+
+
+def _quant_state_of(module: "Linear4bit") -> Optional[QuantState]:
+    """The weight's QuantState, else the module's (FSDP replaces the Params4bit by its own parameter)."""
+    quant_state = getattr(module.weight, "quant_state", None)
+    return module.quant_state if quant_state is None else quant_state
+
+
+def _weight_held_by_fsdp(module: "Linear4bit") -> bool:
+    """Whether FSDP2 holds the packed weight in its own parameter (a DTensor), which must stay the module's."""
+    return not isinstance(module.weight, Params4bit) and hasattr(module.weight, "device_mesh")
+
+
+def _expose_quant_state(weight: torch.Tensor, quant_state: QuantState, entries: dict):
+    """Gives a tensor standing in for a Params4bit the attributes that name its state-dict entries.
+
+    torch.distributed.checkpoint resolves every state-dict key by attribute access from the
+    model (`...weight.absmax`, `...weight.quant_state.bitsandbytes__nf4`); FSDP2's DTensor
+    parameter has none of Params4bit's properties, so a save or load would fail on them.
+    """
+    for key, value in entries.items():
+        name = key.split(".", 1)[0]
+        setattr(weight, name, quant_state if name == "quant_state" else value)
 
 
 class Linear4bit(nn.Linear):
@@ -286,32 +336,72 @@ class Linear4bit(nn.Linear):
                     logger.warning("Input type into Linear4bit is torch.float16, but bnb_4bit_compute_dtype="
                                    "torch.float32 (default). This will lead to slow inference or training speed.")
 
+    def _apply(self, fn, recurse=True):
+        return _apply_keeping_packed_storage(self, fn, lambda fn: super(Linear4bit, self)._apply(fn, recurse))
+
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         if isinstance(self.weight, Params4bit):
             self.weight._restore_standard_layout()
         super()._save_to_state_dict(destination, prefix, keep_vars)
-        quant_state = getattr(self.weight, "quant_state", None)
+        quant_state = _quant_state_of(self)
         if quant_state is not None:
-            for key, value in quant_state.as_dict(packed=True).items():
+            entries = quant_state.as_dict(packed=True)
+            if not isinstance(self.weight, Params4bit):
+                _expose_quant_state(self.weight, quant_state, entries)
+            for key, value in entries.items():
                 destination[prefix + "weight." + key] = value if keep_vars else value.detach()
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):
         # A quantized checkpoint (our or upstream's keys) rebuilds the weight from its statistics;
         # a float checkpoint (e.g. an nn.Linear's) loads as usual and quantizes on the next move.
-        stats_prefix = prefix + "weight."
-        stats = {key[len(stats_prefix):]: value for key, value in state_dict.items() if key.startswith(stats_prefix)}
-        if stats and prefix + "weight" in state_dict:
-            packed = state_dict[prefix + "weight"]
-            device = self.weight.device if self.weight.device.type != "meta" else packed.device
-            self.weight = Params4bit.from_prequantized(packed, stats, requires_grad=False, device=device, module=self)
-            self.quant_storage = packed.dtype
-            state_dict = {key: value for key, value in state_dict.items()
-                          if key != prefix + "weight" and not key.startswith(stats_prefix)}
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+        # Everything is checked before anything changes (nn/_state_dict.py).
+        weight_key = prefix + "weight"
+        stats = {key: value for key, value in state_dict.items() if key.startswith(weight_key + ".")}
+        if not stats:
+            if weight_key in state_dict and isinstance(self.weight, Params4bit) and self.weight.bnb_quantized:
+                raise ValueError(f"{weight_key}: the layer is quantized, and the checkpoint has no statistics "
+                                 f"({weight_key}.absmax, {weight_key}.quant_state.bitsandbytes__*) for its weight")
+            super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                          error_msgs)
+            return
+        if stats and weight_key in state_dict and _weight_held_by_fsdp(self):
+            # The packed bytes are copied into FSDP's parameter as they are (same dtype: no conversion).
+            packed = state_dict[weight_key]
+            quant_state = QuantState.from_dict(qs_dict={key[len(weight_key) + 1:]: value for key, value in stats.items()},
+                                               device=self.weight.device)
+            check_packed_4bit_data(packed, quant_state, key=weight_key)
+            _check_module_shape(self, quant_state, stats)
+            self.quant_state = quant_state
+            _expose_quant_state(self.weight, quant_state, quant_state.as_dict(packed=True))
+            super()._load_from_state_dict({key: value for key, value in state_dict.items() if key not in stats}, prefix,
+                                          local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+            return
+        rest = {key: value for key, value in state_dict.items() if key != weight_key and key not in stats}
+        if weight_key not in state_dict:
+            # Statistics without their codes rebuild nothing: the weight is missing (an error if strict).
+            if not record_load_problems(self, rest, prefix, strict, missing_keys, unexpected_keys, error_msgs):
+                super()._load_from_state_dict(rest, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                              error_msgs)
+            return
+        packed = state_dict[weight_key]
+        device = self.weight.device if self.weight.device.type != "meta" else getattr(packed, "device", None)
+        weight = Params4bit.from_prequantized(packed, stats, requires_grad=False, device=device, module=None)
+        _check_module_shape(self, weight.quant_state, stats)
+        if record_load_problems(self, rest, prefix, strict, missing_keys, unexpected_keys, error_msgs,
+                                rebuilt=("weight",)):
+            return
+        errors_before = len(error_msgs)
+        super()._load_from_state_dict(rest, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                                       error_msgs)
-        if stats and prefix + "weight" in missing_keys:
-            missing_keys.remove(prefix + "weight")
+        if weight_key in missing_keys:
+            missing_keys.remove(weight_key)
+        if len(error_msgs) > errors_before:
+            return
+        weight.module = self
+        self.weight = weight
+        self.quant_state = weight.quant_state
+        self.quant_storage = packed.dtype
 
     def forward(self, x: torch.Tensor):
         fix_4bit_weight_quant_state_from_module(self)
@@ -374,6 +464,9 @@ class Embedding4bit(nn.Embedding):
                                 code=quant_state.code, blocksize=quant_state.blocksize,
                                 quant_type=quant_state.quant_type, dtype=quant_state.dtype)
         return F.dequantize_4bit(selected, rows_state).view(*input.shape, self.embedding_dim)
+
+    def _apply(self, fn, recurse=True):
+        return _apply_keeping_packed_storage(self, fn, lambda fn: super(Embedding4bit, self)._apply(fn, recurse))
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         raise NotImplementedError("Saving Embedding4bit module is not implemented")

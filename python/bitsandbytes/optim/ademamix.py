@@ -77,9 +77,8 @@ def scheduled_beta3_alpha(betas, alpha, t_alpha, t_beta3, step: int) -> tuple[fl
 class _AdEMAMixState:
     """The double-buffered state1 and the schedules, shared by AdEMAMix and AdEMAMix32bit."""
 
-    @torch.no_grad()
-    def init_state(self, group, p, gindex, pindex):
-        self._init_state(group, p, gindex, pindex, (2, *p.shape))
+    def _state1_shape(self, p) -> tuple:
+        return (2, *p.shape)
 
     def _scheduled_beta3_alpha(self, config, step: int) -> tuple[float, float]:
         return scheduled_beta3_alpha(config["betas"], config["alpha"], config["t_alpha"], config["t_beta3"], step)

@@ -11,9 +11,15 @@ The batches of a group are kept between steps (``_GroupPlan``): a step whose gro
 gradients present, state dict and overrides are those of the previous one only reads
 the gradients and the group's hyper-parameters, then calls the ops, so that its host
 time does not grow with per-parameter bookkeeping. Any other step rebuilds the plan.
+
+A parameter sharded by FSDP2 (a DTensor) is updated through the shard this rank holds:
+its states have the shard's shape and the ops see the local parameter and gradient. The
+updates are elementwise, so the shards together give the update of the whole tensor;
+update-norm clipping (LAMB, LARS, max_unorm) needs the whole tensor's norm and is refused.
 """
 
 import dataclasses
+import math
 import operator
 import warnings
 from collections import abc as container_abcs
@@ -25,6 +31,7 @@ from typing import Callable, Optional
 import torch
 
 import bitsandbytes.functional as F
+from bitsandbytes._formats import CODE_SIZE
 from bitsandbytes._singleton import singleton_instance
 from bitsandbytes.utils import sync_gpu
 
@@ -172,10 +179,21 @@ class _GroupPlan:
     missing: Optional[list]  # per parameter whether its grad is None; None: all present
     batches: list
     paged: list  # parameters whose states are prefetched before the update
+    sharded: bool  # some parameters are DTensors: the ops take their local shards
 
 
 _grad_of = operator.attrgetter("grad")
 _is_contiguous = torch.Tensor.is_contiguous
+
+
+def _local_shard(tensor: torch.Tensor) -> torch.Tensor:
+    """The part of a DTensor (FSDP2's sharded parameters and their gradients) that this rank
+    holds; any other tensor itself. (`to_local()` is an autograd function: too slow per step.)"""
+    return getattr(tensor, "_local_tensor", tensor)
+
+
+def _is_sharded(tensor: torch.Tensor) -> bool:
+    return _local_shard(tensor) is not tensor
 
 
 def _active_grads_usable(grads) -> bool:
@@ -281,6 +299,12 @@ class Optimizer8bit(torch.optim.Optimizer):
                 return type(value)(cast(param, v) for v in value)
             return value
 
+        for gindex, (group, saved) in enumerate(zip(groups, saved_groups)):
+            self._check_loaded_group(gindex, group, saved)
+        for k, param in id_map.items():
+            if k in state_dict["state"]:
+                self._check_loaded_state(k, param, state_dict["state"][k])
+
         state = defaultdict(dict)
         for k, v in state_dict["state"].items():
             if k in id_map:
@@ -294,6 +318,87 @@ class Optimizer8bit(torch.optim.Optimizer):
 
         param_groups = [update_group(g, ng) for g, ng in zip(groups, saved_groups)]
         self.__setstate__({"state": state, "param_groups": param_groups})
+
+    def _state1_shape(self, p) -> tuple:
+        """The shape of a parameter's first state (AdEMAMix stacks two)."""
+        return tuple(p.shape)
+
+    def _check_loaded_group(self, gindex: int, group: dict, saved: dict) -> None:
+        """A saved group must hold every hyper-parameter this optimizer reads, each valid."""
+        for name in _READ_HYPERPARAMETERS.intersection(self.defaults):
+            where = f"loaded state dict: param_groups[{gindex}][{name!r}]"
+            if name not in saved:
+                raise KeyError(f"{where} is missing")
+            value = saved[name]
+            if name == "betas":
+                if not (isinstance(value, (list, tuple)) and len(value) == len(group["betas"])
+                        and all(_is_real(b) and 0.0 <= b < 1.0 for b in value)):
+                    raise ValueError(f"{where}: expected {len(group['betas'])} numbers in [0, 1), got {value!r}")
+            elif name in ("lr", "eps", "weight_decay"):
+                if not (_is_real(value) and 0.0 <= value < math.inf):
+                    raise ValueError(f"{where}: expected a finite number >= 0, got {value!r}")
+            elif name == "alpha":
+                if not (_is_real(value) and abs(value) < math.inf):
+                    raise ValueError(f"{where}: expected a finite number, got {value!r}")
+            elif name in ("t_alpha", "t_beta3"):
+                if not (value is None or (_is_real(value) and value >= 0)):
+                    raise ValueError(f"{where}: expected None or a number of steps >= 0, got {value!r}")
+
+    def _check_loaded_state(self, key, p, state) -> None:
+        """A saved parameter state must be one that update_step can read for `p`: the 32-bit or the
+        8-bit layout of this optimizer (either loads, as upstream's do), whole, on a device with data.
+        Raises before anything is loaded, naming the entry."""
+        def fail(name, problem):
+            return ValueError(f"loaded state dict: state[{key!r}][{name!r}] (parameter of shape "
+                              f"{tuple(p.shape)}): {problem}")
+
+        if not isinstance(state, dict):
+            raise ValueError(f"loaded state dict: state[{key!r}]: expected a dict, got {type(state).__name__}")
+        if not state:
+            return
+        for name in ("step", "state1"):
+            if name not in state:
+                raise KeyError(f"loaded state dict: state[{key!r}][{name!r}] is missing")
+        step = state["step"]
+        if isinstance(step, torch.Tensor) and step.numel() == 1 and not step.is_meta:
+            step = step.item()
+        if not (_is_real(step) and step >= 0 and float(step).is_integer()):
+            raise fail("step", f"expected a step count >= 0, got {state['step']!r}")
+
+        two_state = self._has_second_state()
+        state1 = state["state1"]
+        eight_bit = isinstance(state1, torch.Tensor) and state1.dtype == torch.uint8
+        blocks = -(p.numel() // -BLOCKSIZE)
+        state1_shape = self._state1_shape(p)
+        stacked = state1_shape[:1] if len(state1_shape) > p.dim() else ()
+        expected = {"state1": (state1_shape, (torch.uint8,) if eight_bit else (torch.float32,))}
+        if two_state:
+            expected["state2"] = (tuple(p.shape), expected["state1"][1])
+        if eight_bit:
+            expected["qmap1"] = ((CODE_SIZE,), (torch.float32,))
+            expected["absmax1"] = ((*stacked, blocks), (torch.float32,))
+            if two_state:
+                expected["qmap2"] = ((CODE_SIZE,), (torch.float32,))
+                expected["absmax2"] = ((blocks,), (torch.float32,))
+        if "unorm_vec" in state or (not eight_bit and self.args.max_unorm > 0.0):
+            expected["unorm_vec"] = ((1,), (torch.float32,))
+        layout = "8-bit" if eight_bit else "32-bit"
+        for name in ("state2", "qmap1", "qmap2", "absmax1", "absmax2"):
+            if name in state and name not in expected:
+                raise fail(name, f"does not belong to a {layout} state of {type(self).__name__}, which "
+                                 f"state[{key!r}]['state1'] of {getattr(state1, 'dtype', type(state1).__name__)} is")
+        for name, (shape, dtypes) in expected.items():
+            if name not in state:
+                raise KeyError(f"loaded state dict: state[{key!r}][{name!r}] is missing from a {layout} state")
+            value = state[name]
+            if not isinstance(value, torch.Tensor):
+                raise fail(name, f"expected a tensor, got {type(value).__name__}")
+            if value.dtype not in dtypes:
+                raise fail(name, f"expected dtype {dtypes[0]} in a {layout} state, got {value.dtype}")
+            if tuple(value.shape) != tuple(shape):
+                raise fail(name, f"expected shape {tuple(shape)}, got {tuple(value.shape)}")
+            if value.is_meta and not p.is_meta:
+                raise fail(name, "is on the meta device (it holds no data)")
 
     def to_gpu(self):
         """Moves each non-paged state tensor to its parameter's device."""
@@ -485,7 +590,7 @@ class Optimizer8bit(torch.optim.Optimizer):
         missing = [g is None for g in grads]
         return _GroupPlan(
             group=group, params=params, count=len(params), missing=missing if any(missing) else None,
-            batches=list(batches.values()), paged=paged,
+            batches=list(batches.values()), paged=paged, sharded=any(map(_is_sharded, params)),
         )
 
     def _run_plan(self, plan: _GroupPlan, group: dict, grads: list) -> bool:
@@ -494,7 +599,10 @@ class Optimizer8bit(torch.optim.Optimizer):
         for p in plan.paged:
             self.prefetch_state(p)
         group_config = self._group_config(group)
+        if plan.sharded:
+            grads = [None if g is None else _local_shard(g) for g in grads]
         for batch in plan.batches:
+            params = list(map(_local_shard, batch.params)) if plan.sharded else batch.params
             config = group_config
             if batch.override_by_index is not None or batch.override_by_id is not None:
                 config = {**group_config, **(batch.override_by_index or {}), **(batch.override_by_id or {})}
@@ -503,12 +611,12 @@ class Optimizer8bit(torch.optim.Optimizer):
                 state["step"] = step
             hp = self._hyperparameters(config, step)
             if batch.per_tensor:
-                self._run_each(batch, hp, [grads[i] for i in batch.positions])
+                self._run_each(batch, params, hp, [grads[i] for i in batch.positions])
                 continue
             batch_grads = grads if batch.pick_grads is None else batch.pick_grads(grads)
             try:
                 F.optimizer_update_multi_tensor(
-                    self.optimizer_name, batch_grads, batch.params, batch.state1, batch.state2, batch.absmax1,
+                    self.optimizer_name, batch_grads, params, batch.state1, batch.state2, batch.absmax1,
                     batch.absmax2, batch.qmap1, batch.qmap2, hp.beta1, hp.beta2, hp.beta3, hp.alpha, hp.eps,
                     hp.weight_decay, hp.step, hp.lr, 1.0, hp.skip_zeros,
                 )
@@ -520,13 +628,14 @@ class Optimizer8bit(torch.optim.Optimizer):
                 for param in batch.params:
                     if not param.is_contiguous():
                         param.data = param.data.contiguous()
-                self._run_each(batch, hp, list(batch_grads))
+                params = list(map(_local_shard, batch.params)) if plan.sharded else batch.params
+                self._run_each(batch, params, hp, list(batch_grads))
         return held
 
-    def _run_each(self, batch: _Batch, hp: _HyperParameters, grads: list) -> None:
+    def _run_each(self, batch: _Batch, params: list, hp: _HyperParameters, grads: list) -> None:
         for i, g in enumerate(grads):
             self._run_update(_Update(
-                g=g, p=batch.params[i], state1=batch.state1[i], state2=batch.state2[i] if batch.state2 else None,
+                g=g, p=params[i], state1=batch.state1[i], state2=batch.state2[i] if batch.state2 else None,
                 qmap1=batch.qmap1, qmap2=batch.qmap2, absmax1=batch.absmax1[i] if batch.absmax1 else None,
                 absmax2=batch.absmax2[i] if batch.absmax2 else None, unorm_vec=batch.unorm_vec[i], hp=hp,
             ))
@@ -613,8 +722,8 @@ class Optimizer8bit(torch.optim.Optimizer):
         two_state = self._has_second_state()
         eight_bit = state["state1"].dtype == torch.uint8
         return _Update(
-            g=p.grad,
-            p=p,
+            g=_local_shard(p.grad),
+            p=_local_shard(p),
             state1=state["state1"],
             state2=state["state2"] if two_state else None,
             qmap1=state.get("qmap1") if eight_bit else None,
@@ -678,9 +787,20 @@ class Optimizer8bit(torch.optim.Optimizer):
         config = self.get_config(gindex, pindex, group)
         if config["optim_bits"] not in (8, 32):
             raise NotImplementedError(f"Amount of optimizer bits not supported: {config['optim_bits']}")
+        # Decided on the whole parameter: a shard keeps the state bits it has without FSDP.
         eight_bit = config["optim_bits"] == 8 and p.numel() >= config["min_8bit_size"]
-        two_state = self._has_second_state()
         state = self.state[p]
+        local = _local_shard(p)
+        if local is not p:
+            if config["max_unorm"] > 0.0:
+                raise NotImplementedError(
+                    f"{type(self).__name__}: update-norm clipping (max_unorm={config['max_unorm']}) needs the norm of "
+                    f"the whole tensor; parameter {pindex} of group {gindex} is sharded (a DTensor, e.g. FSDP2)"
+                )
+            # The subclass's state shape ends with the parameter's shape: the states hold the shard.
+            state1_shape = (*state1_shape[:len(state1_shape) - p.dim()], *local.shape)
+            p = local
+        two_state = self._has_second_state()
         state["step"] = 0
         if eight_bit:
             self._init_quantized_state(p, state, state1_shape, two_state)
@@ -690,6 +810,14 @@ class Optimizer8bit(torch.optim.Optimizer):
                 state["state2"] = self._state_buffer(p, tuple(p.shape), torch.float32)
         if config["max_unorm"] > 0.0:
             state["unorm_vec"] = torch.zeros((1,), device=p.device)
+
+
+# The group entries update_step reads (a group may hold others, e.g. torch's own flags).
+_READ_HYPERPARAMETERS = frozenset({"lr", "betas", "eps", "weight_decay", "alpha", "t_alpha", "t_beta3"})
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _check_hyperparameters(lr, eps, betas, weight_decay) -> None:
@@ -766,7 +894,7 @@ class Optimizer2State(Optimizer8bit):
 
     @torch.no_grad()
     def init_state(self, group, p, gindex, pindex):
-        self._init_state(group, p, gindex, pindex, tuple(p.shape))
+        self._init_state(group, p, gindex, pindex, self._state1_shape(p))
 
     @torch.no_grad()
     def update_step(self, group, p, gindex, pindex):
@@ -805,7 +933,7 @@ class Optimizer1State(Optimizer8bit):
 
     @torch.no_grad()
     def init_state(self, group, p, gindex, pindex):
-        self._init_state(group, p, gindex, pindex, tuple(p.shape))
+        self._init_state(group, p, gindex, pindex, self._state1_shape(p))
 
     @torch.no_grad()
     def update_step(self, group, p, gindex, pindex):

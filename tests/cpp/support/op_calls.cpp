@@ -7,7 +7,6 @@
 namespace bnb_test {
 namespace {
 
-constexpr size_t kBufferBytes = static_cast<size_t>(kCallCapacity) * 4;
 // Counts of the valid calls: not a multiple of any blocksize, so that tails run.
 constexpr int64_t kValidCount = 1000;
 // A [3, 80] x [16, 80]^T product: blocks of 64 span weight rows.
@@ -457,7 +456,7 @@ OpBuffers::OpBuffers() {
     for (const char* role : {"floats_in", "code", "unsigned_code", "fourbit_code", "absmax_in", "bytes_in", "codes_in", "offset",
                              "bias", "workspace", "bytes_out", "absmax_out", "floats_out", "ints_in", "indices_in",
                              "count_in", "bytes_out_2", "stats_out_2", "indices_out", "count_out"}) {
-        buffers_.emplace(role, AlignedBytes(kBufferBytes));
+        buffers_.emplace(role, AlignedBytes(kCallBufferBytes));
     }
     fill_finite_floats(storage("floats_in"));
     fill_finite_floats(storage("bias"));
@@ -470,6 +469,26 @@ OpBuffers::OpBuffers() {
     fill_bytes(storage("codes_in"));
     fill_int32(storage("ints_in"));
     fill_outlier_columns(storage("indices_in"), storage("count_in"));
+}
+
+void OpBuffers::vary(int seed) {
+    // Scaled by a power of two and shifted: finite, and different for every seed.
+    auto* floats = static_cast<float*>(storage("floats_in"));
+    for (int64_t i = 0; i < kCallCapacity; ++i) floats[i] = floats[i] * static_cast<float>(1 << (seed % 4)) + 0.25f * seed;
+    auto* bytes = static_cast<uint8_t*>(storage("bytes_in"));
+    for (int64_t i = 0; i < kCallCapacity; ++i) bytes[i] = static_cast<uint8_t>(bytes[i] + 7 * seed);
+    auto* ints = static_cast<int32_t*>(storage("ints_in"));
+    for (int64_t i = 0; i < kCallCapacity; ++i) ints[i] += 1000 * seed;
+}
+
+std::vector<bnb::Buffer> results_of(const OpSpec& spec, const OpCall& call) {
+    std::vector<bnb::Buffer> results;
+    for (const bnb::Buffer& buffer : spec.describe(call)) {
+        if (buffer.access == bnb::Access::kWrite && buffer.bytes > 0 && std::string(buffer.name) != "workspace") {
+            results.push_back(buffer);
+        }
+    }
+    return results;
 }
 
 std::vector<int64_t> OpSpec::blocksizes() const {

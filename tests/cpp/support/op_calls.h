@@ -20,6 +20,7 @@ namespace bnb_test {
 // Every buffer holds this many bytes times 4, so that a pointer redirected into
 // another buffer by a test stays inside an allocation.
 inline constexpr int64_t kCallCapacity = 4096;
+inline constexpr size_t kCallBufferBytes = static_cast<size_t>(kCallCapacity) * 4;
 
 // The arguments of one call, by the names the header gives them: scalars that
 // every op shares, its counts ("n", or "M", "N", "K") and its pointers.
@@ -38,6 +39,9 @@ class OpBuffers {
 public:
     OpBuffers();
     void* storage(const std::string& role) { return buffers_.at(role).data(); }
+    // Other inputs, still valid for every op: float32, byte and int32 inputs
+    // changed by `seed` (0 leaves them as they are).
+    void vary(int seed);
 
 private:
     std::map<std::string, AlignedBytes> buffers_;
@@ -55,6 +59,10 @@ struct OpSpec {
 
     std::vector<int64_t> blocksizes() const;
 };
+
+// The buffers a call writes its results to: its written buffers except scratch
+// (a workspace), whose bytes are the backend's business.
+std::vector<bnb::Buffer> results_of(const OpSpec& spec, const OpCall& call);
 
 // GoogleTest prints a parameter with this instead of its bytes.
 inline void PrintTo(const OpSpec& spec, std::ostream* os) { *os << spec.name; }

@@ -158,3 +158,28 @@ def test_compiled_forward_has_no_graph_break(tiny_llama_dir, token_ids, device):
         compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
         traced = compiled(inputs, use_cache=False).logits
     assert torch.allclose(traced.float(), eager.float(), rtol=1e-2, atol=1e-2)
+
+
+def test_checkpoint_with_a_transposed_shape_is_refused(tiny_llama_dir, tmp_path, device, caplog):
+    """A saved layer whose `shape` is reversed (its codes would be read in the wrong order) fails to load,
+    naming the layer's key (issue 14). Transformers collects the error of from_prequantized in its load
+    report (with the layer) and raises once all layers are read."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    load_4bit(tiny_llama_dir, device).save_pretrained(tmp_path)
+    (checkpoint,) = tmp_path.glob("*.safetensors")
+    tensors = load_file(str(checkpoint))
+    key = next(key for key, value in tensors.items() if key.endswith("quant_state.bitsandbytes__nf4")
+               and len(set(json.loads(bytes(value.tolist()))["shape"])) == 2)
+    fields = json.loads(bytes(tensors[key].tolist()))
+    fields["shape"] = fields["shape"][::-1]
+    tensors[key] = torch.tensor(list(json.dumps(fields).encode()), dtype=torch.uint8)
+    save_file(tensors, str(checkpoint), metadata={"format": "pt"})
+    with pytest.raises((ValueError, RuntimeError)) as raised:
+        AutoModelForCausalLM.from_pretrained(tmp_path, device_map=device)
+    report = str(raised.value) + caplog.text
+    layer = key[: key.index(".weight.quant_state")]
+    rows, columns = fields["shape"]
+    assert layer in report and f"has shape [{rows}, {columns}], but Linear4bit expects [{columns}, {rows}]" in report

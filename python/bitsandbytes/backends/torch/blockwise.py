@@ -4,6 +4,7 @@ import torch
 
 from ..._formats import CODE_SIZE, blocksize_error, float_dtype_error, require_valid
 from .common.blocks import scale_by_block, scaled_blocks
+from .common.cuda_fast_math import canonical_nan
 from .common.checks import check_absmax, check_code, check_out, require
 
 
@@ -64,7 +65,7 @@ def _dequantized_values(
     check_code(code, A.device)
     check_absmax(absmax, A.numel(), blocksize, A.device)
     values = code.reshape(-1)[A.reshape(-1).long()]
-    return scale_by_block(values, absmax, blocksize).to(dtype).reshape(A.shape)
+    return canonical_nan(scale_by_block(values, absmax, blocksize).to(dtype)).reshape(A.shape)
 
 
 def dequantize_blockwise(

@@ -12,6 +12,7 @@ import torch
 from ... import _C
 from ..._formats import blocksize_error, float_dtype_error, quant_type_error, require_valid
 from .common.blocks import scale_by_block, scaled_blocks
+from .common.cuda_fast_math import canonical_nan
 from .common.checks import check_absmax, check_out, require
 
 
@@ -120,7 +121,7 @@ def _dequantized_values(
     )
     codes = unpack_4bit(packed_bytes[:needed], n)
     values = _dequantization_values(quant_type, A.device)[codes.long()]
-    return scale_by_block(values, absmax, blocksize).to(dtype).reshape(shape)
+    return canonical_nan(scale_by_block(values, absmax, blocksize).to(dtype)).reshape(shape)
 
 
 def dequantize_4bit(

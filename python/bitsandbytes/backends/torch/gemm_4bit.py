@@ -13,6 +13,7 @@ import torch
 
 from ..._formats import NESTED_BLOCKSIZE, quant_type_error
 from ..._ops import check_4bit_matmul_operands, check_format, check_nested_absmax, check_out
+from .common.cuda_fast_math import canonical_nan
 
 
 def _quant_type_of(code: torch.Tensor) -> str:
@@ -34,7 +35,7 @@ def gemv_4bit(A: torch.Tensor, B: torch.Tensor, shapeB: Sequence[int], absmax: t
               blocksize: int) -> torch.Tensor:
     _matmul_checks("gemv_4bit", A, B, shapeB, blocksize)
     weight = _dequantized_weight(A, B, shapeB, absmax, blocksize, _quant_type_of(code))
-    return torch.nn.functional.linear(A, weight)
+    return canonical_nan(torch.nn.functional.linear(A, weight))
 
 
 def gemv_4bit_out(A: torch.Tensor, B: torch.Tensor, shapeB: Sequence[int], absmax: torch.Tensor, code: torch.Tensor,
@@ -69,7 +70,7 @@ def gemm_4bit(A: torch.Tensor, B: torch.Tensor, shapeB: Sequence[int], absmax: t
                      lambda: f"bias length ({bias.shape[0]}) must match N ({shapeB[0]})")
         torch._check(bias.dtype == A.dtype, lambda: f"bias dtype ({bias.dtype}) must match A dtype ({A.dtype})")
     weight = _dequantized_weight(A, B, shapeB, absmax, blocksize, quant_type)
-    return torch.nn.functional.linear(A, weight, bias)
+    return canonical_nan(torch.nn.functional.linear(A, weight, bias))
 
 
 KERNELS = {

@@ -39,7 +39,7 @@ from typing import Optional
 import torch
 
 from .common.checks import check_out, check_same_device, require
-from .common.cuda_fast_math import flush_denormal, ftz_mul, rcp_approx_ftz
+from .common.cuda_fast_math import canonical_nan, flush_denormal, ftz_mul, rcp_approx_ftz
 
 # float32(1/127), the dequantization constant of formats.md 5.1.
 INV_127 = 7.874015718698502e-3
@@ -113,7 +113,7 @@ def int8_vectorwise_dequant(A: torch.Tensor, stats: torch.Tensor) -> torch.Tenso
     matrix = _as_matrix(A)
     _check_stats(stats, "stats", matrix.shape[0], A.device)
     # Two float32 multiplies, as upstream's (pure-torch) kernel rounds them.
-    return ((matrix.float() * stats.reshape(-1, 1)) * INV_127).reshape(A.shape)
+    return canonical_nan((matrix.float() * stats.reshape(-1, 1)) * INV_127).reshape(A.shape)
 
 
 def _column_quantize(A: torch.Tensor, threshold: float):
@@ -222,7 +222,7 @@ def _rescaled(A: torch.Tensor, row_stats: torch.Tensor, col_stats: torch.Tensor,
     matrix = _as_matrix(A)
     product = ftz_mul(ftz_mul(matrix.float(), row_stats.reshape(-1, 1)), col_stats.reshape(1, -1))
     addend = torch.zeros((), dtype=torch.float32, device=A.device) if bias is None else bias.reshape(1, -1).float()
-    return fma_float32(product, INV_127_SQUARED, addend).to(dtype or torch.float16).reshape(A.shape)
+    return canonical_nan(fma_float32(product, INV_127_SQUARED, addend).to(dtype or torch.float16)).reshape(A.shape)
 
 
 def int8_mm_dequant(A: torch.Tensor, row_stats: torch.Tensor, col_stats: torch.Tensor,
@@ -262,7 +262,7 @@ def int8_mixed_scaled_mm(A: torch.Tensor, CA: torch.Tensor, CB: torch.Tensor, SC
         return out, A.new_empty(0)
     subA = A[:, outlier_cols]
     outlier_weight = int8_vectorwise_dequant(CB[:, outlier_cols].contiguous(), SCB)
-    return out.addmm(subA, outlier_weight.to(A.dtype).t()), subA
+    return canonical_nan(out.addmm(subA, outlier_weight.to(A.dtype).t())), subA
 
 
 def int8_linear(A: torch.Tensor, CB: torch.Tensor, SCB: torch.Tensor, bias: Optional[torch.Tensor] = None,

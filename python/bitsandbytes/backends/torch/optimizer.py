@@ -18,7 +18,7 @@ import torch
 from ..._formats import CODE_SIZE, FLOAT_DTYPES, blocks_of
 from .blockwise import search_code
 from .common.checks import check_same_device, require
-from .common.cuda_fast_math import fast_div, fma_float32, ftz_mul
+from .common.cuda_fast_math import canonical_nan, fast_div, fma_float32, ftz_mul
 
 OPTIMIZER_BLOCKSIZE = 256
 # Codes of the padding lanes of a partial last block (see the module docstring).
@@ -82,6 +82,16 @@ def _state_numels(kernel: str, n: int) -> tuple[int, int]:
 
 def _store(target: torch.Tensor, values: torch.Tensor) -> None:
     target.copy_(values.reshape(target.shape))
+
+
+def _store_param(p: torch.Tensor, new_param: torch.Tensor, kept: Optional[torch.Tensor] = None) -> None:
+    """p's new values (flat float32, possibly padded): computed ones as CUDA writes them,
+    the `kept` elements with their bits unchanged (upstream's kernels leave them alone)."""
+    n = p.numel()
+    values = canonical_nan(new_param.reshape(-1)[:n].to(p.dtype))
+    if kept is not None:
+        values = torch.where(kept.reshape(-1)[:n], p.reshape(-1), values)
+    _store(p, values)
 
 
 def _as_param(values: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -197,12 +207,13 @@ def optimizer_update_32bit(
                 scale = _update_norm_scale(kernel, update, unorm_vec, max_unorm, param_norm, eps)
             new_param = _as_param(param - scale * (rate * update), p.dtype)
 
+    new_s1 = canonical_nan(new_s1)
+    new_s2 = canonical_nan(new_s2) if new_s2 is not None else None
     if keep is not None:
-        new_param = torch.where(keep, param, new_param)
         new_s1 = torch.where(keep, s1, new_s1)
         if new_s2 is not None:
             new_s2 = torch.where(keep, s2, new_s2)
-    _store(p, new_param.to(p.dtype))
+    _store_param(p, new_param, keep)
     _store(state1, new_s1)
     if new_s2 is not None:
         _store(state2, new_s2)
@@ -227,6 +238,8 @@ def _dequantized(codes: torch.Tensor, qmap: torch.Tensor, absmax: torch.Tensor, 
 
 def _requantized(values: torch.Tensor, qmap: torch.Tensor, signed: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """New codes and block absmax of the [blocks, 256] float32 state values (formats.md 6.0)."""
+    # A NaN state is CUDA's positive NaN: the sign fix below reads its sign bit.
+    values = canonical_nan(values)
     magnitudes = values.abs()
     absmax = torch.where(torch.isnan(magnitudes), 0.0, magnitudes).amax(dim=1)  # fmaxf ignores NaN
     scaled = fast_div(values, absmax.unsqueeze(1))
@@ -326,7 +339,6 @@ def optimizer_update_8bit_blockwise(
         finite = torch.isfinite(grad)
         new_s1 = torch.where(finite, new_s1, 0.0)
         new_s2 = torch.where(finite, new_s2, 0.0)
-        new_param = torch.where(finite, new_param, param)
         _store_codes(state2, absmax2, new_s2, qmap2, n, signed=False)
         if kernel == "ademamix":
             new_m2 = torch.where(finite, new_m2, 0.0)
@@ -336,7 +348,7 @@ def optimizer_update_8bit_blockwise(
             _store(absmax1, torch.cat([m1_absmax, m2_absmax]))
         else:
             _store_codes(state1, absmax1, new_s1, qmap1, n, signed=True)
-        _store(p, new_param.reshape(-1)[:n].to(p.dtype))
+        _store_param(p, new_param, ~finite)
         return
 
     if kernel != "lion" and weight_decay > 0.0:
@@ -354,12 +366,12 @@ def optimizer_update_8bit_blockwise(
         new_s1 = s1 * b1 + (one - b1) * (grad * grad) if kernel == "rmsprop" else s1 + grad * grad
         # Upstream's 8-bit kernels divide the raw gradient (no gnorm_scale, no decay).
         new_param = _as_param(param - rate * fast_div(raw_grad, torch.sqrt(new_s1) + e), p.dtype)
+    untouched = None
     if skip_zeros:
         untouched = raw_grad == 0
         new_s1 = torch.where(untouched, s1, new_s1)
-        new_param = torch.where(untouched, param, new_param)
     _store_codes(state1, absmax1, new_s1, qmap1, n, signed=True)
-    _store(p, new_param.reshape(-1)[:n].to(p.dtype))
+    _store_param(p, new_param, untouched)
 
 
 # ---- several tensors in one call (this package's extension) --------------------------------------

@@ -16,6 +16,21 @@ _FLOAT32_MANTISSA_BITS = 0x7FFFFF
 _FLOAT32_EXPONENT_MASK = 0xFF
 
 
+# The NaN that CUDA's arithmetic and its conversions to 16 bits write, whatever NaN
+# they meet or make (measured on the H200, docs/numerics.md): every mantissa bit set,
+# sign clear. Torch on other devices keeps operand payloads or writes others
+# (the CPU turns a float32 NaN into bf16 0xffff).
+_CANONICAL_NAN_BITS = {torch.float32: (torch.int32, 0x7FFFFFFF), torch.float16: (torch.int16, 0x7FFF),
+                       torch.bfloat16: (torch.int16, 0x7FFF)}
+
+
+def canonical_nan(x: torch.Tensor) -> torch.Tensor:
+    """x with every NaN element replaced by CUDA's NaN of x's dtype (a computed result)."""
+    int_dtype, bits = _CANONICAL_NAN_BITS[x.dtype]
+    nan = torch.tensor(bits, dtype=int_dtype, device=x.device).view(x.dtype)
+    return torch.where(torch.isnan(x), nan, x)
+
+
 def flush_denormal(x: torch.Tensor) -> torch.Tensor:
     """Subnormal float32 values become a zero of the same sign (ftz)."""
     return torch.where(x.abs() < _FLOAT32_TINY, x * 0.0, x)
