@@ -84,6 +84,17 @@ def save_base_model(workdir: Path):
     model.save_pretrained(base_model_dir(workdir))
 
 
+def join_with_base_model(workdir: Path):
+    """Joins the process group once rank 0 has written the base model every rank loads."""
+    device, backend = device_and_backend()
+    dist.init_process_group(backend)
+    rank = dist.get_rank()
+    if rank == 0:
+        save_base_model(workdir)
+    dist.barrier()
+    return device, backend, rank
+
+
 def quantized_lora_model(workdir: Path, device: torch.device):
     """The tiny Llama in 4-bit NF4 (double quant, bf16 storage) with LoRA on every linear layer, all bf16."""
     import peft
@@ -256,12 +267,7 @@ def check_every_bf16_pattern(fsdp_version: int, device):
 # ---- phases ------------------------------------------------------------------------------------
 
 def train(workdir: Path, fsdp_version: int):
-    device, backend = device_and_backend()
-    dist.init_process_group(backend)
-    rank = dist.get_rank()
-    if rank == 0:
-        save_base_model(workdir)
-    dist.barrier()
+    device, backend, rank = join_with_base_model(workdir)
 
     check_every_bf16_pattern(fsdp_version, device)
 
@@ -357,12 +363,7 @@ def accelerate_phase(workdir: Path):
     from accelerate import Accelerator, FullyShardedDataParallelPlugin
     from accelerate.utils import DistributedType, load_fsdp_model, save_fsdp_model
 
-    device, backend = device_and_backend()
-    dist.init_process_group(backend)
-    rank = dist.get_rank()
-    if rank == 0:
-        save_base_model(workdir)
-    dist.barrier()
+    device, backend, rank = join_with_base_model(workdir)
 
     def prepared(accelerator):
         """Accelerate's FSDP2 preparation, which takes the model with its optimizer."""

@@ -93,10 +93,8 @@ void run(FuzzedDataProvider& in) {
     check_status(status, error, call + " on " + variant + (fault.empty() ? "" : " with " + fault));
     if (status != BNB_STATUS_SUCCESS || n == 0 || variant == "scalar") return;
 
-    const auto vector_result = snapshot(buffers);
-    restore(buffers, before);
-    select_variant("scalar");
-    require(call_once() == BNB_STATUS_SUCCESS, call + ": the scalar path failed where " + variant + " succeeded");
+    const auto vector_result = rerun_on_scalar(buffers, before, call_once,
+                                               call + ": the scalar path failed where " + variant + " succeeded");
     const std::string what = call + " on " + variant;
     if (s.quantize) {
         require_same_bytes(vector_result[out].data(), buffers.data(out), n, what + ": out");

@@ -232,10 +232,8 @@ void run(FuzzedDataProvider& in) {
     check_status(status, error, described + (fault.empty() ? "" : " with " + fault));
     if (status != BNB_STATUS_SUCCESS || empty || c.variant == "scalar") return;
 
-    const auto vector_result = snapshot(b);
-    restore(b, before);
-    select_variant("scalar");
-    require(call_op(c, b, ix) == BNB_STATUS_SUCCESS, described + ": the scalar path failed");
+    const auto vector_result =
+        rerun_on_scalar(b, before, [&] { return call_op(c, b, ix); }, described + ": the scalar path failed");
     for (int i = 0; i < b.size(); ++i) {
         const auto& item = b[i];
         if (item.access != Access::kWrite || item.bytes <= 0 || item.name == "workspace") continue;

@@ -157,10 +157,7 @@ void run(FuzzedDataProvider& in) {
     check_status(status, error, call + (fault.empty() ? "" : " with " + fault));
     if (status != BNB_STATUS_SUCCESS || variant == "scalar") return;
 
-    const auto vector_result = snapshot(buffers);
-    restore(buffers, before);
-    select_variant("scalar");
-    require(call_once() == BNB_STATUS_SUCCESS, call + ": the scalar path failed");
+    const auto vector_result = rerun_on_scalar(buffers, before, call_once, call + ": the scalar path failed");
     for (int i = 0; i < buffers.size(); ++i) {
         const auto& item = buffers[i];
         if (item.access != Access::kWrite || item.bytes <= 0) continue;

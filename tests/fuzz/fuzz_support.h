@@ -384,4 +384,16 @@ inline void restore(Buffers& buffers, const std::vector<std::vector<uint8_t>>& c
     }
 }
 
+// The vector variant's results (what `buffers` holds now), after `call_once` ran again on the
+// scalar variant from the state `before` recorded; the scalar results stay in `buffers`.
+template <typename Call>
+std::vector<std::vector<uint8_t>> rerun_on_scalar(Buffers& buffers, const std::vector<std::vector<uint8_t>>& before,
+                                                  Call&& call_once, const std::string& failure) {
+    auto vector_result = snapshot(buffers);
+    restore(buffers, before);
+    select_variant("scalar");
+    require(call_once() == BNB_STATUS_SUCCESS, failure);
+    return vector_result;
+}
+
 }  // namespace bnb_fuzz
