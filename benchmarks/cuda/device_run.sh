@@ -6,7 +6,7 @@
 # Needs the golden vectors copied to .golden/ (shared/golden does not travel).
 #
 #   bash benchmarks/cuda/device_run.sh [stage ...]
-#     stages, in this order: build test sanitize racecheck diagnose ncu smoke bench
+#     stages, in this order: build test sanitize diagnose ncu smoke bench
 #     (default: all but ncu and smoke; smoke = ours' small-batch matmul rows only)
 #
 # Logs go to $OUT (the device tool's folder that comes back), at most 8 files.
@@ -15,10 +15,9 @@ OUT=${OUT:-/tmp/bnb-device-out}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 export BNB_GOLDEN_DIR=$PWD/.golden
-STAGES=${*:-build test sanitize racecheck diagnose bench}
+STAGES=${*:-build test sanitize diagnose bench}
 BUILD=build-dev
 PY="env PYTHONPATH=$PWD/$BUILD/python python3"
-CUDA_TESTS="tests/python/test_cuda_kernels.py tests/python/test_matmul_4bit_kernels.py tests/python/test_backend_ops.py"
 
 has_stage() { [[ " $STAGES " == *" $1 "* ]]; }
 stamp() { echo "=== $(date +%T) $*"; }
@@ -57,30 +56,8 @@ if has_stage test; then
 fi
 
 if has_stage sanitize; then
-  {
-    stamp "compute-sanitizer memcheck: the C ABI's 4-bit matmul (every M, dequantize + cuBLASLt, graph capture)"
-    timeout 100 compute-sanitizer --tool memcheck --print-limit 20 $BUILD/tests/cpp/bitsandbytes_tests \
-      --gtest_filter='CudaGemm4bit.*' 2>&1 | tail -8
-    stamp "compute-sanitizer memcheck (tests that raise from C++ excluded: see diagnose)"
-    timeout 150 compute-sanitizer --tool memcheck --print-limit 20 $PY -m pytest -q -p no:cacheprovider \
-      tests/python/test_cuda_kernels.py tests/python/test_matmul_4bit_kernels.py \
-      -k "not large and not compile and not graph and not side_stream and not rejects and not forced_kernel" 2>&1 | tail -15
-    stamp "compute-sanitizer memcheck: the op harness, CUDA against the oracle"
-    timeout 120 compute-sanitizer --tool memcheck --print-limit 20 $PY -m pytest -q -p no:cacheprovider \
-      tests/python/test_backend_ops.py -k "cuda and native_matches and bs64" 2>&1 | tail -6
-    stamp done
-  } > "$OUT/sanitizer.log" 2>&1
-  grep -E "^=== |SUMMARY|passed|failed|rror" "$OUT/sanitizer.log" | tail -20
-fi
-
-if has_stage racecheck; then
-  {
-    stamp "compute-sanitizer racecheck (kernels with shared memory)"
-    timeout 120 compute-sanitizer --tool racecheck --print-limit 20 $PY -m pytest -q -p no:cacheprovider \
-      $CUDA_TESTS -k "(cuda-quantize_4bit-nf4-bf16-bs64-sizes) or (cuda-quantize_blockwise-bf16-bs256-sizes) or (tensor_core_kernel and 256x4096-True) or (simt_kernel and True-nf4-1-) or (generic_kernel_any_shape and bf16)" 2>&1 | tail -8
-    stamp done
-  } >> "$OUT/sanitizer.log" 2>&1
-  tail -4 "$OUT/sanitizer.log"
+  # The whole CUDA suite (C++ and Python) under memcheck, racecheck, initcheck and synccheck.
+  bash benchmarks/cuda/sanitize_suite.sh $BUILD
 fi
 
 if has_stage diagnose; then
