@@ -429,10 +429,12 @@ def accelerate_phase(workdir: Path):
     for save_plugin, folder in checkpoints:
         as_fsdp2()
         save_fsdp_model(save_plugin, accelerator, model, str(folder))
-    # Accelerate loads a full checkpoint with broadcast_from_rank0 and cpu_offload, where torch
-    # (2.13, _broadcast_state_dict) raises KeyError on every state-dict entry that is neither a
-    # parameter nor a buffer (the quant-state entries); that checkpoint is checked in one process.
-    for load_plugin, folder in checkpoints[1:]:
+    # With more than one process Accelerate loads a full checkpoint with broadcast_from_rank0 and
+    # cpu_offload, where torch (2.13, _broadcast_state_dict) raises KeyError on every state-dict
+    # entry that is neither a parameter nor a buffer (the quant-state entries); that checkpoint is
+    # then checked in one process only.
+    loadable = checkpoints if dist.get_world_size() == 1 else checkpoints[1:]
+    for load_plugin, folder in loadable:
         fresh, _ = prepared(accelerator)
         as_fsdp2()
         load_fsdp_model(load_plugin, accelerator, fresh, str(folder))
