@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # The whole CUDA test suite under compute-sanitizer, on the GPU machine: every CUDA test of the
-# C++ suite (gtest filter Cuda*) and every CUDA test of tests/python (the test stage's selection
-# in device_run.sh), split into shards that run side by side, once per tool.
+# C++ suite (gtest filter *Cuda*) and every CUDA test of tests/python (the test stage's selection
+# in device_run.sh), split into shards that run side by side in one pool.
 #
 #   bash benchmarks/cuda/sanitize_suite.sh BUILD_DIR [tool ...]
-#     tools: memcheck racecheck initcheck synccheck (default: all four, in that order)
-#   SHARDS (default: the core count), SHARD_TIMEOUT (seconds per shard, default 400)
+#     tools: memcheck racecheck initcheck synccheck (default: all four)
+#   PARTS: cpp, py or "cpp py" (default)   JOBS: shards run at once (default: the core count)
+#   PY_SHARDS: Python shards per tool (default JOBS)   SHARD_TIMEOUT: seconds per shard (default 400)
+#   SKIP_IDS: a file of Python test ids to leave out (an earlier run's $OUT/ended-TOOL.ids)
 #
-# For each tool it prints the tests passed and failed, the sanitizer's error count summed over
-# the shards, each shard that timed out, and the first reports; $OUT/sanitize-TOOL.log holds
-# every shard's summary lines and reports. Exits non-zero if any tool found an error or a
-# test failed.
+# Each shard appends its block to $OUT/sanitize-TOOL.log as it ends: the sanitizer's summary,
+# the test counts, the first reports, the slowest tests, and for a shard stopped by its timeout
+# how many of its tests had ended; $OUT/ended-TOOL.ids collects the ids of the Python tests that
+# ended, so that a run cut short can be resumed with SKIP_IDS. At the end one line per tool sums the shards. Exits non-zero
+# if a tool reported an error, a test failed or a shard timed out.
 #
 # torch's caching allocator is off (PYTORCH_NO_CUDA_MEMORY_CACHING=1): every tensor is its own
 # allocation, so memcheck sees an access past a tensor's end and initcheck a read of memory no
@@ -19,70 +22,83 @@ set -u
 BUILD=${1:?usage: sanitize_suite.sh BUILD_DIR [tool ...]}
 shift
 TOOLS=${*:-memcheck racecheck initcheck synccheck}
+PARTS=${PARTS:-cpp py}
 OUT=${OUT:-/tmp/bnb-device-out}
-SHARDS=${SHARDS:-$(nproc)}
+JOBS=${JOBS:-$(nproc)}
+PY_SHARDS=${PY_SHARDS:-$JOBS}
+CPP_SHARDS=2
 SHARD_TIMEOUT=${SHARD_TIMEOUT:-400}
 WORK=$(mktemp -d)
 CPP_TESTS=$BUILD/tests/cpp/bitsandbytes_tests
+CPP_FILTER='*Cuda*'
 export PYTHONPATH=$PWD/$BUILD/python PYTHONUNBUFFERED=1 PYTORCH_NO_CUDA_MEMORY_CACHING=1
 export BNB_GOLDEN_DIR=${BNB_GOLDEN_DIR:-$PWD/.golden}
 mkdir -p "$OUT"
 
 # The Python shards: the collected CUDA test ids dealt round-robin, one file per shard.
 python3 -m pytest -q --collect-only -p no:cacheprovider tests/python \
-  -k "cuda or test_cuda_kernels or test_matmul_4bit_kernels" 2>/dev/null | grep '::' > "$WORK/ids"
-for ((shard = 0; shard < SHARDS; ++shard)); do
-  awk -v n="$SHARDS" -v k="$shard" 'NR % n == k' "$WORK/ids" > "$WORK/py-$shard.ids"
+  -k "cuda or test_cuda_kernels or test_matmul_4bit_kernels" 2>/dev/null | grep '::' > "$WORK/collected"
+# A resumed run leaves out the tests an earlier one ended (its $OUT/ended-TOOL.ids, passed as SKIP_IDS).
+grep -vxF -f "${SKIP_IDS:-/dev/null}" "$WORK/collected" > "$WORK/ids"
+for ((shard = 0; shard < PY_SHARDS; ++shard)); do
+  awk -v n="$PY_SHARDS" -v k="$shard" 'NR % n == k' "$WORK/ids" > "$WORK/py-$shard.ids"
 done
-CPP_SHARDS=$(( SHARDS < 4 ? SHARDS : 4 ))
-echo "python: $(wc -l < "$WORK/ids") CUDA tests in $SHARDS shards;" \
-  "C++: $("$CPP_TESTS" --gtest_list_tests --gtest_filter='Cuda*' | grep -c '^  ') CUDA tests in $CPP_SHARDS shards"
+echo "python: $(wc -l < "$WORK/ids") CUDA tests in $PY_SHARDS shards per tool; C++:" \
+  "$("$CPP_TESTS" --gtest_list_tests --gtest_filter="$CPP_FILTER" | grep -c '^  ') CUDA tests in $CPP_SHARDS shards"
 
-run_shard() {  # tool kind index
-  local tool=$1 kind=$2 shard=$3 log="$WORK/$1-$2-$3.log"
+run_shard() {  # tool part index
+  local tool=$1 part=$2 shard=$3 log="$WORK/$1-$2-$3.log" status=0
   local sanitizer=(timeout "$SHARD_TIMEOUT" compute-sanitizer --tool "$tool" --print-limit 10 --target-processes all)
-  if [ "$kind" = cpp ]; then
+  if [ "$part" = cpp ]; then
     GTEST_TOTAL_SHARDS=$CPP_SHARDS GTEST_SHARD_INDEX=$shard \
-      "${sanitizer[@]}" "$CPP_TESTS" --gtest_filter='Cuda*' > "$log" 2>&1
+      "${sanitizer[@]}" "$CPP_TESTS" --gtest_filter="$CPP_FILTER" > "$log" 2>&1 || status=$?
   else
     mapfile -t ids < "$WORK/py-$shard.ids"
     [ ${#ids[@]} -gt 0 ] || return 0
-    "${sanitizer[@]}" python3 -m pytest -q -p no:cacheprovider -rf "${ids[@]}" > "$log" 2>&1
+    "${sanitizer[@]}" python3 -m pytest -v -p no:cacheprovider -rf --durations=3 "${ids[@]}" > "$log" 2>&1 || status=$?
+    grep -oE '^tests/[^ ]+ (PASSED|FAILED|SKIPPED|XFAIL|XPASS|ERROR)' "$log" | cut -d' ' -f1 \
+      | flock "$WORK/lock" tee -a "$OUT/ended-$tool.ids" > /dev/null
   fi
-  echo "exit $?" >> "$log"
+  echo "exit $status" >> "$log"
+  {
+    echo "--- $tool $part shard $shard: exit $status"
+    grep -E "SUMMARY|tests? ran|PASSED  \]|FAILED TEST|^=+ .*(passed|failed|error)|^FAILED" "$log" | tail -8
+    if [ "$part" = py ]; then  # from pytest -v's lines: a shard stopped by its timeout counts too
+      echo "python tests: $(grep -cE '^tests/[^ ]+ PASSED' "$log") passed," \
+        "$(grep -cE '^tests/[^ ]+ (FAILED|ERROR)' "$log") failed, $(grep -cE '^tests/[^ ]+ SKIPPED' "$log") skipped"
+    fi
+    if [ "$status" = 124 ]; then
+      echo "timed out after $(grep -cE ' (PASSED|FAILED|SKIPPED|XFAIL|XPASS|ERROR)' "$log") ended tests;" \
+        "running: $(grep -E '::' "$log" | tail -1 | cut -c1-160)"
+    fi
+    grep -m 40 -E "^========= (Invalid|Uninitialized|Race|Error|Barrier|Program hit|Warp|Potential|Unused)|^=========     at" "$log"
+    grep -A 4 "slowest 3 durations" "$log" | grep -E "^[0-9.]+s "
+  } | flock "$WORK/lock" tee -a "$OUT/sanitize-$tool.log" > /dev/null
 }
 export -f run_shard
-export WORK SHARD_TIMEOUT CPP_TESTS CPP_SHARDS
+export WORK SHARD_TIMEOUT CPP_TESTS CPP_SHARDS CPP_FILTER OUT
+
+start=$(date +%s)
+for tool in $TOOLS; do
+  [[ " $PARTS " == *" cpp "* ]] && for ((shard = 0; shard < CPP_SHARDS; ++shard)); do echo "$tool cpp $shard"; done
+  [[ " $PARTS " == *" py "* ]] && for ((shard = 0; shard < PY_SHARDS; ++shard)); do echo "$tool py $shard"; done
+done | xargs -P "$JOBS" -L 1 bash -c 'run_shard "$@"' _
 
 failed=0
+sum() { sed -nE "$1" "$2" | awk '{s += $1} END {print s + 0}'; }
 for tool in $TOOLS; do
-  start=$(date +%s)
-  {
-    for ((shard = 0; shard < CPP_SHARDS; ++shard)); do echo "$tool cpp $shard"; done
-    for ((shard = 0; shard < SHARDS; ++shard)); do echo "$tool py $shard"; done
-  } | xargs -P "$SHARDS" -L 1 bash -c 'run_shard "$@"' _
-  logs=("$WORK/$tool"-*.log)
+  log="$OUT/sanitize-$tool.log"
   # memcheck, initcheck and synccheck end with "ERROR SUMMARY: N errors"; racecheck with
   # "RACECHECK SUMMARY: N hazards displayed (E errors, W warnings)".
-  errors=$(cat "${logs[@]}" | sed -nE 's/.*ERROR SUMMARY: ([0-9]+) error.*/\1/p; s/.*RACECHECK SUMMARY: ([0-9]+) hazard.*/\1/p' \
-    | awk '{s += $1} END {print s + 0}')
-  cpp_passed=$(cat "$WORK/$tool"-cpp-*.log | sed -nE 's/^\[  PASSED  \] ([0-9]+) test.*/\1/p' | awk '{s += $1} END {print s + 0}')
-  cpp_failed=$(cat "$WORK/$tool"-cpp-*.log | sed -nE 's/^ *([0-9]+) FAILED TESTS?$/\1/p' | awk '{s += $1} END {print s + 0}')
-  py_passed=$(cat "$WORK/$tool"-py-*.log | sed -nE 's/.* ([0-9]+) passed.*/\1/p' | awk '{s += $1} END {print s + 0}')
-  py_failed=$(cat "$WORK/$tool"-py-*.log | sed -nE 's/.* ([0-9]+) failed.*/\1/p' | awk '{s += $1} END {print s + 0}')
-  timed_out=$(grep -l '^exit 124$' "${logs[@]}" | xargs -r -n1 basename | tr '\n' ' ')
-  summary="$tool: $(( $(date +%s) - start )) s; sanitizer errors $errors; C++ tests passed $cpp_passed,"
-  summary+=" failed $cpp_failed; Python tests passed $py_passed, failed $py_failed; timed out: ${timed_out:-none}"
-  echo "$summary"
-  {
-    echo "$summary"
-    for log in "${logs[@]}"; do
-      echo "--- $(basename "$log")"
-      grep -E "SUMMARY|passed|failed|^FAILED|^\[  FAILED|^exit " "$log" | tail -8
-      grep -m 40 -E "^========= [A-Z]|^=========     at|Invalid|Uninitialized|hazard" "$log"
-    done
-  } >> "$OUT/sanitize-$tool.log"
-  grep -h -m 12 -E "^========= (Invalid|Uninitialized|Race|Error|Barrier|Program hit)" "${logs[@]}" | sort | uniq -c | head -12
-  [ "$errors" = 0 ] && [ "$cpp_failed" = 0 ] && [ "$py_failed" = 0 ] && [ -z "$timed_out" ] || failed=1
+  errors=$(sum 's/.*ERROR SUMMARY: ([0-9]+) error.*/\1/p; s/.*RACECHECK SUMMARY: ([0-9]+) hazard.*/\1/p' "$log")
+  cpp_passed=$(sum 's/^\[  PASSED  \] ([0-9]+) test.*/\1/p' "$log")
+  cpp_failed=$(sum 's/^ *([0-9]+) FAILED TESTS?$/\1/p' "$log")
+  py_passed=$(sum 's/^python tests: ([0-9]+) passed.*/\1/p' "$log")
+  py_failed=$(sum 's/^python tests: .* ([0-9]+) failed.*/\1/p' "$log")
+  timed_out=$(grep -c '^timed out after' "$log")
+  line="$tool: sanitizer errors $errors; C++ CUDA tests passed $cpp_passed, failed $cpp_failed; Python CUDA tests"
+  line+=" passed $py_passed, failed $py_failed; shards timed out $timed_out; pool $(( $(date +%s) - start )) s"
+  echo "$line" | tee -a "$log"
+  [ "$errors" = 0 ] && [ "$cpp_failed" = 0 ] && [ "$py_failed" = 0 ] && [ "$timed_out" = 0 ] || failed=1
 done
 exit "$failed"
