@@ -188,7 +188,11 @@ struct GemmCall {
           bias_device(encode(bias, type).data(), bias.size() * element_size(type)),
           out(static_cast<size_t>(m * w.N) * element_size(type)) {}
 
+    // The output is poisoned first (all-ones bytes: NaN in every float type), so that an element a
+    // call leaves unwritten fails relative_error instead of keeping an earlier call's value.
     bnb_status run(bnb_gemm_4bit_algo algo, void* workspace, int64_t workspace_bytes, cudaStream_t stream = nullptr) {
+        EXPECT_TRUE(cuda_ok(cudaMemsetAsync(out.get(), 0xFF, static_cast<size_t>(M * weight.N) * element_size(dtype),
+                                            stream)));
         return bnb_gemm_4bit(kCuda, stream, dtype, BNB_QUANT_NF4, A_device.get(), M, weight.K,
                              weight.packed.get<uint8_t>(), weight.N, kBlocksize, weight.absmax.get<float>(),
                              weight.nested ? weight.absmax_8bit.get<uint8_t>() : nullptr,
