@@ -11,18 +11,13 @@ OUT=${OUT:-/tmp/bnb-device-out}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 ROUNDS=${1:-2}
-stamp() { echo "=== $(date +%T) $*"; }
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-build() {  # build folder, source tree; an existing configuration (device_run.sh's) is kept
-  [ -f "$1/CMakeCache.txt" ] || cmake -S "$2" -B "$1" -G Ninja -DPython_EXECUTABLE="$(which python3)" -DBNB_CUDA_ARCHS=90 \
-    -DBNB_BUILD_TESTS=OFF -DBNB_BUILD_BENCHMARKS=OFF > /dev/null || return 1
-  timeout 400 ninja -C "$1" bitsandbytes_stage 2>&1 | grep -E "error|FAILED" | head -20
-}
 
 {
   stamp "build before (.before) and after (this tree)"
-  build build-before .before
-  build build-dev .
+  build_library build-before .before
+  build_library build-dev .
   befores=() afters=()
   for round in $(seq "$ROUNDS"); do
     for side in before after; do

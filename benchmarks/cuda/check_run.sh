@@ -15,20 +15,16 @@ mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 BNB_GOLDEN_DIR=$PWD/.golden HF_HUB_OFFLINE=1
 BATCHES=${1:-1,4,16,64}
 TESTS=build-dev/tests/cpp/bitsandbytes_tests
-stamp() { echo "=== $(date +%T) $*"; }
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 bench() {  # side, PYTHONPATH, [impl], [extra flags]
   timeout 150 env PYTHONPATH="$2" python3 benchmarks/cuda/bench_cuda.py --impl "${3:-ours}" --quick \
     --batches "$BATCHES" ${4:-} --out "$OUT/bench_$1.json" 2>&1 | tail -1
-}
-build_library() {  # build folder, source tree
-  cmake -S "$2" -B "$1" -G Ninja -DPython_EXECUTABLE="$(which python3)" -DBNB_CUDA_ARCHS=90 \
-    -DBNB_BUILD_TESTS=OFF -DBNB_BUILD_BENCHMARKS=OFF > /dev/null &&
-    timeout 400 ninja -C "$1" -j 6 bitsandbytes_stage 2>&1 | grep -E "error|FAILED" | head -10
 }
 VARIANTS=$(ls -d .variant-* 2>/dev/null | sed 's/^.variant-//')
 
 {
   stamp "build .before and the variants (library only) beside this tree"
+  export BUILD_JOBS=6  # the builds run side by side
   [ -d .before ] && build_library build-before .before &
   for name in $VARIANTS; do build_library "build-variant-$name" ".variant-$name" & done
   bash benchmarks/cuda/device_run.sh build > /dev/null 2>&1

@@ -20,7 +20,7 @@ BUILD=build-dev
 PY="env PYTHONPATH=$PWD/$BUILD/python python3"
 
 has_stage() { [[ " $STAGES " == *" $1 "* ]]; }
-stamp() { echo "=== $(date +%T) $*"; }
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 if has_stage build; then
   {

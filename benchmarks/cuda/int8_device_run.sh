@@ -15,7 +15,7 @@ STAGES=${*:-build test bench sanitize}
 BUILD=build-dev
 TESTS=$BUILD/tests/cpp/bitsandbytes_tests
 has_stage() { [[ " $STAGES " == *" $1 "* ]]; }
-stamp() { echo "=== $(date +%T) $*"; }
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 if has_stage build; then
   {

@@ -15,7 +15,7 @@ BUILD=build-dev
 TESTS=$BUILD/tests/cpp/bitsandbytes_tests
 FILTER='*CudaOptimizer*:*CudaGoldenOptimizer*'
 has_stage() { [[ " $STAGES " == *" $1 "* ]]; }
-stamp() { echo "=== $(date +%T) $*"; }
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 if has_stage build; then
   {

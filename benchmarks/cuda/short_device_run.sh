@@ -14,7 +14,7 @@ mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 BNB_GOLDEN_DIR=$PWD/.golden
 PY="env PYTHONPATH=$PWD/build-dev/python python3"
 TESTS=build-dev/tests/cpp/bitsandbytes_tests
-stamp() { echo "=== $(date +%T) $*"; }
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 bash benchmarks/cuda/device_run.sh build > /dev/null 2>&1
 grep -E "tests passed|tests failed|FAILED|error:" "$OUT/build.log" | head -20

@@ -18,7 +18,7 @@ STAGES=${*:-tests bench}
 PY="env PYTHONPATH=$PWD/build-dev/python python3"
 MODEL=/tmp/bnb-llama-1b
 has_stage() { [[ " $STAGES " == *" $1 "* ]]; }
-stamp() { echo "=== $(date +%T) $*"; }
+source "$(dirname "${BASH_SOURCE[0]}")/../cuda/common.sh"
 
 if has_stage tests; then
   {
