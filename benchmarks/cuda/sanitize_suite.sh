@@ -14,12 +14,14 @@
 # Each shard appends its block to $OUT/sanitize-TOOL.log as it ends: the sanitizer's summary,
 # the test counts, the first reports, the slowest tests, and for a shard stopped by its timeout
 # how many of its tests had ended; $OUT/ended-TOOL.ids collects the ids of the Python tests that
-# ended, so that a run cut short can be resumed with SKIP_IDS. At the end one line per tool sums the shards. Exits non-zero
-# if a tool reported an error, a test failed or a shard timed out.
+# ended, so that a run cut short can be resumed with SKIP_IDS. At the end one line per tool sums
+# the shards. Exits non-zero if a tool reported an error, a test failed or a shard timed out.
 #
 # torch's caching allocator is off (PYTORCH_NO_CUDA_MEMORY_CACHING=1): every tensor is its own
 # allocation, so memcheck sees an access past a tensor's end and initcheck a read of memory no
-# one wrote, instead of landing inside a cached block.
+# one wrote, instead of landing inside a cached block. The tests that capture CUDA graphs (ids
+# holding "graph" or "capture") run in a shard of their own with it on: without it torch calls
+# cudaMalloc inside the capture, which invalidates the capture (seen 2026-12-04).
 set -u
 BUILD=${1:?usage: sanitize_suite.sh BUILD_DIR [tool ...]}
 shift
@@ -43,10 +45,11 @@ python3 -m pytest -q --collect-only -p no:cacheprovider tests/python \
   -k "cuda or test_cuda_kernels or test_matmul_4bit_kernels" 2>/dev/null | grep '::' > "$WORK/collected"
 # A resumed run leaves out the tests an earlier one ended (its $OUT/ended-TOOL.ids, passed as SKIP_IDS).
 grep -vxF -f "${SKIP_IDS:-/dev/null}" "$WORK/collected" > "$WORK/ids"
+grep -iE 'graph|capture' "$WORK/ids" > "$WORK/py-graph.ids"
 for ((shard = 0; shard < PY_SHARDS; ++shard)); do
-  awk -v n="$PY_SHARDS" -v k="$shard" 'NR % n == k' "$WORK/ids" > "$WORK/py-$shard.ids"
+  grep -viE 'graph|capture' "$WORK/ids" | awk -v n="$PY_SHARDS" -v k="$shard" 'NR % n == k' > "$WORK/py-$shard.ids"
 done
-echo "python: $(wc -l < "$WORK/ids") CUDA tests in $PY_SHARDS shards per tool; C++:" \
+echo "python: $(wc -l < "$WORK/ids") CUDA tests in $PY_SHARDS shards and a graph shard per tool; C++:" \
   "$("$CPP_TESTS" --gtest_list_tests --gtest_filter="$CPP_FILTER" | grep -c '^  ') CUDA tests in $CPP_SHARDS shards"
 
 run_shard() {  # tool part index
@@ -64,7 +67,10 @@ run_shard() {  # tool part index
   else
     mapfile -t ids < "$WORK/py-$shard.ids"
     [ ${#ids[@]} -gt 0 ] || return 0
-    "${sanitizer[@]}" python3 -m pytest -v -p no:cacheprovider -rf --durations=3 "${ids[@]}" > "$log" 2>&1 || status=$?
+    local caching=(env)
+    [ "$shard" = graph ] && caching=(env -u PYTORCH_NO_CUDA_MEMORY_CACHING)
+    "${caching[@]}" "${sanitizer[@]}" python3 -m pytest -v -p no:cacheprovider -rf --durations=3 "${ids[@]}" \
+      > "$log" 2>&1 || status=$?
     grep -oE '^tests/[^ ]+ (PASSED|FAILED|SKIPPED|XFAIL|XPASS|ERROR)' "$log" | cut -d' ' -f1 \
       | flock "$WORK/lock" tee -a "$OUT/ended-$tool.ids" > /dev/null
   fi
@@ -91,7 +97,7 @@ export WORK SHARD_TIMEOUT CPP_TESTS CPP_SHARDS CPP_FILTER OUT KERNELS
 start=$(date +%s)
 for tool in $TOOLS; do
   [[ " $PARTS " == *" cpp "* ]] && for ((shard = 0; shard < CPP_SHARDS; ++shard)); do echo "$tool cpp $shard"; done
-  [[ " $PARTS " == *" py "* ]] && for ((shard = 0; shard < PY_SHARDS; ++shard)); do echo "$tool py $shard"; done
+  [[ " $PARTS " == *" py "* ]] && for shard in graph $(seq 0 $((PY_SHARDS - 1))); do echo "$tool py $shard"; done
 done | xargs -P "$JOBS" -L 1 bash -c 'run_shard "$@"' _
 
 failed=0
