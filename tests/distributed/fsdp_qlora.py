@@ -138,12 +138,12 @@ def shard_fsdp1(model, device):
     from transformers.models.llama.modeling_llama import LlamaDecoderLayer
 
     policy = functools.partial(transformer_auto_wrap_policy, transformer_layer_cls={LlamaDecoderLayer})
-    # One process makes FSDP1 switch to NO_SHARD, where torch 2.13 leaves the root unit's frozen
-    # parameters (embeddings, final norm, head) as plain tensors after a backward: its post-backward
-    # reshard is skipped because the local shard is the whole flat parameter, and the state dict
-    # then misses them (the same with no bitsandbytes in the model). Nothing is sharded with one
-    # process anyway: those modules stay outside FSDP there; the decoder layers, which hold every
-    # 4-bit weight, are wrapped as with more processes.
+    # One process makes FSDP1 switch to NO_SHARD, where torch (2.11 and 2.13) leaves the root
+    # unit's frozen parameters (embeddings, final norm, head) as plain tensors after a backward: its
+    # post-backward reshard is skipped because the local shard is the whole flat parameter, and the
+    # state dict then misses them (the same with no bitsandbytes in the model). Nothing is sharded
+    # with one process anyway: those modules stay outside FSDP there; the decoder layers, which hold
+    # every 4-bit weight, are wrapped as with more processes.
     ignored = frozen_modules_outside(model, decoder_layers(model)) if dist.get_world_size() == 1 else []
     return FullyShardedDataParallel(model, auto_wrap_policy=policy, use_orig_params=True, device_id=device,
                                     ignored_states=ignored)

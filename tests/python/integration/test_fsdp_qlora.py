@@ -24,8 +24,8 @@ PROCESSES = 2
 TIMEOUT_S = 240
 
 
-def run_phase(*args, distributed=True):
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={PROCESSES}"]
+def run_phase(*args, distributed=True, processes=PROCESSES):
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"]
     command = (launcher if distributed else [sys.executable]) + [str(SCRIPT), *map(str, args)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
@@ -45,3 +45,13 @@ def test_train_save_and_reload_bit_exact(tmp_path, fsdp_version):
 
 def test_accelerate_fsdp2_plugin(tmp_path):
     assert f"accelerate (FSDP2 plugin, {PROCESSES} ranks, gloo): OK" in run_phase("accelerate", tmp_path)
+
+
+def test_one_process_takes_the_one_gpu_paths(tmp_path):
+    """The device's one-GPU run: FSDP1 in one process (NO_SHARD, the root's frozen modules kept
+    outside FSDP) and Accelerate's full checkpoint loaded back through Accelerate."""
+    output = run_phase("train", tmp_path / "fsdp1", "--fsdp", 1, processes=1)
+    assert "train (FSDP1, 1 ranks, gloo): OK" in output
+    assert "verify (one process): OK" in run_phase("verify", tmp_path / "fsdp1", distributed=False)
+    assert "accelerate (FSDP2 plugin, 1 ranks, gloo): OK" in run_phase("accelerate", tmp_path / "accelerate",
+                                                                         processes=1)
