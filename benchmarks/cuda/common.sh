@@ -1,0 +1,13 @@
+# Sourced by the device scripts (benchmarks/cuda/*.sh, benchmarks/e2e/device_run.sh).
+
+# A time-stamped section header in a log.
+stamp() { echo "=== $(date +%T) $*"; }
+
+# The library and its Python package of source tree $2 in build folder $1, for sm_90, without the
+# C++ tests or benchmarks; an existing configuration (device_run.sh's) is kept. BUILD_JOBS limits
+# ninja's jobs (builds side by side). Prints the build's errors only.
+build_library() {
+  [ -f "$1/CMakeCache.txt" ] || cmake -S "$2" -B "$1" -G Ninja -DPython_EXECUTABLE="$(which python3)" \
+    -DBNB_CUDA_ARCHS=90 -DBNB_BUILD_TESTS=OFF -DBNB_BUILD_BENCHMARKS=OFF > /dev/null || return 1
+  timeout 400 ninja -C "$1" ${BUILD_JOBS:+-j "$BUILD_JOBS"} bitsandbytes_stage 2>&1 | grep -E "error|FAILED" | head -20
+}
