@@ -8,6 +8,8 @@
 #   PARTS: cpp, py or "cpp py" (default)   JOBS: shards run at once (default: the core count)
 #   PY_SHARDS: Python shards per tool (default JOBS)   SHARD_TIMEOUT: seconds per shard (default 400)
 #   SKIP_IDS: a file of Python test ids to leave out (an earlier run's $OUT/ended-TOOL.ids)
+#   ONLY_IDS: a file of the Python test ids to run instead of every CUDA test (e.g. the failures
+#     of results/sanitize_memcheck_failed_2026-12-04.ids, rerun for their messages)
 #   KERNELS: check only the kernels whose names contain it (KERNELS=bnb: ours, not torch's or
 #     cuBLAS's, which then run at full speed); initcheck ignores it
 #
@@ -36,13 +38,18 @@ KERNELS=${KERNELS:-}
 WORK=$(mktemp -d)
 CPP_TESTS=$BUILD/tests/cpp/bitsandbytes_tests
 CPP_FILTER='*Cuda*'
-export PYTHONPATH=$PWD/$BUILD/python PYTHONUNBUFFERED=1 PYTORCH_NO_CUDA_MEMORY_CACHING=1
+# COLUMNS: pytest's summary lines keep their failure messages.
+export PYTHONPATH=$PWD/$BUILD/python PYTHONUNBUFFERED=1 PYTORCH_NO_CUDA_MEMORY_CACHING=1 COLUMNS=300
 export BNB_GOLDEN_DIR=${BNB_GOLDEN_DIR:-$PWD/.golden}
 mkdir -p "$OUT"
 
 # The Python shards: the collected CUDA test ids dealt round-robin, one file per shard.
-python3 -m pytest -q --collect-only -p no:cacheprovider tests/python \
-  -k "cuda or test_cuda_kernels or test_matmul_4bit_kernels" 2>/dev/null | grep '::' > "$WORK/collected"
+if [ -n "${ONLY_IDS:-}" ]; then
+  cp "$ONLY_IDS" "$WORK/collected"
+else
+  python3 -m pytest -q --collect-only -p no:cacheprovider tests/python \
+    -k "cuda or test_cuda_kernels or test_matmul_4bit_kernels" 2>/dev/null | grep '::' > "$WORK/collected"
+fi
 # A resumed run leaves out the tests an earlier one ended (its $OUT/ended-TOOL.ids, passed as SKIP_IDS).
 grep -vxF -f "${SKIP_IDS:-/dev/null}" "$WORK/collected" > "$WORK/ids"
 grep -iE 'graph|capture' "$WORK/ids" > "$WORK/py-graph.ids"
@@ -77,7 +84,8 @@ run_shard() {  # tool part index
   echo "exit $status" >> "$log"
   {
     echo "--- $tool $part shard $shard: exit $status"
-    grep -E "SUMMARY|tests? ran|PASSED  \]|FAILED TEST|^=+ .*(passed|failed|error)|^FAILED" "$log" | tail -8
+    grep -E "SUMMARY|tests? ran|PASSED  \]|FAILED TEST|^=+ .*(passed|failed|error)" "$log" | tail -6
+    grep -m 40 -E "^(FAILED|ERROR) tests/" "$log" | cut -c1-300  # pytest -rf: each failure and its message
     if [ "$part" = py ]; then  # from pytest -v's lines: a shard stopped by its timeout counts too
       echo "python tests: $(grep -cE '^tests/[^ ]+ PASSED' "$log") passed," \
         "$(grep -cE '^tests/[^ ]+ (FAILED|ERROR)' "$log") failed, $(grep -cE '^tests/[^ ]+ SKIPPED' "$log") skipped"
