@@ -76,7 +76,7 @@ run_shard() {  # tool part index
     [ ${#ids[@]} -gt 0 ] || return 0
     local caching=(env)
     [ "$shard" = graph ] && caching=(env -u PYTORCH_NO_CUDA_MEMORY_CACHING)
-    "${caching[@]}" "${sanitizer[@]}" python3 -m pytest -v -p no:cacheprovider -rf --durations=3 "${ids[@]}" \
+    "${caching[@]}" "${sanitizer[@]}" python3 -m pytest -v -p no:cacheprovider -rfE --durations=3 "${ids[@]}" \
       > "$log" 2>&1 || status=$?
     grep -oE '^tests/[^ ]+ (PASSED|FAILED|SKIPPED|XFAIL|XPASS|ERROR)' "$log" | cut -d' ' -f1 \
       | flock "$WORK/lock" tee -a "$OUT/ended-$tool.ids" > /dev/null
