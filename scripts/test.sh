@@ -2,8 +2,8 @@
 # Installs what it needs, then runs every test: the C/C++ suite (ctest), the
 # CUDA and HIP compile checks where their compilers exist, pytest, and the
 # sanitizer runs (clang): the C/C++ suite under ASan + UBSan, each fuzzer for
-# BNB_FUZZ_SECONDS (default 30), and pytest over the ABI-heavy files against the
-# sanitizer build of the library. BNB_SANITIZERS=0 leaves the sanitizer runs out.
+# BNB_FUZZ_SECONDS (default 30), and pytest again against the sanitizer build
+# of the library. BNB_SANITIZERS=0 leaves the sanitizer runs out.
 source "$(dirname "${BASH_SOURCE[0]}")/setup_env.sh"
 cd "$BNB_ROOT"
 
