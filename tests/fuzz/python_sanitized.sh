@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The Python tests against the ASan + UBSan build of libbitsandbytes from
-# build/sanitize (tests/fuzz/run.sh or scripts/test.sh builds it): the installed package is copied with its library swapped for the
-# sanitizer build, and the ASan runtime is preloaded (Python and torch are not
-# instrumented, so only the library's own accesses are checked).
+# build/sanitize (tests/fuzz/run.sh or scripts/test.sh builds it): the installed
+# package is copied with its library swapped for the sanitizer build, and the ASan
+# runtime is preloaded (Python and torch are not instrumented, so only the
+# library's own accesses are checked).
 #
 #   tests/fuzz/python_sanitized.sh [pytest arguments]   (default: all of tests/python)
 set -euo pipefail
