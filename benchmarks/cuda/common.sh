@@ -11,3 +11,15 @@ build_library() {
     -DBNB_CUDA_ARCHS=90 -DBNB_BUILD_TESTS=OFF -DBNB_BUILD_BENCHMARKS=OFF > /dev/null || return 1
   timeout 400 ninja -C "$1" ${BUILD_JOBS:+-j "$BUILD_JOBS"} bitsandbytes_stage 2>&1 | grep -E "error|FAILED" | head -20
 }
+
+# A new folder holding a dist-info of bitsandbytes 0.50.2, to put on PYTHONPATH beside a staged
+# build's python/ folder: Transformers and Accelerate read the distribution's metadata, which a
+# staged build lacks. Prints the folder.
+package_metadata_dir() {
+  local site
+  site=$(mktemp -d)
+  mkdir -p "$site/bitsandbytes-0.50.2.dist-info"
+  printf 'Metadata-Version: 2.1\nName: bitsandbytes\nVersion: 0.50.2\n' > "$site/bitsandbytes-0.50.2.dist-info/METADATA"
+  printf 'bitsandbytes\n' > "$site/bitsandbytes-0.50.2.dist-info/top_level.txt"
+  echo "$site"
+}

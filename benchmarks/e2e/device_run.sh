@@ -23,11 +23,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../cuda/common.sh"
 if has_stage tests; then
   {
     stamp "pytest tests/python (Transformers $(python3 -c 'import transformers; print(transformers.__version__)'))"
-    # Transformers and Accelerate read the distribution metadata: give the staged package one.
-    SITE=$(mktemp -d)
-    mkdir -p "$SITE/bitsandbytes-0.50.2.dist-info"
-    printf 'Metadata-Version: 2.1\nName: bitsandbytes\nVersion: 0.50.2\n' > "$SITE/bitsandbytes-0.50.2.dist-info/METADATA"
-    printf 'bitsandbytes\n' > "$SITE/bitsandbytes-0.50.2.dist-info/top_level.txt"
+    SITE=$(package_metadata_dir)
     timeout ${BNB_TEST_TIMEOUT:-200} env PYTHONPATH=$PWD/build-dev/python:$SITE python3 -m pytest -q -p no:cacheprovider \
       -n 12 -rf -v tests/python > "$OUT/pytest_verbose.log" 2>&1
     # -v names every result as it lands, so a run cut by its time limit still shows what failed.

@@ -1,10 +1,11 @@
-"""FSDP + QLoRA on a tiny Llama: 4-bit NF4 weights with bf16 quant_storage, LoRA on every linear layer.
+"""FSDP + QLoRA on a Llama: 4-bit NF4 weights with bf16 quant_storage, LoRA on every linear layer.
 
-Phases (each checks its own results and exits non-zero on a mismatch):
+Phases (each checks its own results and exits non-zero on a mismatch; train, accelerate and bench
+take --model, tiny by default, see WORKLOADS; verify and reload use train's):
 
-  torchrun --nproc-per-node N fsdp_qlora.py train WORKDIR [--fsdp 1|2]
+  torchrun --nproc-per-node N fsdp_qlora.py train WORKDIR [--fsdp 1|2] [--steps 10]
       quantizes the model (Transformers' BitsAndBytesConfig), wraps every decoder layer and the
-      root, trains 10 steps with bnb.optim.PagedAdamW8bit; checks that the loss falls, that every
+      root, trains with bnb.optim.PagedAdamW8bit; checks that the loss falls, that every
       rank holds the same gathered state bit for bit, that the packed weights and quant states
       did not change by a bit; writes the full state dict (safetensors), the sharded one
       (torch.distributed.checkpoint) and the logits of a fixed batch.
@@ -17,6 +18,11 @@ Phases (each checks its own results and exits non-zero on a mismatch):
   torchrun --nproc-per-node N fsdp_qlora.py accelerate WORKDIR
       the same model through Accelerate's FSDP2 preparation (FullyShardedDataParallelPlugin with
       cpu_ram_efficient_loading) and its FSDP save and load functions.
+  torchrun --nproc-per-node N fsdp_qlora.py bench WORKDIR [--steps 20] [--optimizer O] [--out FILE]
+      times the FSDP2 QLoRA step (forward, backward, optimizer step: PagedAdamW8bit or torch's
+      AdamW) after 3 warm-up steps: the median, and each rank's peak allocated GPU memory, as
+      JSON. Only bitsandbytes' public API is used, so the same phase times upstream's package
+      (PYTHONPATH) beside ours.
 
 Device and backend come from the environment: NCCL on cuda:LOCAL_RANK when CUDA is available,
 gloo on the CPU otherwise.
@@ -34,10 +40,19 @@ import torch.distributed as dist
 
 import bitsandbytes as bnb
 
-STEPS = 10
-SEQUENCE = 32
-BATCH_PER_RANK = 2
-VOCAB = 256
+# The models (transformers.LlamaConfig arguments) with their batches: the tiny Llama of CI and the
+# one-GPU run, and the random-init Llama of shared/targets.md ("End to end") for the two-GPU run
+# and its benchmark, where 2 ranks x 2 sequences make targets.md's batch of 4 x 512.
+WORKLOADS = {
+    "tiny": dict(config=dict(vocab_size=256, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+                             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64),
+                 sequence=32, batch_per_rank=2, lora_rank=8),
+    "llama-2048x16": dict(config=dict(vocab_size=32000, hidden_size=2048, intermediate_size=5632,
+                                      num_hidden_layers=16, num_attention_heads=16, num_key_value_heads=16,
+                                      max_position_embeddings=512),
+                          sequence=512, batch_per_rank=2, lora_rank=16),
+}
+WORKLOAD = dict(WORKLOADS["tiny"], name="tiny")  # main() sets the phase's; verify and reload read train's
 
 
 def device_and_backend():
@@ -76,12 +91,11 @@ def base_model_dir(workdir: Path) -> Path:
 def save_base_model(workdir: Path):
     import transformers
 
-    config = transformers.LlamaConfig(vocab_size=VOCAB, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-                                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
-                                      tie_word_embeddings=False)
+    config = transformers.LlamaConfig(**WORKLOAD["config"], tie_word_embeddings=False)
     torch.manual_seed(0)
     model = transformers.LlamaForCausalLM(config).to(torch.bfloat16)
     model.save_pretrained(base_model_dir(workdir))
+    (workdir / "workload.json").write_text(json.dumps(WORKLOAD["name"]))
 
 
 def join_with_base_model(workdir: Path):
@@ -107,7 +121,8 @@ def quantized_lora_model(workdir: Path, device: torch.device):
     model = transformers.LlamaForCausalLM.from_pretrained(base_model_dir(workdir), quantization_config=quantization,
                                                           dtype=torch.bfloat16, device_map={"": device})
     torch.manual_seed(1)
-    lora = peft.LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear",
+    rank = WORKLOAD["lora_rank"]
+    lora = peft.LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules="all-linear",
                            init_lora_weights="gaussian")
     model = peft.get_peft_model(model, lora)
     # FSDP all-gathers one dtype per group: the packed weights are bf16, so everything is.
@@ -163,12 +178,13 @@ def frozen_modules_outside(model, layers):
 def training_batch(rank: int, device):
     """Each rank's own batch, the same at every step: a signal the adapters can learn in 10 steps."""
     generator = torch.Generator().manual_seed(1000 + rank)
-    return torch.randint(3, VOCAB, (BATCH_PER_RANK, SEQUENCE), generator=generator).to(device)
+    shape = (WORKLOAD["batch_per_rank"], WORKLOAD["sequence"])
+    return torch.randint(3, WORKLOAD["config"]["vocab_size"], shape, generator=generator).to(device)
 
 
 def eval_batch(device):
     generator = torch.Generator().manual_seed(7)
-    return torch.randint(3, VOCAB, (2, SEQUENCE), generator=generator).to(device)
+    return torch.randint(3, WORKLOAD["config"]["vocab_size"], (2, WORKLOAD["sequence"]), generator=generator).to(device)
 
 
 # ---- what must not change ----------------------------------------------------------------------
@@ -285,14 +301,15 @@ def check_every_bf16_pattern(fsdp_version: int, device):
 
 # ---- phases ------------------------------------------------------------------------------------
 
-def train(workdir: Path, fsdp_version: int):
+def train(workdir: Path, fsdp_version: int, steps: int):
     device, backend, rank = join_with_base_model(workdir)
 
     check_every_bf16_pattern(fsdp_version, device)
 
     model = quantized_lora_model(workdir, device)
     layers = quantized_layer_count(model)
-    check(layers == 2 * 7, f"expected 14 Linear4bit layers, found {layers}")
+    expected_layers = 7 * WORKLOAD["config"]["num_hidden_layers"]
+    check(layers == expected_layers, f"expected {expected_layers} Linear4bit layers, found {layers}")
     before = quantized_entries(model.state_dict())
     check(any(key.endswith("weight.quant_state.bitsandbytes__nf4") for key in before), "no quant state in state dict")
     kinds = bf16_pattern_kinds(torch.cat([value.view(torch.bfloat16) for key, value in before.items()
@@ -304,7 +321,7 @@ def train(workdir: Path, fsdp_version: int):
     optimizer = bnb.optim.PagedAdamW8bit(trainable, lr=1e-2, min_8bit_size=256)
 
     losses = []
-    for step in range(STEPS):
+    for step in range(steps):
         input_ids = training_batch(rank, device)
         loss = model(input_ids=input_ids, labels=input_ids).loss
         loss.backward()
@@ -451,19 +468,80 @@ def accelerate_phase(workdir: Path):
     dist.destroy_process_group()
 
 
+def bench(workdir: Path, steps: int, optimizer_name: str, out: Path | None):
+    import statistics
+    import time
+
+    device, backend, rank = join_with_base_model(workdir)
+    model = shard_fsdp2(quantized_lora_model(workdir, device))
+    trainable = [param for param in model.parameters() if param.requires_grad]
+    if optimizer_name == "paged_adamw_8bit":
+        optimizer = bnb.optim.PagedAdamW8bit(trainable, lr=1e-4)
+    else:
+        optimizer = torch.optim.AdamW(trainable, lr=1e-4, fused=device.type == "cuda")
+    input_ids = training_batch(rank, device)
+
+    def step():
+        model(input_ids=input_ids, labels=input_ids).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+    def synchronize():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        dist.barrier()
+
+    for _ in range(3):
+        step()
+    synchronize()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    step_ms = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        synchronize()
+        step_ms.append((time.perf_counter() - start) * 1e3)
+    peak_mb = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    peaks = [None] * dist.get_world_size()
+    dist.all_gather_object(peaks, peak_mb)
+    result = {"bitsandbytes": os.path.dirname(bnb.__file__), "model": WORKLOAD["name"],
+              "optimizer": optimizer_name, "ranks": dist.get_world_size(), "backend": backend, "batch_per_rank": WORKLOAD["batch_per_rank"],
+              "sequence": WORKLOAD["sequence"], "steps": steps, "median_step_ms": statistics.median(step_ms),
+              "step_ms": step_ms, "peak_mb_per_rank": peaks}
+    if rank == 0:
+        print(json.dumps(result), flush=True)
+        if out is not None:
+            out.write_text(json.dumps(result) + "\n")
+    dist.barrier()
+    log(f"bench ({dist.get_world_size()} ranks, {backend}): OK")
+    dist.destroy_process_group()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("phase", choices=["train", "verify", "reload", "accelerate"])
+    parser.add_argument("phase", choices=["train", "verify", "reload", "accelerate", "bench"])
     parser.add_argument("workdir", type=Path)
     parser.add_argument("--fsdp", type=int, choices=[1, 2], default=2)
+    parser.add_argument("--model", choices=sorted(WORKLOADS), default="tiny")
+    parser.add_argument("--steps", type=int, default=None, help="train: 10, bench: 20")
+    parser.add_argument("--out", type=Path, default=None, help="bench: where its JSON goes")
+    parser.add_argument("--optimizer", choices=["paged_adamw_8bit", "torch_adamw"], default="paged_adamw_8bit",
+                        help="bench: bnb.optim.PagedAdamW8bit or torch's AdamW (fused on CUDA)")
     args = parser.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
+    saved = args.workdir / "workload.json"
+    name = json.loads(saved.read_text()) if args.phase in ("verify", "reload") and saved.exists() else args.model
+    WORKLOAD.clear()
+    WORKLOAD.update(WORKLOADS[name], name=name)
     if args.phase == "train":
-        train(args.workdir, args.fsdp)
+        train(args.workdir, args.fsdp, args.steps or 10)
     elif args.phase == "verify":
         verify(args.workdir)
     elif args.phase == "reload":
         reload(args.workdir)
+    elif args.phase == "bench":
+        bench(args.workdir, args.steps or 20, args.optimizer, args.out)
     else:
         accelerate_phase(args.workdir)
 
