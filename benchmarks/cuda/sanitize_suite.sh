@@ -7,6 +7,7 @@
 #     tools: memcheck racecheck initcheck synccheck (default: all four)
 #   PARTS: cpp, py or "cpp py" (default)   JOBS: shards run at once (default: the core count)
 #   PY_SHARDS: Python shards per tool (default JOBS)   SHARD_TIMEOUT: seconds per shard (default 400)
+#   CPP_FILTER: the gtest filter (default *Cuda*; *Cuda*:-*CodeSearch* leaves out the 2^32-float sweeps)
 #   SKIP_IDS: a file of Python test ids to leave out (an earlier run's $OUT/ended-TOOL.ids)
 #   ONLY_IDS: a file of the Python test ids to run instead of every CUDA test (e.g. the failures
 #     of results/sanitize_memcheck_failed_2026-12-04.ids, rerun for their messages)
@@ -37,7 +38,7 @@ SHARD_TIMEOUT=${SHARD_TIMEOUT:-400}
 KERNELS=${KERNELS:-}
 WORK=$(mktemp -d)
 CPP_TESTS=$BUILD/tests/cpp/bitsandbytes_tests
-CPP_FILTER='*Cuda*'
+CPP_FILTER=${CPP_FILTER:-'*Cuda*'}
 # COLUMNS: pytest's summary lines keep their failure messages.
 export PYTHONPATH=$PWD/$BUILD/python PYTHONUNBUFFERED=1 PYTORCH_NO_CUDA_MEMORY_CACHING=1 COLUMNS=300
 export BNB_GOLDEN_DIR=${BNB_GOLDEN_DIR:-$PWD/.golden}
