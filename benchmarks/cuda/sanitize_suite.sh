@@ -115,7 +115,8 @@ for tool in $TOOLS; do
   log="$OUT/sanitize-$tool.log"
   # memcheck, initcheck and synccheck end with "ERROR SUMMARY: N errors"; racecheck with
   # "RACECHECK SUMMARY: N hazards displayed (E errors, W warnings)".
-  errors=$(sum 's/.*ERROR SUMMARY: ([0-9]+) error.*/\1/p; s/.*RACECHECK SUMMARY: ([0-9]+) hazard.*/\1/p' "$log")
+  # (not "ERROR SUMMARY: N errors were not printed", which follows the first past --print-limit).
+  errors=$(sum 's/.*ERROR SUMMARY: ([0-9]+) errors?$/\1/p; s/.*RACECHECK SUMMARY: ([0-9]+) hazard.*/\1/p' "$log")
   cpp_passed=$(sum 's/^\[  PASSED  \] ([0-9]+) test.*/\1/p' "$log")
   cpp_failed=$(sum 's/^ *([0-9]+) FAILED TESTS?$/\1/p' "$log")
   py_passed=$(sum 's/^python tests: ([0-9]+) passed.*/\1/p' "$log")
