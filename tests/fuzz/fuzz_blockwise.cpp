@@ -87,15 +87,10 @@ void run(FuzzedDataProvider& in) {
                                                      reinterpret_cast<const float*>(buffers.data(absmax)), n,
                                                      s.blocksize, buffers.data(out));
     };
-    const auto before = snapshot(buffers);
-    select_variant(variant);
-    const bnb_status status = call_once();
-    check_status(status, error, call + " on " + variant + (fault.empty() ? "" : " with " + fault));
-    if (status != BNB_STATUS_SUCCESS || n == 0 || variant == "scalar") return;
-
-    const auto vector_result = rerun_on_scalar(buffers, before, call_once,
-                                               call + ": the scalar path failed where " + variant + " succeeded");
     const std::string what = call + " on " + variant;
+    const auto results = call_then_rerun_on_scalar(buffers, variant, call_once, error, what, fault, n > 0);
+    if (!results) return;
+    const auto& vector_result = *results;
     if (s.quantize) {
         require_same_bytes(vector_result[out].data(), buffers.data(out), n, what + ": out");
         require_same_floats(vector_result[absmax].data(), buffers.data(absmax), blocks, BNB_DTYPE_FLOAT32,

@@ -225,15 +225,11 @@ void run(FuzzedDataProvider& in) {
         error = "workspace_bytes > 0 with a NULL workspace";
     }
 
-    const auto before = snapshot(b);
-    select_variant(c.variant);
-    const bnb_status status = call_op(c, b, ix);
     const std::string described = call + " on " + c.variant;
-    check_status(status, error, described + (fault.empty() ? "" : " with " + fault));
-    if (status != BNB_STATUS_SUCCESS || empty || c.variant == "scalar") return;
-
-    const auto vector_result =
-        rerun_on_scalar(b, before, [&] { return call_op(c, b, ix); }, described + ": the scalar path failed");
+    const auto results =
+        call_then_rerun_on_scalar(b, c.variant, [&] { return call_op(c, b, ix); }, error, described, fault, !empty);
+    if (!results) return;
+    const auto& vector_result = *results;
     for (int i = 0; i < b.size(); ++i) {
         const auto& item = b[i];
         if (item.access != Access::kWrite || item.bytes <= 0 || item.name == "workspace") continue;

@@ -151,13 +151,9 @@ void run(FuzzedDataProvider& in) {
                                                                count.value, qmap1, qmap2, hp)
                          : bnb_optimizer_update_32bit(kCpu, nullptr, optimizer, dtype, list_data, count.value, hp);
     };
-    const auto before = snapshot(buffers);
-    select_variant(variant);
-    const bnb_status status = call_once();
-    check_status(status, error, call + (fault.empty() ? "" : " with " + fault));
-    if (status != BNB_STATUS_SUCCESS || variant == "scalar") return;
-
-    const auto vector_result = rerun_on_scalar(buffers, before, call_once, call + ": the scalar path failed");
+    const auto results = call_then_rerun_on_scalar(buffers, variant, call_once, error, call, fault, true);
+    if (!results) return;
+    const auto& vector_result = *results;
     for (int i = 0; i < buffers.size(); ++i) {
         const auto& item = buffers[i];
         if (item.access != Access::kWrite || item.bytes <= 0) continue;

@@ -18,6 +18,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -384,15 +385,23 @@ inline void restore(Buffers& buffers, const std::vector<std::vector<uint8_t>>& c
     }
 }
 
-// The vector variant's results (what `buffers` holds now), after `call_once` ran again on the
-// scalar variant from the state `before` recorded; the scalar results stay in `buffers`.
+// `call_once` on `variant`, whose status must be `expected_error`'s (check_status; `described`
+// names the call, `fault` the buffer fault applied). Where it succeeded on a vector variant with
+// results to compare, the call runs again on the scalar variant from the same inputs: returns the
+// vector variant's results, the scalar ones staying in `buffers`. Returns nothing otherwise.
 template <typename Call>
-std::vector<std::vector<uint8_t>> rerun_on_scalar(Buffers& buffers, const std::vector<std::vector<uint8_t>>& before,
-                                                  Call&& call_once, const std::string& failure) {
+std::optional<std::vector<std::vector<uint8_t>>> call_then_rerun_on_scalar(
+    Buffers& buffers, const std::string& variant, Call&& call_once, const std::string& expected_error,
+    const std::string& described, const std::string& fault, bool has_results) {
+    const auto before = snapshot(buffers);
+    select_variant(variant);
+    const bnb_status status = call_once();
+    check_status(status, expected_error, described + (fault.empty() ? "" : " with " + fault));
+    if (status != BNB_STATUS_SUCCESS || !has_results || variant == "scalar") return std::nullopt;
     auto vector_result = snapshot(buffers);
     restore(buffers, before);
     select_variant("scalar");
-    require(call_once() == BNB_STATUS_SUCCESS, failure);
+    require(call_once() == BNB_STATUS_SUCCESS, described + ": the scalar path failed where " + variant + " succeeded");
     return vector_result;
 }
 
