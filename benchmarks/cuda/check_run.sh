@@ -45,7 +45,7 @@ VARIANTS=$(ls -d .variant-* 2>/dev/null | sed 's/^.variant-//')
   stamp "pytest: 4-bit and quantization kernels on cuda"
   timeout 200 env PYTHONPATH=$PWD/build-dev/python python3 -m pytest -q -p no:cacheprovider -n 16 -rf \
     tests/python/test_matmul_4bit_kernels.py tests/python/test_cuda_kernels.py tests/python/test_nn_4bit.py \
-    ${CHECK_PYTEST_FILES:-} -k "cuda or test_cuda_kernels or test_matmul_4bit_kernels" \
+    ${CHECK_PYTEST_FILES:-} -k "$CUDA_TESTS_K" \
     2>&1 | grep -E "^(FAILED|ERROR)| passed| failed|no tests ran" | tail -15
   stamp "memcheck: 4-bit matmul and golden quantizers (C++)"
   timeout 120 compute-sanitizer --tool memcheck --print-limit 10 $TESTS \

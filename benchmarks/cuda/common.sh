@@ -23,3 +23,7 @@ package_metadata_dir() {
   printf 'bitsandbytes\n' > "$site/bitsandbytes-0.50.2.dist-info/top_level.txt"
   echo "$site"
 }
+
+# pytest's -k for every CUDA test of tests/python: the CUDA-only files and each test that runs
+# on cuda (their CPU cases run in CI).
+CUDA_TESTS_K="cuda or test_cuda_kernels or test_matmul_4bit_kernels"

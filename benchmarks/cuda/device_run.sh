@@ -49,7 +49,7 @@ if has_stage test; then
   {
     stamp "pytest: every CUDA test of tests/python"
     timeout 300 $PY -m pytest -p no:cacheprovider -n 16 -v -rf tests/python \
-      -k "cuda or test_cuda_kernels or test_matmul_4bit_kernels" 2>&1 | grep -vE "PASSED|Warning|warner"
+      -k "$CUDA_TESTS_K" 2>&1 | grep -vE "PASSED|Warning|warner"
     stamp done
   } > "$OUT/pytest.log" 2>&1
   grep -E "^=== |passed|failed|FAILED|crashed|rror" "$OUT/pytest.log" | tail -40

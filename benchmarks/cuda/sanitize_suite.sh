@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole CUDA test suite under compute-sanitizer, on the GPU machine: every CUDA test of the
-# C++ suite (gtest filter *Cuda*) and every CUDA test of tests/python (the test stage's selection
-# in device_run.sh), split into shards that run side by side in one pool.
+# C++ suite (gtest filter *Cuda*) and every CUDA test of tests/python (CUDA_TESTS_K, common.sh),
+# split into shards that run side by side in one pool.
 #
 #   bash benchmarks/cuda/sanitize_suite.sh BUILD_DIR [tool ...]
 #     tools: memcheck racecheck initcheck synccheck (default: all four)
@@ -26,6 +26,7 @@
 # holding "graph" or "capture") run in a shard of their own with it on: without it torch calls
 # cudaMalloc inside the capture, which invalidates the capture (seen 2026-12-04).
 set -u
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 BUILD=${1:?usage: sanitize_suite.sh BUILD_DIR [tool ...]}
 shift
 TOOLS=${*:-memcheck racecheck initcheck synccheck}
@@ -49,7 +50,7 @@ if [ -n "${ONLY_IDS:-}" ]; then
   cp "$ONLY_IDS" "$WORK/collected"
 else
   python3 -m pytest -q --collect-only -p no:cacheprovider tests/python \
-    -k "cuda or test_cuda_kernels or test_matmul_4bit_kernels" 2>/dev/null | grep '::' > "$WORK/collected"
+    -k "$CUDA_TESTS_K" 2>/dev/null | grep '::' > "$WORK/collected"
 fi
 # A resumed run leaves out the tests an earlier one ended (its $OUT/ended-TOOL.ids, passed as SKIP_IDS).
 grep -vxF -f "${SKIP_IDS:-/dev/null}" "$WORK/collected" > "$WORK/ids"
